@@ -1,0 +1,63 @@
+"""Load the SQL files of sql/ and render PL/Python bodies from plpy/ into them."""
+
+import hashlib
+import re
+from importlib import resources
+
+# In sql/, a PL/Python function's body is written as a call of its entry point, e.g.
+#   AS $plpy$ runner.run_job(job, as_of, tenant_id) $plpy$
+# and rendered from plpy/runner.py, the one home of that code.
+PLPY_CALL = re.compile(r"\$plpy\$\s*(?P<module>\w+)\.(?P<entry>\w+)\((?P<args>[^)]*)\)\s*\$plpy\$")
+
+QUERY_NAME = re.compile(r"^-- name: (?P<name>[\w-]+)\s*$", re.MULTILINE)
+
+
+def sql_text(name: str) -> str:
+    """The text of sql/<name>."""
+    return resources.files("gstjobs.sql").joinpath(name).read_text(encoding="utf-8")
+
+
+def plpy_source(module: str) -> str:
+    """The source of plpy/<module>.py."""
+    return resources.files("gstjobs.plpy").joinpath(f"{module}.py").read_text(encoding="utf-8")
+
+
+def render_plpy_body(module: str, entry: str, args: str) -> str:
+    """A PL/Python function body that runs plpy/<module>.py's <entry>(<args>).
+
+    The module is compiled once per session and kept in SD, so a call costs a dictionary
+    lookup; tracebacks name plpy/<module>.py and its real line numbers.
+    """
+    source = plpy_source(module)
+    return (
+        "\n"
+        f'module = SD.get("module")\n'
+        "if module is None:\n"
+        "    import types\n"
+        f'    module = types.ModuleType("plpy_{module}")\n'
+        "    module.plpy, module.GD, module.SD = plpy, GD, SD\n"
+        f'    exec(compile({source!r}, "plpy/{module}.py", "exec"), module.__dict__)\n'
+        '    SD["module"] = module\n'
+        f"return module.{entry}({args})\n"
+    )
+
+
+def render(sql: str) -> str:
+    """SQL with every $plpy$ module.entry(args) $plpy$ marker replaced by its body."""
+
+    def body(match: re.Match[str]) -> str:
+        rendered = render_plpy_body(match["module"], match["entry"], match["args"].strip())
+        return f"$plpy${rendered}$plpy$"
+
+    return PLPY_CALL.sub(body, sql)
+
+
+def checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def named_queries(name: str) -> dict[str, str]:
+    """The `-- name: NAME` blocks of sql/<name>, each with its statement."""
+    text = sql_text(name)
+    parts = QUERY_NAME.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}

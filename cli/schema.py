@@ -1,0 +1,51 @@
+"""The database side of gstjobs: re-applying views, functions and jobs from sql/."""
+
+import psycopg
+
+from gstjobs.resources import checksum, render, sql_text
+
+# Re-applied in this order on every upgrade to head: functions, then the views that read
+# them, then the job registry and schedules that name them.
+REAPPLIED = ("functions.sql", "views.sql", "jobs.sql")
+
+DROP_VIEWS_AND_ROUTINES = """
+DO $$
+DECLARE
+    object record;
+BEGIN
+    FOR object IN
+        SELECT format('DROP VIEW IF EXISTS %s CASCADE', c.oid::regclass) AS statement
+        FROM pg_class AS c
+        WHERE c.relnamespace = 'gstjobs'::regnamespace AND c.relkind = 'v'
+        UNION ALL
+        SELECT format('DROP ROUTINE IF EXISTS %s', p.oid::regprocedure)
+        FROM pg_proc AS p
+        WHERE p.pronamespace = 'gstjobs'::regnamespace
+    LOOP
+        EXECUTE object.statement;
+    END LOOP;
+END
+$$;
+"""
+
+
+def reapplied_sql() -> dict[str, str]:
+    """Each re-applied file of sql/, rendered (PL/Python bodies inlined)."""
+    return {name: render(sql_text(name)) for name in REAPPLIED}
+
+
+def apply_reapplied(conn: psycopg.Connection[tuple]) -> None:
+    """Drop the toolkit's views and routines and create them again from sql/.
+
+    Dropping first means a function removed or re-signed in sql/ leaves no stale copy behind;
+    the checksums recorded in gstjobs.schema_objects let `gstjobs doctor` spot drift.
+    """
+    conn.execute(DROP_VIEWS_AND_ROUTINES)
+    for name, text in reapplied_sql().items():
+        # No parameters: psycopg sends the file as one simple query, statements and all.
+        conn.execute(text.encode())
+        conn.execute(
+            "INSERT INTO gstjobs.schema_objects (name, checksum) VALUES (%s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()",
+            (name, checksum(text)),
+        )

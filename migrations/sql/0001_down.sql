@@ -1,0 +1,60 @@
+-- Removes everything the baseline and the re-applied parts of sql/ created: the toolkit's cron
+-- jobs, both schemas, the roles (when no other database still uses them) and the extensions
+-- gstjobs itself created (pg_cron only when no cron job of anyone else is left).
+
+DO $$
+DECLARE
+    job_id bigint;
+BEGIN
+    IF to_regclass('gstjobs.jobs') IS NOT NULL AND to_regclass('cron.job') IS NOT NULL THEN
+        FOR job_id IN
+            SELECT jobid FROM cron.job
+            WHERE jobname IN (SELECT name FROM gstjobs.jobs) AND username = 'gstjobs_runner'
+        LOOP
+            PERFORM cron.unschedule(job_id);
+            DELETE FROM cron.job_run_details WHERE jobid = job_id;
+        END LOOP;
+    END IF;
+END
+$$;
+
+CREATE TEMPORARY TABLE gstjobs_extensions_to_drop AS
+    SELECT name FROM gstjobs.installed_extensions;
+
+DROP SCHEMA gstjobs CASCADE;
+DROP SCHEMA litigation CASCADE;
+
+REVOKE ALL ON cron.job, cron.job_run_details FROM gstjobs_owner;
+REVOKE ALL ON SCHEMA cron FROM gstjobs_owner;
+
+DO $$
+DECLARE
+    role_name text;
+    extension_name text;
+    -- read before any extension is dropped: dropping pg_cron would make cron.job vanish
+    other_cron_jobs constant boolean := to_regclass('cron.job') IS NOT NULL
+                                        AND EXISTS (SELECT FROM cron.job);
+BEGIN
+    FOREACH role_name IN ARRAY ARRAY['gstjobs_app', 'gstjobs_operator', 'gstjobs_runner', 'gstjobs_owner'] LOOP
+        -- A role is shared by the cluster; keep it while another database depends on it.
+        IF EXISTS (
+            SELECT FROM pg_shdepend
+            WHERE refclassid = 'pg_authid'::regclass
+              AND refobjid = (SELECT oid FROM pg_roles WHERE rolname = role_name)
+              AND dbid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+        ) THEN
+            RAISE NOTICE 'role % kept: another database of this cluster still uses it', role_name;
+        ELSE
+            EXECUTE format('DROP ROLE IF EXISTS %I', role_name);
+        END IF;
+    END LOOP;
+
+    FOR extension_name IN SELECT name FROM gstjobs_extensions_to_drop LOOP
+        IF extension_name = 'pg_cron' AND other_cron_jobs THEN
+            RAISE NOTICE 'extension pg_cron kept: other cron jobs are scheduled';
+        ELSE
+            EXECUTE format('DROP EXTENSION IF EXISTS %I', extension_name);
+        END IF;
+    END LOOP;
+END
+$$;

@@ -1,0 +1,412 @@
+-- gstjobs baseline: extensions, roles, the firm's data (schema litigation) and the toolkit's
+-- own tables (schema gstjobs). Views and functions are not here: they are re-applied from
+-- sql/ on every upgrade to head (see docs/MIGRATIONS.md).
+
+-- ---------------------------------------------------------------- extensions ---------------
+DO $$
+BEGIN
+    IF current_database() <> current_setting('cron.database_name', true) THEN
+        RAISE EXCEPTION 'gstjobs must be installed in the database pg_cron runs in'
+            USING DETAIL = format('This database is %I; cron.database_name is %s.',
+                current_database(),
+                coalesce(quote_ident(current_setting('cron.database_name', true)),
+                         'not set: pg_cron is not in shared_preload_libraries')),
+                  HINT = 'Set cron.database_name to this database in postgresql.conf and '
+                         'restart, or run the migration in that database.';
+    END IF;
+END
+$$;
+
+CREATE TEMPORARY TABLE gstjobs_preexisting_extensions AS
+    SELECT extname FROM pg_extension WHERE extname IN ('pg_cron', 'plpython3u');
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+CREATE EXTENSION IF NOT EXISTS plpython3u;
+
+-- ---------------------------------------------------------------- roles --------------------
+-- Roles are cluster-wide: another database of the cluster may have created them already.
+DO $$
+DECLARE
+    role record;
+BEGIN
+    FOR role IN SELECT * FROM (VALUES
+        -- owns every object; nobody logs in as it
+        ('gstjobs_owner', 'NOLOGIN BYPASSRLS'),
+        -- pg_cron runs the jobs as this role; pg_cron requires LOGIN, no password is set
+        ('gstjobs_runner', 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'),
+        -- people who operate the jobs are made members of this role
+        ('gstjobs_operator', 'NOLOGIN'),
+        -- the firm-facing application, confined to one firm by row-level security
+        ('gstjobs_app', 'NOLOGIN')
+    ) AS r(name, options)
+    LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role.name) THEN
+            EXECUTE format('CREATE ROLE %I %s', role.name, role.options);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------- schemas ------------------
+CREATE SCHEMA litigation AUTHORIZATION gstjobs_owner;
+CREATE SCHEMA gstjobs AUTHORIZATION gstjobs_owner;
+COMMENT ON SCHEMA litigation IS 'The firms'' data: tenants, members, clients, cases, hearings, tasks, deadlines';
+COMMENT ON SCHEMA gstjobs IS 'gstjobs toolkit: run ledger, outbox, audit log, settings, views and job functions';
+
+SET ROLE gstjobs_owner;
+
+-- ---------------------------------------------------------------- validation ---------------
+CREATE FUNCTION litigation.is_iana_timezone(zone text) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog
+    RETURN EXISTS (SELECT FROM pg_timezone_names WHERE name = zone);
+COMMENT ON FUNCTION litigation.is_iana_timezone(text) IS 'true for a zone name PostgreSQL knows, such as Asia/Kolkata';
+
+CREATE FUNCTION litigation.gstin_check_character(gstin text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    SET search_path = pg_catalog
+    -- Base-36 Luhn over the first 14 characters, weights 1 and 2 alternating from the left.
+    RETURN (
+        SELECT substr('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', ((36 - sum(p / 36 + p % 36) % 36) % 36)::integer + 1, 1)
+        FROM (
+            SELECT (strpos('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ', substr(gstin, i, 1)) - 1)
+                   * (2 - i % 2) AS p
+            FROM generate_series(1, 14) AS i
+        ) AS weighted
+    );
+COMMENT ON FUNCTION litigation.gstin_check_character(text) IS 'the 15th character a GSTIN must have, given its first 14';
+
+CREATE FUNCTION litigation.is_valid_gstin(gstin text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    SET search_path = pg_catalog
+    -- state code (01-38, 97 other territory, 99 centre), PAN, entity number, Z, check character
+    RETURN gstin ~ '^(0[1-9]|[12][0-9]|3[0-8]|97|99)[A-Z]{5}[0-9]{4}[A-Z][1-9A-Z]Z[0-9A-Z]$'
+       AND right(gstin, 1) = litigation.gstin_check_character(gstin);
+COMMENT ON FUNCTION litigation.is_valid_gstin(text) IS 'true for a well-formed GSTIN with the right check character';
+
+CREATE DOMAIN litigation.iana_timezone AS text
+    CONSTRAINT iana_timezone_known CHECK (litigation.is_iana_timezone(VALUE));
+CREATE DOMAIN litigation.gstin AS text
+    CONSTRAINT gstin_well_formed CHECK (litigation.is_valid_gstin(VALUE));
+
+-- ---------------------------------------------------------------- litigation tables --------
+-- Every firm table is keyed (tenant_id, id) and refers to other rows through tenant_id as well,
+-- so a row can never point at another firm's row, and Citus can distribute on tenant_id.
+
+CREATE TABLE litigation.tenants (
+    id                bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    name              text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    timezone          litigation.iana_timezone NOT NULL DEFAULT 'Asia/Kolkata',
+    whatsapp_enabled  boolean NOT NULL DEFAULT false,
+    escalation_delay  interval NOT NULL DEFAULT '24 hours' CHECK (escalation_delay > '0'),
+    created_at        timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE litigation.tenants IS 'A firm; timezone is the IANA zone its people work in';
+
+CREATE TABLE litigation.members (
+    tenant_id   bigint NOT NULL REFERENCES litigation.tenants (id),
+    id          bigint GENERATED BY DEFAULT AS IDENTITY,
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    email       text CHECK (email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' AND length(email) <= 254),
+    phone       text CHECK (phone ~ '^\+[1-9][0-9]{7,14}$'),
+    role        text NOT NULL CHECK (role IN ('partner', 'manager', 'associate', 'admin')),
+    manager_id  bigint,
+    active      boolean NOT NULL DEFAULT true,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, manager_id) REFERENCES litigation.members (tenant_id, id),
+    CHECK (manager_id <> id)
+);
+COMMENT ON COLUMN litigation.members.phone IS 'E.164, e.g. +919812345678; used for WhatsApp';
+
+CREATE TABLE litigation.clients (
+    tenant_id  bigint NOT NULL REFERENCES litigation.tenants (id),
+    id         bigint GENERATED BY DEFAULT AS IDENTITY,
+    name       text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    gstin      litigation.gstin,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, gstin)
+);
+
+CREATE TABLE litigation.cases (
+    tenant_id      bigint NOT NULL,
+    id             bigint GENERATED BY DEFAULT AS IDENTITY,
+    client_id      bigint NOT NULL,
+    reference      text NOT NULL CHECK (length(reference) BETWEEN 1 AND 100),
+    section        text NOT NULL CHECK (section ~ '^[0-9]{1,3}[A-Z]?(\([0-9a-z]+\))*$'),
+    stage          text NOT NULL CHECK (stage IN ('scrutiny', 'show_cause', 'reply_filed',
+                       'personal_hearing', 'order', 'rectification', 'first_appeal',
+                       'tribunal', 'high_court', 'supreme_court', 'closed')),
+    demand_amount  numeric(16, 2) NOT NULL DEFAULT 0 CHECK (demand_amount >= 0),
+    owner_id       bigint,
+    status         text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, reference),
+    FOREIGN KEY (tenant_id, client_id) REFERENCES litigation.clients (tenant_id, id),
+    FOREIGN KEY (tenant_id, owner_id) REFERENCES litigation.members (tenant_id, id)
+);
+COMMENT ON COLUMN litigation.cases.section IS 'CGST Act section the case arises under: 73, 74, 74A, 107, 112, ...';
+COMMENT ON COLUMN litigation.cases.demand_amount IS 'tax, interest and penalty in dispute, in rupees';
+
+CREATE TABLE litigation.hearings (
+    tenant_id  bigint NOT NULL,
+    id         bigint GENERATED BY DEFAULT AS IDENTITY,
+    case_id    bigint NOT NULL,
+    starts_at  timestamptz NOT NULL,
+    forum      text NOT NULL CHECK (length(forum) BETWEEN 1 AND 200),
+    venue      text CHECK (length(venue) <= 500),
+    status     text NOT NULL DEFAULT 'scheduled'
+                   CHECK (status IN ('scheduled', 'adjourned', 'held', 'cancelled')),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, case_id) REFERENCES litigation.cases (tenant_id, id)
+);
+
+CREATE TABLE litigation.tasks (
+    tenant_id        bigint NOT NULL,
+    id               bigint GENERATED BY DEFAULT AS IDENTITY,
+    case_id          bigint,
+    title            text NOT NULL CHECK (length(title) BETWEEN 1 AND 300),
+    assignee_id      bigint,
+    priority         text NOT NULL DEFAULT 'normal' CHECK (priority IN ('low', 'normal', 'high', 'urgent')),
+    status           text NOT NULL DEFAULT 'open'
+                         CHECK (status IN ('open', 'in_progress', 'completed', 'cancelled')),
+    due_at           timestamptz,
+    sla_due_at       timestamptz,
+    completed_at     timestamptz,
+    -- when sla-check first found the task overdue / SLA-breached; set once
+    overdue_detected_at     timestamptz,
+    sla_breach_detected_at  timestamptz,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, case_id) REFERENCES litigation.cases (tenant_id, id),
+    FOREIGN KEY (tenant_id, assignee_id) REFERENCES litigation.members (tenant_id, id),
+    CHECK ((status = 'completed') = (completed_at IS NOT NULL))
+);
+
+CREATE TABLE litigation.deadlines (
+    tenant_id  bigint NOT NULL,
+    id         bigint GENERATED BY DEFAULT AS IDENTITY,
+    case_id    bigint NOT NULL,
+    kind       text NOT NULL CHECK (length(kind) BETWEEN 1 AND 100),
+    due_on     date NOT NULL,
+    status     text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'met', 'missed', 'waived')),
+    owner_id   bigint,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, case_id) REFERENCES litigation.cases (tenant_id, id),
+    FOREIGN KEY (tenant_id, owner_id) REFERENCES litigation.members (tenant_id, id)
+);
+
+-- Foreign keys are indexed for joins and deletes; partial indexes match what the jobs look for.
+CREATE INDEX members_manager_idx ON litigation.members (tenant_id, manager_id) WHERE manager_id IS NOT NULL;
+CREATE INDEX cases_client_idx ON litigation.cases (tenant_id, client_id);
+CREATE INDEX hearings_case_idx ON litigation.hearings (tenant_id, case_id);
+CREATE INDEX tasks_case_idx ON litigation.tasks (tenant_id, case_id);
+CREATE INDEX deadlines_case_idx ON litigation.deadlines (tenant_id, case_id);
+-- sla-check: only open tasks not yet detected are indexed, so each run reads the new breaches.
+CREATE INDEX tasks_sla_undetected_idx ON litigation.tasks (sla_due_at)
+    WHERE status IN ('open', 'in_progress') AND sla_breach_detected_at IS NULL AND sla_due_at IS NOT NULL;
+CREATE INDEX tasks_overdue_undetected_idx ON litigation.tasks (due_at)
+    WHERE status IN ('open', 'in_progress') AND overdue_detected_at IS NULL AND due_at IS NOT NULL;
+-- escalation: detected, still open
+CREATE INDEX tasks_sla_detected_open_idx ON litigation.tasks (sla_breach_detected_at)
+    WHERE status IN ('open', 'in_progress') AND sla_breach_detected_at IS NOT NULL;
+CREATE INDEX tasks_overdue_detected_open_idx ON litigation.tasks (overdue_detected_at)
+    WHERE status IN ('open', 'in_progress') AND overdue_detected_at IS NOT NULL;
+CREATE INDEX hearings_scheduled_idx ON litigation.hearings (starts_at) WHERE status = 'scheduled';
+CREATE INDEX deadlines_open_idx ON litigation.deadlines (due_on) WHERE status = 'open';
+
+-- ---------------------------------------------------------------- toolkit tables -----------
+CREATE TABLE gstjobs.installed_extensions (
+    name  text PRIMARY KEY
+);
+COMMENT ON TABLE gstjobs.installed_extensions IS 'extensions gstjobs created (not pre-existing), dropped again by downgrade';
+
+CREATE TABLE gstjobs.jobs (
+    name              text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9-]{1,40}$'),
+    description       text NOT NULL,
+    default_schedule  text NOT NULL,
+    -- local-time jobs: the slot each tenant (or the operations zone) gets once per local date
+    local_time        time,
+    per_tenant        boolean NOT NULL DEFAULT false,
+    -- the SECURITY DEFINER function doing the work: f(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean) RETURNS jsonb
+    body              regprocedure NOT NULL
+);
+COMMENT ON TABLE gstjobs.jobs IS 'the registry of toolkit jobs; the cron command of each is CALL gstjobs.run_job(name)';
+
+CREATE TABLE gstjobs.runs (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job            text NOT NULL REFERENCES gstjobs.jobs (name),
+    tenant_id      bigint,
+    trigger        text NOT NULL CHECK (trigger IN ('cron', 'manual')),
+    requested_by   text NOT NULL DEFAULT session_user,
+    reason         text CHECK (length(reason) <= 1000),
+    as_of          timestamptz NOT NULL,
+    dry_run        boolean NOT NULL DEFAULT false,
+    status         text NOT NULL DEFAULT 'running'
+                       CHECK (status IN ('running', 'succeeded', 'failed', 'skipped', 'crashed')),
+    started_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at    timestamptz,
+    counts         jsonb NOT NULL DEFAULT '{}',
+    error          text,
+    -- the backend that ran it: with its start time it tells a crashed run from a running one
+    backend_pid    integer NOT NULL DEFAULT pg_backend_pid(),
+    backend_start  timestamptz,
+    -- cron runs: the matching cron.job_run_details row
+    cron_jobid     bigint,
+    cron_runid     bigint,
+    CHECK ((status = 'running') = (finished_at IS NULL))
+);
+COMMENT ON TABLE gstjobs.runs IS 'the run ledger: one row per run of a job, by pg_cron or by hand';
+CREATE INDEX runs_job_started_idx ON gstjobs.runs (job, started_at DESC);
+CREATE INDEX runs_running_idx ON gstjobs.runs (job) WHERE status = 'running';
+CREATE INDEX runs_cron_runid_idx ON gstjobs.runs (cron_runid) WHERE cron_runid IS NOT NULL;
+
+CREATE TABLE gstjobs.slots (
+    job          text NOT NULL REFERENCES gstjobs.jobs (name),
+    tenant_id    bigint NOT NULL,
+    local_date   date NOT NULL,
+    status       text NOT NULL CHECK (status IN ('done', 'late', 'missed')),
+    due_at       timestamptz NOT NULL,
+    processed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    run_id       bigint REFERENCES gstjobs.runs (id) ON DELETE SET NULL,
+    PRIMARY KEY (job, tenant_id, local_date)
+);
+COMMENT ON TABLE gstjobs.slots IS 'local-time slots taken: each (job, tenant, local date) happens exactly once; tenant 0 is the operations zone';
+
+CREATE TABLE gstjobs.notifications (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id        bigint,
+    kind             text NOT NULL CHECK (kind ~ '^[a-z][a-z0-9_.-]{1,60}$'),
+    channel          text NOT NULL CHECK (channel IN ('email', 'whatsapp')),
+    recipient        text NOT NULL CHECK (length(recipient) BETWEEN 1 AND 254),
+    member_id        bigint,
+    subject          text NOT NULL CHECK (length(subject) <= 300),
+    body             text NOT NULL CHECK (length(body) <= 20000),
+    template         jsonb NOT NULL DEFAULT '{}',
+    urgency          smallint NOT NULL DEFAULT 5 CHECK (urgency BETWEEN 0 AND 9),
+    status           text NOT NULL DEFAULT 'pending'
+                         CHECK (status IN ('pending', 'sent', 'failed', 'dead')),
+    attempts         integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    last_error       text,
+    provider_reply   text,
+    dedupe_key       text NOT NULL UNIQUE CHECK (length(dedupe_key) <= 300),
+    run_id           bigint REFERENCES gstjobs.runs (id) ON DELETE SET NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    sent_at          timestamptz,
+    CHECK ((status = 'sent') = (sent_at IS NOT NULL))
+);
+COMMENT ON TABLE gstjobs.notifications IS 'the outbox: one row per recipient and channel; dedupe_key makes every path idempotent';
+COMMENT ON COLUMN gstjobs.notifications.urgency IS '0 most urgent (same-day hearing) .. 9 least; dispatch sends in this order';
+CREATE INDEX notifications_due_idx ON gstjobs.notifications (urgency, next_attempt_at)
+    WHERE status IN ('pending', 'failed');
+CREATE INDEX notifications_tenant_idx ON gstjobs.notifications (tenant_id, created_at);
+CREATE INDEX notifications_sent_idx ON gstjobs.notifications (sent_at) WHERE status = 'sent';
+
+CREATE TABLE gstjobs.audit_log (
+    id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor    text NOT NULL DEFAULT session_user,
+    action   text NOT NULL CHECK (action ~ '^[a-z][a-z0-9_.-]{1,60}$'),
+    job      text,
+    details  jsonb NOT NULL DEFAULT '{}',
+    reason   text CHECK (length(reason) <= 1000)
+);
+COMMENT ON TABLE gstjobs.audit_log IS 'who did what by hand: manual runs, pause, resume, reschedule, retries, settings';
+CREATE INDEX audit_log_at_idx ON gstjobs.audit_log (at);
+
+CREATE TABLE gstjobs.analytics_snapshots (
+    tenant_id              bigint NOT NULL,
+    local_date             date NOT NULL,
+    open_cases_by_stage    jsonb NOT NULL,
+    demand_in_dispute      numeric(18, 2) NOT NULL,
+    hearings_next_7_days   integer NOT NULL,
+    open_tasks             integer NOT NULL,
+    overdue_tasks          integer NOT NULL,
+    sla_compliance         numeric(5, 4),
+    deadlines_missed       integer NOT NULL,
+    anomalies              jsonb NOT NULL DEFAULT '[]',
+    run_id                 bigint REFERENCES gstjobs.runs (id) ON DELETE SET NULL,
+    computed_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (tenant_id, local_date)
+);
+COMMENT ON TABLE gstjobs.analytics_snapshots IS 'one row per firm per local date, written by analytics-snapshot';
+
+CREATE TABLE gstjobs.health_reports (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    healthy     boolean NOT NULL,
+    problems    jsonb NOT NULL DEFAULT '[]',
+    report      jsonb NOT NULL DEFAULT '{}',
+    run_id      bigint REFERENCES gstjobs.runs (id) ON DELETE SET NULL
+);
+
+CREATE TABLE gstjobs.settings (
+    key         text PRIMARY KEY CHECK (key ~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$'),
+    value       text NOT NULL CHECK (length(value) <= 2000),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    updated_by  text NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE gstjobs.settings IS 'toolkit settings (smtp.host, ops.timezone, ...); secrets live in gstjobs.secrets';
+
+CREATE TABLE gstjobs.secrets (
+    key         text PRIMARY KEY CHECK (key IN ('smtp.password', 'whatsapp.token')),
+    value       text NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    updated_by  text NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE gstjobs.secrets IS 'readable by gstjobs_owner only; shown masked by every interface';
+
+CREATE TABLE gstjobs.schema_objects (
+    name        text PRIMARY KEY,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE gstjobs.schema_objects IS 'checksums of the re-applied parts of sql/ (views, functions, jobs); see docs/MIGRATIONS.md';
+
+RESET ROLE;
+
+INSERT INTO gstjobs.installed_extensions (name)
+    SELECT extname FROM pg_extension
+    WHERE extname IN ('pg_cron', 'plpython3u')
+      AND extname NOT IN (SELECT extname FROM gstjobs_preexisting_extensions);
+DROP TABLE gstjobs_preexisting_extensions;
+
+-- ---------------------------------------------------------------- privileges ---------------
+-- pg_cron's tables: the owner reads the run history of the runner's jobs (row security on
+-- cron.job_run_details is bypassed by BYPASSRLS), pauses and reschedules them, and purges.
+GRANT USAGE ON SCHEMA cron TO gstjobs_owner;
+GRANT SELECT, UPDATE (schedule, active) ON cron.job TO gstjobs_owner;
+GRANT SELECT, DELETE ON cron.job_run_details TO gstjobs_owner;
+
+REVOKE ALL ON SCHEMA litigation, gstjobs FROM PUBLIC;
+GRANT USAGE ON SCHEMA litigation TO gstjobs_app, gstjobs_runner, gstjobs_operator;
+GRANT USAGE ON SCHEMA gstjobs TO gstjobs_app, gstjobs_runner, gstjobs_operator;
+
+-- The application works on its own firm's rows; row-level security below does the confining.
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA litigation TO gstjobs_app;
+GRANT SELECT ON litigation.tenants TO gstjobs_app;
+GRANT SELECT ON gstjobs.notifications, gstjobs.analytics_snapshots TO gstjobs_app;
+
+SET ROLE gstjobs_owner;
+DO $$
+DECLARE
+    t record;
+BEGIN
+    -- Every firm table, including the toolkit's per-firm ones, is confined to app.tenant_id
+    -- for the application role. The owner (job bodies) is not subject to these policies.
+    FOR t IN
+        SELECT c.oid::regclass AS tab,
+               CASE WHEN c.oid = 'litigation.tenants'::regclass THEN 'id' ELSE 'tenant_id' END AS col
+        FROM pg_class c
+        WHERE c.relkind = 'r'
+          AND (c.relnamespace = 'litigation'::regnamespace
+               OR c.oid IN ('gstjobs.notifications'::regclass, 'gstjobs.analytics_snapshots'::regclass))
+    LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t.tab);
+        EXECUTE format(
+            'CREATE POLICY tenant_isolation ON %s TO gstjobs_app
+                 USING (%I = nullif(current_setting(''app.tenant_id'', true), '''')::bigint)
+                 WITH CHECK (%I = nullif(current_setting(''app.tenant_id'', true), '''')::bigint)',
+            t.tab, t.col, t.col);
+    END LOOP;
+END
+$$;
+RESET ROLE;

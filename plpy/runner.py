@@ -1,0 +1,86 @@
+"""Run one toolkit job: ledger row committed first, the job's body, the outcome, one commit."""
+
+# The procedure runs with the caller's rights (a SECURITY DEFINER procedure may not commit),
+# so every privileged step is a SECURITY DEFINER function of sql/functions.sql.
+
+START = "SELECT run_id, acquired, body, run_as_of FROM gstjobs.run_start($1, $2, $3, $4, $5)"
+FINISH = "SELECT gstjobs.run_finish($1, $2, $3::jsonb, $4)"
+
+
+class DryRunRollback(Exception):
+    """Raised inside a dry run's subtransaction so that none of its effects stay."""
+
+
+def plan(key, query, types):
+    """A prepared plan, kept for the session."""
+    cached = SD.get(key)
+    if cached is None:
+        cached = SD[key] = plpy.prepare(query, types)
+    return cached
+
+
+def run_job(job, as_of, tenant_id, dry_run, reason):
+    start = plan("start", START, ["text", "timestamptz", "bigint", "boolean", "text"])
+    try:
+        started = plpy.execute(start, [job, as_of, tenant_id, dry_run, reason])[0]
+    except plpy.SPIError as error:
+        # A refused request (unknown job, future as_of, ...) reaches the caller as it was
+        # raised, same SQLSTATE, without PL/Python's traceback around it.
+        detail, hint = spi_detail_hint(error)
+        extra = {k: v for k, v in (("detail", detail), ("hint", hint)) if v}
+        plpy.error(error.args[0] if error.args else str(error), sqlstate=error.sqlstate, **extra)
+    # The ledger row is visible (status running, or skipped) before any work begins.
+    plpy.commit()
+    if not started["acquired"]:
+        return
+
+    run_id = started["run_id"]
+    # body is a regprocedure the registry holds, such as gstjobs.job_heartbeat(bigint,...):
+    # its name comes from the catalog, never from the caller.
+    body_name = started["body"].split("(", 1)[0]
+    body = plan(
+        "body:" + body_name,
+        "SELECT %s($1, $2, $3, $4) AS counts" % body_name,
+        ["bigint", "timestamptz", "bigint", "boolean"],
+    )
+    finish = plan("finish", FINISH, ["bigint", "text", "text", "text"])
+    args = [run_id, started["run_as_of"], tenant_id, dry_run]
+    try:
+        if dry_run:
+            counts = run_and_roll_back(body, args)
+        else:
+            counts = plpy.execute(body, args)[0]["counts"]
+    except plpy.SPIError as error:
+        # The failed statement was rolled back by PL/Python's implicit subtransaction.
+        plpy.execute(finish, [run_id, "failed", "{}", describe(error)])
+    else:
+        plpy.execute(finish, [run_id, "succeeded", counts, None])
+    # Effects and the ledger's outcome commit together: a run that dies before this line
+    # leaves no effect and is later marked crashed.
+    plpy.commit()
+
+
+def run_and_roll_back(body, args):
+    result = {}
+    try:
+        with plpy.subtransaction():
+            result["counts"] = plpy.execute(body, args)[0]["counts"]
+            raise DryRunRollback()
+    except DryRunRollback:
+        pass
+    return result["counts"]
+
+
+def spi_detail_hint(error):
+    """DETAIL and HINT of a plpy.SPIError (PL/Python keeps them in its spidata tuple)."""
+    spidata = getattr(error, "spidata", None) or (None, None, None)
+    return spidata[1], spidata[2]
+
+
+def describe(error):
+    """The error's message with its detail and hint, as a person would want to read it."""
+    parts = [str(error.args[0] if error.args else error)]
+    for label, value in zip(("DETAIL", "HINT"), spi_detail_hint(error)):
+        if value:
+            parts.append("%s: %s" % (label, value))
+    return "\n".join(parts)

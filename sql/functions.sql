@@ -1,0 +1,170 @@
+-- gstjobs functions and procedures. Re-applied whole on every upgrade to head (routines of
+-- schema gstjobs are dropped first), so this file is the one definition of each.
+-- A PL/Python body written as the call of its entry point is rendered from plpy/ (cli/resources.py).
+
+SET ROLE gstjobs_owner;
+
+-- ------------------------------------------------------------------ the run ledger ---------
+
+CREATE FUNCTION gstjobs.mark_crashed_runs() RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH crashed AS (
+        UPDATE gstjobs.runs AS r
+        SET status = 'crashed',
+            finished_at = clock_timestamp(),
+            error = format('the backend running it (pid %s) ended before the run finished', r.backend_pid)
+        WHERE r.status = 'running'
+          AND NOT EXISTS (
+              SELECT FROM pg_stat_activity AS a
+              WHERE a.pid = r.backend_pid
+                AND a.backend_start IS NOT DISTINCT FROM r.backend_start)
+        RETURNING 1)
+    SELECT count(*)::integer FROM crashed;
+END;
+COMMENT ON FUNCTION gstjobs.mark_crashed_runs() IS 'marks crashed every running run whose backend is gone; returns how many';
+
+CREATE FUNCTION gstjobs.run_start(
+    job text, as_of timestamptz, tenant_id bigint, dry_run boolean, reason text,
+    OUT run_id bigint, OUT acquired boolean, OUT body text, OUT run_as_of timestamptz)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    registered gstjobs.jobs;
+    run_trigger text;
+    job_key bigint;
+BEGIN
+    SELECT * INTO registered FROM gstjobs.jobs AS j WHERE j.name = run_start.job;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown job %', quote_literal(left(job, 100))
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'jobs are: ' || (SELECT string_agg(name, ', ' ORDER BY name) FROM gstjobs.jobs);
+    END IF;
+    IF run_start.as_of > clock_timestamp() THEN
+        RAISE EXCEPTION 'as_of % is in the future', run_start.as_of
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'a job replays a moment that has passed; leave as_of out to mean now';
+    END IF;
+    IF run_start.tenant_id IS NOT NULL
+       AND NOT EXISTS (SELECT FROM litigation.tenants AS t WHERE t.id = run_start.tenant_id) THEN
+        RAISE EXCEPTION 'unknown tenant %', run_start.tenant_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(reason) > 1000 THEN
+        RAISE EXCEPTION 'reason is % characters long; at most 1000 are kept', length(reason)
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+
+    PERFORM gstjobs.mark_crashed_runs();
+
+    -- pg_cron runs a job in a background worker of type 'pg_cron'; everything else is by hand.
+    SELECT CASE WHEN a.backend_type = 'pg_cron' THEN 'cron' ELSE 'manual' END
+    INTO run_trigger
+    FROM pg_stat_activity AS a WHERE a.pid = pg_backend_pid();
+
+    -- One run of a job at a time: a run over all tenants holds the job's lock exclusively, a
+    -- one-tenant run holds it shared plus the (job, tenant) lock, so runs over distinct tenants
+    -- go side by side. Session locks: they outlive the commits inside the run.
+    job_key := hashtextextended('gstjobs.job:' || registered.name, 0);
+    IF run_start.tenant_id IS NULL THEN
+        acquired := pg_try_advisory_lock(job_key);
+    ELSE
+        acquired := pg_try_advisory_lock_shared(job_key);
+        IF acquired THEN
+            acquired := pg_try_advisory_lock(
+                hashtextextended('gstjobs.job:' || registered.name || ':' || run_start.tenant_id, 0));
+            IF NOT acquired THEN
+                PERFORM pg_advisory_unlock_shared(job_key);
+            END IF;
+        END IF;
+    END IF;
+
+    run_as_of := coalesce(run_start.as_of, now());
+    INSERT INTO gstjobs.runs AS r (job, tenant_id, trigger, reason, as_of, dry_run, status,
+                                   finished_at, error, backend_start, cron_jobid, cron_runid)
+    SELECT registered.name, run_start.tenant_id, run_trigger, run_start.reason, run_as_of,
+           run_start.dry_run,
+           CASE WHEN acquired THEN 'running' ELSE 'skipped' END,
+           CASE WHEN acquired THEN NULL ELSE clock_timestamp() END,
+           CASE WHEN acquired THEN NULL ELSE 'another run of this job was in progress' END,
+           (SELECT a.backend_start FROM pg_stat_activity AS a WHERE a.pid = pg_backend_pid()),
+           d.jobid, d.runid
+    FROM (SELECT) AS one
+    LEFT JOIN LATERAL (
+        SELECT d.jobid, d.runid FROM cron.job_run_details AS d
+        WHERE run_trigger = 'cron' AND d.job_pid = pg_backend_pid()
+          AND d.status IN ('starting', 'running')
+        ORDER BY d.start_time DESC LIMIT 1) AS d ON true
+    RETURNING r.id INTO run_id;
+    body := registered.body::text;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text) IS
+    'validates a run request, takes the job''s lock and records the run (running, or skipped)';
+
+CREATE FUNCTION gstjobs.run_finish(run_id bigint, status text, counts jsonb, error text)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    finished gstjobs.runs;
+BEGIN
+    UPDATE gstjobs.runs AS r
+    SET status = run_finish.status, counts = coalesce(run_finish.counts, '{}'),
+        error = run_finish.error, finished_at = clock_timestamp()
+    WHERE r.id = run_finish.run_id AND r.status = 'running' AND r.backend_pid = pg_backend_pid()
+    RETURNING * INTO finished;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % is not running in this session', run_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF finished.tenant_id IS NULL THEN
+        PERFORM pg_advisory_unlock(hashtextextended('gstjobs.job:' || finished.job, 0));
+    ELSE
+        PERFORM pg_advisory_unlock(
+            hashtextextended('gstjobs.job:' || finished.job || ':' || finished.tenant_id, 0));
+        PERFORM pg_advisory_unlock_shared(hashtextextended('gstjobs.job:' || finished.job, 0));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.run_finish(bigint, text, jsonb, text) IS 'records a run''s outcome and releases its lock';
+
+-- ------------------------------------------------------------------ job bodies -------------
+-- Each body: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb (its counts), SECURITY DEFINER.
+
+CREATE FUNCTION gstjobs.job_heartbeat(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    -- Proves pg_cron reaches the toolkit: the run's own ledger row is the record of the beat.
+    RETURN jsonb_build_object('lag_ms',
+        round(extract(epoch FROM clock_timestamp() - as_of) * 1000)::bigint);
+
+RESET ROLE;
+
+-- ------------------------------------------------------------------ PL/Python --------------
+-- plpython3u is untrusted: only a superuser may create its functions. They are created here
+-- by the migrating superuser and handed to gstjobs_owner, which can run but not rewrite them.
+
+CREATE PROCEDURE gstjobs.run_job(
+    job text, as_of timestamptz DEFAULT NULL, tenant_id bigint DEFAULT NULL,
+    dry_run boolean DEFAULT false, reason text DEFAULT NULL)
+    LANGUAGE plpython3u
+    -- no SET clause: a procedure with one may not commit; every name inside is qualified
+AS $plpy$ runner.run_job(job, as_of, tenant_id, dry_run, reason) $plpy$;
+COMMENT ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text) IS
+    'runs a toolkit job now, as pg_cron does: CALL gstjobs.run_job(''sla-check'')';
+ALTER PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text) OWNER TO gstjobs_owner;
+
+-- ------------------------------------------------------------------ privileges -------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
+REVOKE ALL ON ALL PROCEDURES IN SCHEMA gstjobs FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text)
+    TO gstjobs_runner, gstjobs_operator;
+GRANT EXECUTE ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text),
+                          gstjobs.run_finish(bigint, text, jsonb, text),
+                          gstjobs.job_heartbeat(bigint, timestamptz, bigint, boolean)
+    TO gstjobs_runner, gstjobs_operator;

@@ -1,0 +1,32 @@
+-- The toolkit's jobs and their pg_cron schedules. Re-applied on every upgrade to head.
+-- A job missing from pg_cron is scheduled with its default schedule, run as gstjobs_runner;
+-- a job already scheduled keeps the schedule and active flag an operator may have set.
+
+INSERT INTO gstjobs.jobs AS j (name, description, default_schedule, local_time, per_tenant, body)
+VALUES
+    ('heartbeat', 'proves pg_cron reaches the toolkit: one ledger row a minute',
+     '* * * * *', NULL, false,
+     'gstjobs.job_heartbeat(bigint, timestamptz, bigint, boolean)')
+ON CONFLICT (name) DO UPDATE
+SET description = excluded.description, default_schedule = excluded.default_schedule,
+    local_time = excluded.local_time, per_tenant = excluded.per_tenant, body = excluded.body;
+
+DO $$
+DECLARE
+    job gstjobs.jobs;
+    job_command text;
+BEGIN
+    FOR job IN SELECT * FROM gstjobs.jobs LOOP
+        -- The command names the job and nothing else: no secret ever sits in cron.job.
+        job_command := format('CALL gstjobs.run_job(%L)', job.name);
+        IF EXISTS (SELECT FROM cron.job WHERE jobname = job.name AND username = 'gstjobs_runner') THEN
+            UPDATE cron.job SET command = job_command, database = current_database()
+            WHERE jobname = job.name AND username = 'gstjobs_runner'
+              AND (cron.job.command, cron.job.database) IS DISTINCT FROM (job_command, current_database());
+        ELSE
+            PERFORM cron.schedule_in_database(job.name, job.default_schedule, job_command,
+                                              current_database(), 'gstjobs_runner');
+        END IF;
+    END LOOP;
+END
+$$;

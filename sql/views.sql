@@ -1,0 +1,68 @@
+-- What operators, psql, Grafana and the CLI read. Re-applied whole on every upgrade to head.
+-- Views belong to gstjobs_owner, which may read pg_cron's tables; operators read only these.
+
+SET ROLE gstjobs_owner;
+
+CREATE VIEW gstjobs.run_history AS
+    -- pg_cron's record of each tick, with the ledger's account of the run where there is one:
+    -- a tick that failed before the ledger saw it (server restarted, no connection) still shows.
+    SELECT c.jobname AS job,
+           r.id AS run_id,
+           d.runid AS cron_runid,
+           'cron'::text AS trigger,
+           coalesce(r.requested_by, d.username) AS requested_by,
+           r.tenant_id,
+           r.as_of,
+           CASE WHEN r.id IS NULL THEN d.status ELSE r.status END AS status,
+           coalesce(r.started_at, d.start_time) AS started_at,
+           coalesce(r.finished_at, d.end_time) AS finished_at,
+           coalesce(r.finished_at, d.end_time) - coalesce(r.started_at, d.start_time) AS duration,
+           coalesce(r.counts, '{}') AS counts,
+           coalesce(r.error, CASE WHEN d.status = 'failed' THEN d.return_message END) AS error,
+           d.return_message AS cron_message,
+           coalesce(r.dry_run, false) AS dry_run,
+           r.reason
+    FROM cron.job_run_details AS d
+    JOIN cron.job AS c ON c.jobid = d.jobid AND c.username = 'gstjobs_runner'
+    JOIN gstjobs.jobs AS j ON j.name = c.jobname
+    LEFT JOIN gstjobs.runs AS r ON r.cron_runid = d.runid
+    UNION ALL
+    -- runs pg_cron never saw: by hand, or whose cron row was purged
+    SELECT r.job, r.id, NULL, r.trigger, r.requested_by, r.tenant_id, r.as_of, r.status,
+           r.started_at, r.finished_at, r.finished_at - r.started_at, r.counts, r.error, NULL,
+           r.dry_run, r.reason
+    FROM gstjobs.runs AS r
+    WHERE r.cron_runid IS NULL
+       OR NOT EXISTS (SELECT FROM cron.job_run_details AS d WHERE d.runid = r.cron_runid);
+COMMENT ON VIEW gstjobs.run_history IS 'every run of every toolkit job: pg_cron''s ticks joined with the run ledger, and manual runs';
+
+CREATE VIEW gstjobs.job_overview AS
+    SELECT j.name AS job,
+           j.description,
+           c.schedule,
+           coalesce(c.active, false) AS active,
+           c.jobid IS NOT NULL AS scheduled,
+           j.local_time,
+           last.status AS last_status,
+           last.started_at AS last_started_at,
+           last.duration AS last_duration,
+           (SELECT count(*) FROM gstjobs.run_history AS h
+            WHERE h.job = j.name AND h.status IN ('failed', 'crashed')
+              AND h.started_at > now() - interval '24 hours') AS failures_24h
+    FROM gstjobs.jobs AS j
+    LEFT JOIN cron.job AS c ON c.jobname = j.name AND c.username = 'gstjobs_runner'
+    LEFT JOIN LATERAL (
+        SELECT h.status, h.started_at, h.duration FROM gstjobs.run_history AS h
+        WHERE h.job = j.name AND NOT h.dry_run
+        ORDER BY h.started_at DESC LIMIT 1) AS last ON true;
+COMMENT ON VIEW gstjobs.job_overview IS 'one row per toolkit job: schedule, active, last run, failures in 24 h';
+
+CREATE VIEW gstjobs.outbox AS
+    SELECT id, tenant_id, kind, channel, recipient, subject, body, status, attempts,
+           next_attempt_at, last_error, dedupe_key, urgency, created_at, sent_at, run_id
+    FROM gstjobs.notifications;
+COMMENT ON VIEW gstjobs.outbox IS 'the notification outbox as operators see it';
+
+RESET ROLE;
+
+GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox TO gstjobs_operator;
