@@ -1,0 +1,60 @@
+"""Deterministic data for demos, tests and benchmarks: `python -m gstjobs.datagen --help`."""
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import click
+import psycopg
+
+from gstjobs.db import DSN_ENV, connect
+from gstjobs.resources import sql_text
+
+
+@dataclass(frozen=True)
+class Size:
+    firms: int
+    tasks: int
+    hearings: int
+    deadlines: int
+
+
+SIZES = {
+    # the replaced system's own load test
+    "seed": Size(firms=10, tasks=500, hearings=100, deadlines=200),
+    "m": Size(firms=100, tasks=100_000, hearings=10_000, deadlines=20_000),
+    "l": Size(firms=1_000, tasks=1_000_000, hearings=100_000, deadlines=200_000),
+}
+
+
+def generate(
+    conn: psycopg.Connection[tuple], size: Size, *, seed: int = 1, anchor: datetime | None = None
+) -> None:
+    """Fill the (empty) litigation tables; anchor is the 'now' the data is arranged around."""
+    settings = {**asdict(size), "seed": seed}
+    with conn.transaction():
+        for name, value in settings.items():
+            conn.execute("SELECT set_config(%s, %s, true)", (f"gstjobs_gen.{name}", str(value)))
+        conn.execute(
+            "SELECT set_config('gstjobs_gen.anchor', coalesce(%s::timestamptz, now())::text, true)",
+            (anchor,),
+        )
+        conn.execute(sql_text("generate.sql").encode())
+
+
+@click.command()
+@click.option("--dsn", envvar=DSN_ENV, help=f"Target database (default: ${DSN_ENV}, else PG*).")
+@click.option("--size", type=click.Choice(sorted(SIZES)), default="seed", show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data.")
+@click.option("--anchor", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), help="'Now' for the data.")
+def main(dsn: str | None, size: str, seed: int, anchor: datetime | None) -> None:
+    """Generate firms, members, clients, cases, hearings, tasks and deadlines.
+
+    Example: python -m gstjobs.datagen --size seed --anchor 2026-11-28T09:00:00+05:30
+    """
+    with connect(dsn) as conn:
+        generate(conn, SIZES[size], seed=seed, anchor=anchor)
+    click.echo(f"generated size {size} ({SIZES[size]}) with seed {seed}")
+
+
+if __name__ == "__main__":
+    main()
