@@ -1,0 +1,130 @@
+"""The test harness: a PostgreSQL cluster of the tests' own, a migrated template, a clone per test.
+
+pg_cron can be created only in the database named by `cron.database_name`, and its launcher
+stays connected to that database, which forbids using it as a template. So the session:
+
+1. starts the `test` cluster (scripts/cluster.sh, port 54321, separate from the demo's);
+2. when the migrations, sql/ or plpy/ changed since the template was built (a fingerprint kept
+   as the template's comment): restarts the cluster with cron.database_name = gstjobs_template,
+   runs `alembic upgrade head` there, restarts it with cron.database_name = gstjobs_cron, and
+   creates gstjobs_cron as a copy of the template, where pg_cron really runs the jobs;
+3. gives each test that asks for `db` a fresh `CREATE DATABASE ... TEMPLATE gstjobs_template`.
+   A clone holds pg_cron's tables as inert copies: pg_cron never runs its jobs. Tests that need
+   real ticks, or that migrate up and down, use `cron_db` (gstjobs_cron) instead.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT = int(os.environ.get("GSTJOBS_TEST_PORT", "54321"))
+TEMPLATE = "gstjobs_template"
+CRON_DB = "gstjobs_cron"
+
+
+def dsn(dbname: str, user: str = "postgres") -> str:
+    return f"postgresql://{user}@127.0.0.1:{PORT}/{dbname}"
+
+
+def cluster(action: str, cron_db: str) -> None:
+    env = {**os.environ, "GSTJOBS_PORT": str(PORT), "GSTJOBS_CRON_DB": cron_db, "GSTJOBS_FSYNC": "off"}
+    subprocess.run([str(ROOT / "scripts" / "cluster.sh"), action, "test"], env=env, check=True)
+
+
+def alembic(target_dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run alembic as a DBA would, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", f"dsn={target_dsn}", *args],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+
+
+def fingerprint() -> str:
+    digest = hashlib.sha256()
+    for pattern in ("migrations/**/*.py", "migrations/**/*.sql", "sql/*.sql", "plpy/*.py", "cli/schema.py", "cli/resources.py"):
+        for path in sorted(ROOT.glob(pattern)):
+            digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def admin() -> psycopg.Connection[tuple]:
+    return psycopg.connect(dsn("postgres"), autocommit=True)
+
+
+def build_template(wanted: str) -> None:
+    with admin() as conn:
+        for name in (CRON_DB, TEMPLATE):
+            if database_exists(conn, name):
+                conn.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    cluster("restart", TEMPLATE)
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    alembic(dsn(TEMPLATE), "upgrade", "head")
+    cluster("restart", CRON_DB)
+    with psycopg.connect(dsn(TEMPLATE), autocommit=True) as conn:
+        # pg_cron may have ticked in the template before the restart: start clones clean.
+        conn.execute("DELETE FROM gstjobs.runs")
+        conn.execute("DELETE FROM cron.job_run_details")
+    with admin() as conn:
+        conn.execute(f'ALTER DATABASE "{TEMPLATE}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        conn.execute(f'CREATE DATABASE "{CRON_DB}" TEMPLATE "{TEMPLATE}"')
+        conn.execute(f"COMMENT ON DATABASE \"{TEMPLATE}\" IS '{wanted}'")
+    with psycopg.connect(dsn(CRON_DB), autocommit=True) as conn:
+        # The copied cron.job rows name the template; point them at the database they live in.
+        conn.execute("UPDATE cron.job SET database = current_database()")
+
+
+def database_exists(conn: psycopg.Connection[tuple], name: str) -> bool:
+    return conn.execute("SELECT FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+@pytest.fixture(scope="session")
+def server() -> str:
+    """The test cluster, with an up-to-date template; returns the admin DSN."""
+    cluster("start", CRON_DB)
+    wanted = fingerprint()
+    with admin() as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (TEMPLATE,),
+        ).fetchone()
+        cron_db = conn.execute("SHOW cron.database_name").fetchone()
+        ready = row is not None and row[0] == wanted and database_exists(conn, CRON_DB)
+    if not ready or cron_db is None or cron_db[0] != CRON_DB:
+        build_template(wanted)
+    return dsn("postgres")
+
+
+@pytest.fixture
+def db(server: str) -> Iterator[str]:
+    """A fresh migrated database for one test; its DSN (superuser)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    try:
+        yield dsn(name)
+    finally:
+        with admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def cron_db(server: str) -> str:
+    """The database pg_cron runs in (gstjobs_cron); shared by the tests that use it."""
+    return dsn(CRON_DB)
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection[tuple]]:
+    """An autocommit superuser connection to a fresh migrated database."""
+    with psycopg.connect(db, autocommit=True) as connection:
+        yield connection

@@ -1,0 +1,103 @@
+"""Migrations: upgrade → downgrade base → upgrade gives the schema of a fresh upgrade, and
+downgrade leaves nothing of gstjobs behind."""
+
+import subprocess
+import sys
+
+import psycopg
+
+from tests.conftest import CRON_DB, PORT, ROOT, alembic
+
+
+def schema_dump(dsn: str) -> str:
+    dump = subprocess.run(
+        ["pg_dump", "--schema-only", dsn], capture_output=True, text=True, check=True
+    ).stdout
+    # pg_dump 15.14+ fences its output with \restrict KEY lines, a new random key each time.
+    return "\n".join(
+        line for line in dump.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
+    )
+
+
+def toolkit_leftovers(dsn: str) -> dict[str, list[object]]:
+    """Whatever of gstjobs is still in the database, by kind."""
+    with psycopg.connect(dsn) as conn:
+        found: dict[str, list[object]] = {}
+        queries = {
+            "schemas": "SELECT nspname FROM pg_namespace WHERE nspname IN ('gstjobs', 'litigation')",
+            "objects owned by toolkit roles": """
+                SELECT classid::regclass || ' ' || objid FROM pg_shdepend
+                WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND refobjid IN (SELECT oid FROM pg_roles WHERE rolname LIKE 'gstjobs\\_%')""",
+            "tables": "SELECT relname FROM pg_class WHERE relname LIKE 'gstjobs%'",
+            "extensions": "SELECT extname FROM pg_extension WHERE extname IN ('pg_cron', 'plpython3u')",
+        }
+        for kind, query in queries.items():
+            found[kind] = [row[0] for row in conn.execute(query)]
+        return found
+
+
+def test_round_trip_matches_fresh_upgrade_and_downgrade_removes_everything(cron_db: str) -> None:
+    # gstjobs_cron was made from the freshly upgraded template: this is a fresh upgrade.
+    fresh = schema_dump(cron_db)
+    assert "CREATE TABLE litigation.tasks" in fresh
+
+    alembic(cron_db, "downgrade", "base")
+    leftovers = toolkit_leftovers(cron_db)
+    assert leftovers == {
+        "schemas": [], "objects owned by toolkit roles": [], "tables": [], "extensions": [],
+    }
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{PORT}/postgres") as conn:
+        # pg_cron's tables live in gstjobs_cron and went with the extension; no job is left
+        # that could run there.
+        row = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname = %s", (CRON_DB,)
+        ).fetchone()
+        assert row == (1,)
+
+    alembic(cron_db, "upgrade", "head")
+    assert schema_dump(cron_db) == fresh
+    with psycopg.connect(cron_db) as conn:
+        jobs = conn.execute(
+            "SELECT jobname, username, database, command FROM cron.job ORDER BY jobname"
+        ).fetchall()
+    assert jobs == [("heartbeat", "gstjobs_runner", CRON_DB, "CALL gstjobs.run_job('heartbeat')")]
+
+
+def test_downgrade_removes_toolkit_cron_jobs_and_keeps_others(db: str, cron_db: str) -> None:
+    # Another user's cron job in the same database must survive gstjobs' removal, and with it
+    # the pg_cron extension.
+    with psycopg.connect(cron_db, autocommit=True) as conn:
+        conn.execute("SELECT cron.schedule('someone-elses-job', '0 3 * * *', 'SELECT 1')")
+    try:
+        alembic(cron_db, "downgrade", "base")
+        with psycopg.connect(cron_db) as conn:
+            names = [r[0] for r in conn.execute("SELECT jobname FROM cron.job ORDER BY jobname")]
+        assert names == ["someone-elses-job"]
+        assert toolkit_leftovers(cron_db)["extensions"] == ["pg_cron"]
+    finally:
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            conn.execute("SELECT cron.unschedule('someone-elses-job')")
+        alembic(cron_db, "upgrade", "head")
+
+
+def test_upgrade_outside_the_cron_database_fails_clearly(server: str) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS not_the_cron_db")
+        conn.execute("CREATE DATABASE not_the_cron_db")
+    target = f"postgresql://postgres@127.0.0.1:{PORT}/not_the_cron_db"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "alembic", "-x", f"dsn={target}", "upgrade", "head"],
+            capture_output=True, text=True, cwd=ROOT,
+        )
+        assert result.returncode != 0
+        assert "gstjobs must be installed in the database pg_cron runs in" in result.stderr
+        assert "cron.database_name is gstjobs_cron" in result.stderr
+        with psycopg.connect(target) as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname IN ('gstjobs', 'litigation')"
+            ).fetchone() == (0,)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute("DROP DATABASE not_the_cron_db WITH (FORCE)")
