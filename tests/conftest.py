@@ -13,6 +13,7 @@ stays connected to that database, which forbids using it as a template. So the s
    real ticks, or that migrate up and down, use `cron_db` (gstjobs_cron) instead.
 """
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -104,9 +105,9 @@ def server() -> str:
     return dsn("postgres")
 
 
-@pytest.fixture
-def db(server: str) -> Iterator[str]:
-    """A fresh migrated database for one test; its DSN (superuser)."""
+@contextlib.contextmanager
+def database(server: str) -> Iterator[str]:
+    """A fresh migrated database, dropped afterwards; its DSN (superuser)."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     with admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
@@ -115,6 +116,13 @@ def db(server: str) -> Iterator[str]:
     finally:
         with admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(server: str) -> Iterator[str]:
+    """A fresh migrated database for one test; its DSN (superuser)."""
+    with database(server) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

@@ -177,7 +177,7 @@ CREATE TABLE litigation.tasks (
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, case_id) REFERENCES litigation.cases (tenant_id, id),
     FOREIGN KEY (tenant_id, assignee_id) REFERENCES litigation.members (tenant_id, id),
-    CHECK ((status = 'completed') = (completed_at IS NOT NULL))
+    CONSTRAINT tasks_completed_at_iff_completed CHECK ((status = 'completed') = (completed_at IS NOT NULL))
 );
 
 CREATE TABLE litigation.deadlines (
@@ -390,15 +390,18 @@ DO $$
 DECLARE
     t record;
 BEGIN
-    -- Every firm table, including the toolkit's per-firm ones, is confined to app.tenant_id
-    -- for the application role. The owner (job bodies) is not subject to these policies.
+    -- Every firm table, and every toolkit table with a tenant_id (granted to the application
+    -- or not: defence in depth), is confined to app.tenant_id for the application role.
+    -- The owner, which runs the job bodies, is not subject to these policies.
     FOR t IN
         SELECT c.oid::regclass AS tab,
                CASE WHEN c.oid = 'litigation.tenants'::regclass THEN 'id' ELSE 'tenant_id' END AS col
         FROM pg_class c
         WHERE c.relkind = 'r'
           AND (c.relnamespace = 'litigation'::regnamespace
-               OR c.oid IN ('gstjobs.notifications'::regclass, 'gstjobs.analytics_snapshots'::regclass))
+               OR (c.relnamespace = 'gstjobs'::regnamespace AND EXISTS (
+                       SELECT FROM pg_attribute AS a
+                       WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')))
     LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t.tab);
         EXECUTE format(
