@@ -1,0 +1,202 @@
+"""The job runner: ledger, locks, failures, crashes, and pg_cron running it by itself."""
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import errors
+
+TEST_JOBS = """
+CREATE SCHEMA test_jobs;
+CREATE TABLE test_jobs.effects (run_id bigint);
+CREATE FUNCTION test_jobs.slow(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE sql
+    BEGIN ATOMIC
+        INSERT INTO test_jobs.effects VALUES (run_id);
+        SELECT pg_sleep(30);
+        SELECT '{"slept": 1}'::jsonb;
+    END;
+CREATE FUNCTION test_jobs.broken(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE sql
+    BEGIN ATOMIC
+        INSERT INTO test_jobs.effects VALUES (run_id);
+        SELECT (1 / 0)::text::jsonb;
+    END;
+CREATE FUNCTION test_jobs.effect(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE sql
+    BEGIN ATOMIC
+        INSERT INTO test_jobs.effects VALUES (run_id);
+        SELECT jsonb_build_object('effects', 1);
+    END;
+GRANT USAGE ON SCHEMA test_jobs TO PUBLIC;
+GRANT INSERT ON test_jobs.effects TO PUBLIC;
+INSERT INTO gstjobs.jobs (name, description, default_schedule, body) VALUES
+    ('test-slow', 'sleeps', '* * * * *', 'test_jobs.slow(bigint, timestamptz, bigint, boolean)'),
+    ('test-broken', 'fails', '* * * * *', 'test_jobs.broken(bigint, timestamptz, bigint, boolean)'),
+    ('test-effect', 'writes', '* * * * *', 'test_jobs.effect(bigint, timestamptz, bigint, boolean)');
+"""
+
+
+@pytest.fixture
+def jobs_db(conn: psycopg.Connection[tuple]) -> psycopg.Connection[tuple]:
+    """A migrated database with three extra jobs registered to exercise the runner."""
+    conn.execute(TEST_JOBS.encode())
+    return conn
+
+
+def runs(conn: psycopg.Connection[tuple], job: str) -> list[tuple]:
+    return conn.execute(
+        "SELECT trigger, status, counts, error, dry_run FROM gstjobs.runs WHERE job = %s ORDER BY id",
+        (job,),
+    ).fetchall()
+
+
+def operator_conn(dsn: str) -> psycopg.Connection[tuple]:
+    connection = psycopg.connect(dsn, autocommit=True)
+    connection.execute("SET ROLE gstjobs_operator")
+    return connection
+
+
+def test_manual_run_by_an_operator_is_recorded(db: str, conn: psycopg.Connection[tuple]) -> None:
+    with operator_conn(db) as operator:
+        operator.execute("CALL gstjobs.run_job('heartbeat', reason => 'checking the scheduler')")
+        with pytest.raises(errors.InsufficientPrivilege):
+            operator.execute("DELETE FROM gstjobs.runs")
+        with pytest.raises(errors.InsufficientPrivilege):
+            operator.execute("SELECT * FROM cron.job")
+        history = operator.execute(
+            "SELECT job, trigger, status, reason FROM gstjobs.run_history"
+        ).fetchall()
+    assert history == [("heartbeat", "manual", "succeeded", "checking the scheduler")]
+    [(trigger, status, counts, error, dry_run)] = runs(conn, "heartbeat")
+    assert (trigger, status, error, dry_run) == ("manual", "succeeded", None, False)
+    assert "lag_ms" in counts
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        ("CALL gstjobs.run_job('sla')", errors.UndefinedObject, "unknown job 'sla'"),
+        ("CALL gstjobs.run_job('heartbeat', as_of => now() + interval '1 hour')",
+         errors.InvalidParameterValue, "is in the future"),
+        ("CALL gstjobs.run_job('heartbeat', tenant_id => 999999)",
+         errors.InvalidParameterValue, "unknown tenant 999999"),
+        ("CALL gstjobs.run_job('heartbeat', reason => repeat('x', 1001))",
+         errors.StringDataRightTruncation, "at most 1000"),
+        ("CALL gstjobs.run_job('x''); DROP TABLE gstjobs.runs; --')",
+         errors.UndefinedObject, "unknown job"),
+    ],
+)
+def test_bad_requests_are_refused_and_change_nothing(
+    conn: psycopg.Connection[tuple], call: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as raised:
+        conn.execute(call)
+    assert message in str(raised.value)
+    assert conn.execute("SELECT count(*) FROM gstjobs.runs").fetchone() == (0,)
+
+
+def test_unknown_job_names_the_jobs_there_are(conn: psycopg.Connection[tuple]) -> None:
+    with pytest.raises(errors.UndefinedObject) as raised:
+        conn.execute("CALL gstjobs.run_job('nope')")
+    assert raised.value.diag.message_hint == "jobs are: heartbeat"
+
+
+def test_failed_body_is_recorded_and_leaves_no_effect(jobs_db: psycopg.Connection[tuple]) -> None:
+    jobs_db.execute("CALL gstjobs.run_job('test-broken')")
+    [(_, status, _, error, _)] = runs(jobs_db, "test-broken")
+    assert status == "failed" and "division by zero" in error
+    assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (0,)
+
+
+def test_dry_run_leaves_no_effect(jobs_db: psycopg.Connection[tuple]) -> None:
+    jobs_db.execute("CALL gstjobs.run_job('test-effect', dry_run => true)")
+    assert runs(jobs_db, "test-effect") == [("manual", "succeeded", {"effects": 1}, None, True)]
+    assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (0,)
+    jobs_db.execute("CALL gstjobs.run_job('test-effect')")
+    assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (1,)
+
+
+def wait_for(conn: psycopg.Connection[tuple], query: str, seconds: float) -> tuple:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        row = conn.execute(query).fetchone()
+        if row is not None and all(value is not None for value in row):
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"not within {seconds}s: {query}")
+
+
+def test_concurrent_run_is_skipped_and_crashed_run_is_found(
+    db: str, jobs_db: psycopg.Connection[tuple]
+) -> None:
+    slow = psycopg.connect(db, autocommit=True)
+    slow_pid = slow.info.backend_pid
+    failure: list[BaseException] = []
+
+    def run_slow() -> None:
+        try:
+            slow.execute("CALL gstjobs.run_job('test-slow')")
+        except psycopg.Error as error:  # terminated below, as intended
+            failure.append(error)
+
+    thread = threading.Thread(target=run_slow)
+    thread.start()
+    wait_for(jobs_db, "SELECT id FROM gstjobs.runs WHERE job = 'test-slow' AND status = 'running'", 10)
+
+    # A second run while the first holds the job's lock ends at once, recorded, no effect.
+    with operator_conn(db) as operator:
+        started = time.monotonic()
+        operator.execute("CALL gstjobs.run_job('test-slow')")
+        assert time.monotonic() - started < 5
+    assert [r[1] for r in runs(jobs_db, "test-slow")] == ["running", "skipped"]
+
+    # The running backend dies: its effects roll back, the next run marks it crashed.
+    jobs_db.execute("SELECT pg_terminate_backend(%s)", (slow_pid,))
+    thread.join(10)
+    slow.close()
+    assert failure, "the slow run should have been terminated"
+    jobs_db.execute("CALL gstjobs.run_job('heartbeat')")
+    statuses = jobs_db.execute(
+        "SELECT status, error FROM gstjobs.runs WHERE job = 'test-slow' ORDER BY id"
+    ).fetchall()
+    assert statuses[0][0] == "crashed" and f"pid {slow_pid}" in statuses[0][1]
+    assert statuses[1][0] == "skipped"
+    assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (0,)
+
+
+def test_replay_of_a_past_moment_is_recorded_with_its_as_of(conn: psycopg.Connection[tuple]) -> None:
+    as_of = datetime.now(UTC) - timedelta(days=3)
+    conn.execute("CALL gstjobs.run_job('heartbeat', as_of => %s)", (as_of,))
+    row = conn.execute("SELECT as_of FROM gstjobs.runs").fetchone()
+    assert row == (as_of,)
+
+
+@pytest.mark.slow
+def test_pg_cron_runs_the_job_by_itself(cron_db: str) -> None:
+    """The real path: pg_cron, as gstjobs_runner, within ~70 s; in both histories."""
+    with psycopg.connect(cron_db, autocommit=True) as conn:
+        since = conn.execute("SELECT now()").fetchone()
+        assert since is not None
+        row = wait_for(
+            conn,
+            f"""SELECT r.id, d.runid, d.status, d.username
+                FROM gstjobs.runs AS r
+                JOIN cron.job_run_details AS d ON d.runid = r.cron_runid
+                WHERE r.job = 'heartbeat' AND r.trigger = 'cron' AND r.status = 'succeeded'
+                  AND d.status = 'succeeded' AND r.started_at > '{since[0].isoformat()}'
+                ORDER BY r.id DESC LIMIT 1""",
+            75,
+        )
+        assert row[3] == "gstjobs_runner"
+        history = conn.execute(
+            "SELECT trigger, status, cron_message FROM gstjobs.run_history WHERE run_id = %s",
+            (row[0],),
+        ).fetchone()
+        assert history == ("cron", "succeeded", "CALL")
+        runner = conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'gstjobs_runner'"
+        ).fetchone()
+        assert runner == (False,)
