@@ -4,7 +4,6 @@ from logging.config import fileConfig
 
 import sqlalchemy
 from alembic import context
-
 from gstjobs.db import connect
 from gstjobs.schema import apply_reapplied
 

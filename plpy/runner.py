@@ -40,16 +40,13 @@ def run_job(job, as_of, tenant_id, dry_run, reason):
     body_name = started["body"].split("(", 1)[0]
     body = plan(
         "body:" + body_name,
-        "SELECT %s($1, $2, $3, $4) AS counts" % body_name,
+        f"SELECT {body_name}($1, $2, $3, $4) AS counts",
         ["bigint", "timestamptz", "bigint", "boolean"],
     )
     finish = plan("finish", FINISH, ["bigint", "text", "text", "text"])
     args = [run_id, started["run_as_of"], tenant_id, dry_run]
     try:
-        if dry_run:
-            counts = run_and_roll_back(body, args)
-        else:
-            counts = plpy.execute(body, args)[0]["counts"]
+        counts = run_and_roll_back(body, args) if dry_run else plpy.execute(body, args)[0]["counts"]
     except plpy.SPIError as error:
         # The failed statement was rolled back by PL/Python's implicit subtransaction.
         plpy.execute(finish, [run_id, "failed", "{}", describe(error)])
@@ -80,7 +77,7 @@ def spi_detail_hint(error):
 def describe(error):
     """The error's message with its detail and hint, as a person would want to read it."""
     parts = [str(error.args[0] if error.args else error)]
-    for label, value in zip(("DETAIL", "HINT"), spi_detail_hint(error)):
+    for label, value in zip(("DETAIL", "HINT"), spi_detail_hint(error), strict=True):
         if value:
-            parts.append("%s: %s" % (label, value))
+            parts.append(f"{label}: {value}")
     return "\n".join(parts)

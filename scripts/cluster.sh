@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates, starts and stops a local PostgreSQL 15 cluster with pg_cron preloaded.
 #
-#   scripts/cluster.sh start|stop|restart|status|dsn NAME
+#   scripts/cluster.sh start|stop|restart|status|dsn|remove NAME
 #
 # NAME separates clusters (demo, test, bench) so they run side by side. Settings, from the
 # environment:
@@ -111,5 +111,6 @@ case "$action" in
   restart) stop; start ;;
   status) if running; then echo "cluster '$name' running on 127.0.0.1:$port (data: $data, log: $log)"; else echo "cluster '$name' not running"; exit 3; fi ;;
   dsn) echo "postgresql://postgres@127.0.0.1:$port/$cron_db" ;;
-  *) die "unknown action '$action': use start, stop, restart, status or dsn" ;;
+  remove) running && die "cluster '$name' is running: stop it first"; rm -rf "$dir"; echo "cluster '$name' removed" ;;
+  *) die "unknown action '$action': use start, stop, restart, status, dsn or remove" ;;
 esac

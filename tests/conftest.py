@@ -36,7 +36,12 @@ def dsn(dbname: str, user: str = "postgres") -> str:
 
 
 def cluster(action: str, cron_db: str) -> None:
-    env = {**os.environ, "GSTJOBS_PORT": str(PORT), "GSTJOBS_CRON_DB": cron_db, "GSTJOBS_FSYNC": "off"}
+    env = {
+        **os.environ,
+        "GSTJOBS_PORT": str(PORT),
+        "GSTJOBS_CRON_DB": cron_db,
+        "GSTJOBS_FSYNC": "off",
+    }
     subprocess.run([str(ROOT / "scripts" / "cluster.sh"), action, "test"], env=env, check=True)
 
 
@@ -44,13 +49,23 @@ def alembic(target_dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run alembic as a DBA would, from the repository root."""
     return subprocess.run(
         [sys.executable, "-m", "alembic", "-x", f"dsn={target_dsn}", *args],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
 
 
 def fingerprint() -> str:
     digest = hashlib.sha256()
-    for pattern in ("migrations/**/*.py", "migrations/**/*.sql", "sql/*.sql", "plpy/*.py", "cli/schema.py", "cli/resources.py"):
+    for pattern in (
+        "migrations/**/*.py",
+        "migrations/**/*.sql",
+        "sql/*.sql",
+        "plpy/*.py",
+        "cli/gstjobs/schema.py",
+        "cli/gstjobs/resources.py",
+    ):
         for path in sorted(ROOT.glob(pattern)):
             digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
     return digest.hexdigest()
@@ -85,7 +100,9 @@ def build_template(wanted: str) -> None:
 
 
 def database_exists(conn: psycopg.Connection[tuple], name: str) -> bool:
-    return conn.execute("SELECT FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+    return (
+        conn.execute("SELECT FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+    )
 
 
 @pytest.fixture(scope="session")

@@ -79,14 +79,26 @@ def test_manual_run_by_an_operator_is_recorded(db: str, conn: psycopg.Connection
     ("call", "error", "message"),
     [
         ("CALL gstjobs.run_job('sla')", errors.UndefinedObject, "unknown job 'sla'"),
-        ("CALL gstjobs.run_job('heartbeat', as_of => now() + interval '1 hour')",
-         errors.InvalidParameterValue, "is in the future"),
-        ("CALL gstjobs.run_job('heartbeat', tenant_id => 999999)",
-         errors.InvalidParameterValue, "unknown tenant 999999"),
-        ("CALL gstjobs.run_job('heartbeat', reason => repeat('x', 1001))",
-         errors.StringDataRightTruncation, "at most 1000"),
-        ("CALL gstjobs.run_job('x''); DROP TABLE gstjobs.runs; --')",
-         errors.UndefinedObject, "unknown job"),
+        (
+            "CALL gstjobs.run_job('heartbeat', as_of => now() + interval '1 hour')",
+            errors.InvalidParameterValue,
+            "is in the future",
+        ),
+        (
+            "CALL gstjobs.run_job('heartbeat', tenant_id => 999999)",
+            errors.InvalidParameterValue,
+            "unknown tenant 999999",
+        ),
+        (
+            "CALL gstjobs.run_job('heartbeat', reason => repeat('x', 1001))",
+            errors.StringDataRightTruncation,
+            "at most 1000",
+        ),
+        (
+            "CALL gstjobs.run_job('x''); DROP TABLE gstjobs.runs; --')",
+            errors.UndefinedObject,
+            "unknown job",
+        ),
     ],
 )
 def test_bad_requests_are_refused_and_change_nothing(
@@ -144,7 +156,9 @@ def test_concurrent_run_is_skipped_and_crashed_run_is_found(
 
     thread = threading.Thread(target=run_slow)
     thread.start()
-    wait_for(jobs_db, "SELECT id FROM gstjobs.runs WHERE job = 'test-slow' AND status = 'running'", 10)
+    wait_for(
+        jobs_db, "SELECT id FROM gstjobs.runs WHERE job = 'test-slow' AND status = 'running'", 10
+    )
 
     # A second run while the first holds the job's lock ends at once, recorded, no effect.
     with operator_conn(db) as operator:
@@ -167,7 +181,9 @@ def test_concurrent_run_is_skipped_and_crashed_run_is_found(
     assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (0,)
 
 
-def test_replay_of_a_past_moment_is_recorded_with_its_as_of(conn: psycopg.Connection[tuple]) -> None:
+def test_replay_of_a_past_moment_is_recorded_with_its_as_of(
+    conn: psycopg.Connection[tuple],
+) -> None:
     as_of = datetime.now(UTC) - timedelta(days=3)
     conn.execute("CALL gstjobs.run_job('heartbeat', as_of => %s)", (as_of,))
     row = conn.execute("SELECT as_of FROM gstjobs.runs").fetchone()

@@ -4,9 +4,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from gstjobs.datagen import SIZES, generate
 from psycopg import errors
 
-from gstjobs.datagen import SIZES, generate
 from tests.conftest import database
 
 # Firm-scoped tables: all of schema litigation, and the toolkit's tables with a tenant_id.
@@ -81,7 +81,10 @@ def test_application_role_sees_and_writes_only_its_own_firm(
     conn = seeded
     tables = conn.execute(TENANT_TABLES).fetchall()
     assert {t for t, _, _, _ in tables} >= {
-        "litigation.tasks", "litigation.hearings", "gstjobs.notifications", "gstjobs.analytics_snapshots",
+        "litigation.tasks",
+        "litigation.hearings",
+        "gstjobs.notifications",
+        "gstjobs.analytics_snapshots",
     }
     for table, column, row_security, readable in tables:
         assert row_security, f"{table} has no row-level security"
@@ -124,30 +127,60 @@ def test_application_role_without_a_firm_sees_nothing(seeded: psycopg.Connection
 @pytest.mark.parametrize(
     ("statement", "error", "constraint"),
     [
-        ("INSERT INTO litigation.tenants (name, timezone) VALUES ('X', 'Asia/Bombayy')",
-         errors.CheckViolation, "iana_timezone_known"),
-        ("INSERT INTO litigation.tenants (name, timezone) VALUES ('X', 'IST')",
-         errors.CheckViolation, "iana_timezone_known"),
-        ("INSERT INTO litigation.clients (tenant_id, name, gstin) VALUES (1, 'X', '27AAPFU0939F1ZW')",
-         errors.CheckViolation, "gstin_well_formed"),
-        ("INSERT INTO litigation.clients (tenant_id, name, gstin) VALUES (1, 'X', '27AAPFU0939F1Z')",
-         errors.CheckViolation, "gstin_well_formed"),
-        ("INSERT INTO litigation.clients (tenant_id, name, gstin) VALUES (1, 'X', '27aapfu0939f1zv')",
-         errors.CheckViolation, "gstin_well_formed"),
-        ("UPDATE litigation.tasks SET status = 'done' WHERE status = 'open'",
-         errors.CheckViolation, "tasks_status_check"),
-        ("UPDATE litigation.hearings SET status = 'postponed' WHERE id = 1",
-         errors.CheckViolation, "hearings_status_check"),
-        ("UPDATE litigation.members SET role = 'intern' WHERE id = 1",
-         errors.CheckViolation, "members_role_check"),
+        (
+            "INSERT INTO litigation.tenants (name, timezone) VALUES ('X', 'Asia/Bombayy')",
+            errors.CheckViolation,
+            "iana_timezone_known",
+        ),
+        (
+            "INSERT INTO litigation.tenants (name, timezone) VALUES ('X', 'IST')",
+            errors.CheckViolation,
+            "iana_timezone_known",
+        ),
+        (
+            "INSERT INTO litigation.clients (tenant_id, name, gstin) VALUES (1, 'X', '27AAPFU0939F1ZW')",
+            errors.CheckViolation,
+            "gstin_well_formed",
+        ),
+        (
+            "INSERT INTO litigation.clients (tenant_id, name, gstin) VALUES (1, 'X', '27AAPFU0939F1Z')",
+            errors.CheckViolation,
+            "gstin_well_formed",
+        ),
+        (
+            "INSERT INTO litigation.clients (tenant_id, name, gstin) VALUES (1, 'X', '27aapfu0939f1zv')",
+            errors.CheckViolation,
+            "gstin_well_formed",
+        ),
+        (
+            "UPDATE litigation.tasks SET status = 'done' WHERE status = 'open'",
+            errors.CheckViolation,
+            "tasks_status_check",
+        ),
+        (
+            "UPDATE litigation.hearings SET status = 'postponed' WHERE id = 1",
+            errors.CheckViolation,
+            "hearings_status_check",
+        ),
+        (
+            "UPDATE litigation.members SET role = 'intern' WHERE id = 1",
+            errors.CheckViolation,
+            "members_role_check",
+        ),
         # firm 1's task pointing at firm 2's case
-        ("UPDATE litigation.tasks SET case_id = (SELECT min(id) FROM litigation.cases WHERE tenant_id = 2)"
-         " WHERE tenant_id = 1 AND id = 1",
-         errors.ForeignKeyViolation, "tasks_tenant_id_case_id_fkey"),
+        (
+            "UPDATE litigation.tasks SET case_id = (SELECT min(id) FROM litigation.cases WHERE tenant_id = 2)"
+            " WHERE tenant_id = 1 AND id = 1",
+            errors.ForeignKeyViolation,
+            "tasks_tenant_id_case_id_fkey",
+        ),
     ],
 )
 def test_bad_data_is_refused_with_a_clear_error(
-    seeded_shared: psycopg.Connection[tuple], statement: str, error: type[Exception], constraint: str
+    seeded_shared: psycopg.Connection[tuple],
+    statement: str,
+    error: type[Exception],
+    constraint: str,
 ) -> None:
     with pytest.raises(error) as raised:
         seeded_shared.execute(statement)
@@ -170,7 +203,12 @@ def test_generator_is_deterministic_and_realistic(db: str, server: str) -> None:
                 "TRUNCATE litigation.tenants, litigation.members, litigation.clients, litigation.cases,"
                 " litigation.hearings, litigation.tasks, litigation.deadlines"
             )
-            generate(conn, SIZES["seed"], seed=seed, anchor=__import__("datetime").datetime.fromisoformat(anchor))
+            generate(
+                conn,
+                SIZES["seed"],
+                seed=seed,
+                anchor=__import__("datetime").datetime.fromisoformat(anchor),
+            )
             digest = conn.execute("""
                 SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM (
                     SELECT to_jsonb(x)::text AS t FROM litigation.tasks AS x
@@ -178,7 +216,8 @@ def test_generator_is_deterministic_and_realistic(db: str, server: str) -> None:
                     UNION ALL SELECT to_jsonb(x)::text FROM litigation.clients AS x) AS rows
             """).fetchone()
             digests.append(digest)
-            facts = conn.execute("""
+            facts = conn.execute(
+                """
                 SELECT (SELECT count(*) FROM litigation.tenants),
                        (SELECT count(*) FROM litigation.tasks),
                        (SELECT count(*) FROM litigation.hearings),
@@ -188,7 +227,9 @@ def test_generator_is_deterministic_and_realistic(db: str, server: str) -> None:
                             AND due_at < %s::timestamptz),
                        (SELECT count(*) FROM litigation.deadlines WHERE status = 'missed'),
                        (SELECT bool_and(manager_id IS NOT NULL) FROM litigation.members WHERE role = 'associate')
-            """, (anchor,)).fetchone()
+            """,
+                (anchor,),
+            ).fetchone()
             assert facts is not None
             assert facts[:4] == (10, 500, 100, 2)
             assert set(facts[4]) == {"73", "74", "74A", "107", "112"}

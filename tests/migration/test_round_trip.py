@@ -45,7 +45,10 @@ def test_round_trip_matches_fresh_upgrade_and_downgrade_removes_everything(cron_
     alembic(cron_db, "downgrade", "base")
     leftovers = toolkit_leftovers(cron_db)
     assert leftovers == {
-        "schemas": [], "objects owned by toolkit roles": [], "tables": [], "extensions": [],
+        "schemas": [],
+        "objects owned by toolkit roles": [],
+        "tables": [],
+        "extensions": [],
     }
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{PORT}/postgres") as conn:
         # pg_cron's tables live in gstjobs_cron and went with the extension; no job is left
@@ -89,7 +92,9 @@ def test_upgrade_outside_the_cron_database_fails_clearly(server: str) -> None:
     try:
         result = subprocess.run(
             [sys.executable, "-m", "alembic", "-x", f"dsn={target}", "upgrade", "head"],
-            capture_output=True, text=True, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
         assert result.returncode != 0
         assert "gstjobs must be installed in the database pg_cron runs in" in result.stderr

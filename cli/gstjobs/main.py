@@ -19,7 +19,7 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def open_connection(dsn: str | None) -> psycopg.Connection[tuple]:
+def open_connection(dsn: str | None) -> psycopg.Connection[Any]:
     try:
         conn = connect(dsn)
     except ConnectError as error:

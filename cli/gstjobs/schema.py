@@ -1,5 +1,7 @@
 """The database side of gstjobs: re-applying views, functions and jobs from sql/."""
 
+from typing import Any
+
 import psycopg
 
 from gstjobs.resources import checksum, render, sql_text
@@ -34,7 +36,7 @@ def reapplied_sql() -> dict[str, str]:
     return {name: render(sql_text(name)) for name in REAPPLIED}
 
 
-def apply_reapplied(conn: psycopg.Connection[tuple]) -> None:
+def apply_reapplied(conn: psycopg.Connection[Any]) -> None:
     """Drop the toolkit's views and routines and create them again from sql/.
 
     Dropping first means a function removed or re-signed in sql/ leaves no stale copy behind;

@@ -2,6 +2,7 @@
 
 import os
 import re
+from typing import Any
 
 import psycopg
 
@@ -39,7 +40,7 @@ def describe_target(dsn: str) -> str:
     return f"{user}@{host}:{port}/{dbname}"
 
 
-def connect(dsn: str | None = None, *, autocommit: bool = False) -> psycopg.Connection[tuple]:
+def connect(dsn: str | None = None, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     """Open a connection or raise ConnectError with a message fit for a person."""
     target = resolve_dsn(dsn)
     try:

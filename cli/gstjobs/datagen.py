@@ -2,6 +2,7 @@
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 import click
 import psycopg
@@ -27,7 +28,7 @@ SIZES = {
 
 
 def generate(
-    conn: psycopg.Connection[tuple], size: Size, *, seed: int = 1, anchor: datetime | None = None
+    conn: psycopg.Connection[Any], size: Size, *, seed: int = 1, anchor: datetime | None = None
 ) -> None:
     """Fill the (empty) litigation tables; anchor is the 'now' the data is arranged around."""
     settings = {**asdict(size), "seed": seed}
