@@ -81,7 +81,6 @@ CONF
 
 start() {
   check_packages
-  [ -f "$data/PG_VERSION" ] || init_cluster
   if running; then
     current=$(sed -n "s/^port = //p" "$data/gstjobs.conf")
     [ "$current" = "$port" ] || die "cluster '$name' already runs on port $current, not $port: stop it first"
@@ -89,6 +88,7 @@ start() {
     return
   fi
   port_taken && die "port $port on 127.0.0.1 is taken by another program: set GSTJOBS_PORT to a free port"
+  [ -f "$data/PG_VERSION" ] || init_cluster
   write_settings
   touch "$log" && chown "$os_user" "$log"
   as_server $bindir/pg_ctl -D "$data" -l "$log" -w -t 60 start >/dev/null \

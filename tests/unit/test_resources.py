@@ -1,0 +1,67 @@
+"""Loading sql/ and rendering plpy/ bodies, without a server."""
+
+import pytest
+
+from gstjobs.db import describe_target, mask_dsn
+from gstjobs.resources import named_queries, plpy_source, render, render_plpy_body
+
+
+def test_render_replaces_the_entry_point_call_with_the_module() -> None:
+    sql = "CREATE PROCEDURE p(job text) LANGUAGE plpython3u AS $plpy$ runner.run_job(job) $plpy$;"
+    rendered = render(sql)
+    assert rendered.startswith("CREATE PROCEDURE p(job text) LANGUAGE plpython3u AS $plpy$\n")
+    assert rendered.endswith("return module.run_job(job)\n$plpy$;")
+    assert repr(plpy_source("runner")) in rendered
+    assert '"plpy/runner.py"' in rendered
+
+
+def test_rendered_body_compiles_and_calls_the_entry_point_once_per_session() -> None:
+    body = render_plpy_body("runner", "describe", "error")
+    # A PL/Python body is the inside of a function: wrap it the way the server does.
+    namespace: dict[str, object] = {}
+    exec("def body(error):\n" + "\n".join("    " + line for line in body.splitlines()), namespace)
+    fake_sd: dict[str, object] = {}
+    namespace.update(SD=fake_sd, GD={}, plpy=object())
+
+    class FakeSPIError(Exception):
+        spidata = (None, "the detail", None)
+
+    assert namespace["body"](FakeSPIError("it broke")) == "it broke\nDETAIL: the detail"  # type: ignore[operator]
+    module = fake_sd["module"]
+    assert namespace["body"](FakeSPIError("again")).startswith("again")  # type: ignore[operator]
+    assert fake_sd["module"] is module
+
+
+def test_render_leaves_sql_without_markers_alone() -> None:
+    sql = "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1; -- $plpy$ is mentioned"
+    assert render(sql) == sql
+
+
+def test_render_of_an_unknown_module_fails() -> None:
+    with pytest.raises(FileNotFoundError):
+        render("AS $plpy$ nosuchmodule.main() $plpy$")
+
+
+def test_named_queries_are_found_by_name() -> None:
+    queries = named_queries("queries.sql")
+    assert "job-overview" in queries
+    assert queries["job-overview"].startswith("-- One row per toolkit job")
+    assert "FROM gstjobs.job_overview" in queries["job-overview"]
+
+
+@pytest.mark.parametrize(
+    ("dsn", "masked"),
+    [
+        ("postgresql://ops:s3cret@db:5432/gst", "postgresql://ops:***@db:5432/gst"),
+        ("host=db user=ops password=s3cret dbname=gst", "host=db user=ops password=*** dbname=gst"),
+        ("host=db password='a b c' dbname=gst", "host=db password=*** dbname=gst"),
+        ("postgresql://ops@db/gst", "postgresql://ops@db/gst"),
+    ],
+)
+def test_passwords_are_masked(dsn: str, masked: str) -> None:
+    assert mask_dsn(dsn) == masked
+
+
+def test_target_is_described_without_password() -> None:
+    described = describe_target("postgresql://ops:s3cret@db:6432/gst")
+    assert described == "ops@db:6432/gst"
