@@ -1,5 +1,7 @@
 """Run one toolkit job: ledger row committed first, the job's body, the outcome, one commit."""
 
+import json
+
 # The procedure runs with the caller's rights (a SECURITY DEFINER procedure may not commit),
 # so every privileged step is a SECURITY DEFINER function of sql/functions.sql.
 
@@ -9,14 +11,6 @@ FINISH = "SELECT gstjobs.run_finish($1, $2, $3::jsonb, $4)"
 
 class DryRunRollback(Exception):
     """Raised inside a dry run's subtransaction so that none of its effects stay."""
-
-
-def plan(key, query, types):
-    """A prepared plan, kept for the session."""
-    cached = SD.get(key)
-    if cached is None:
-        cached = SD[key] = plpy.prepare(query, types)
-    return cached
 
 
 def run_job(job, as_of, tenant_id, dry_run, reason):
@@ -38,33 +32,48 @@ def run_job(job, as_of, tenant_id, dry_run, reason):
     # body is a regprocedure the registry holds, such as gstjobs.job_heartbeat(bigint,...):
     # its name comes from the catalog, never from the caller.
     body_name = started["body"].split("(", 1)[0]
-    body = plan(
-        "body:" + body_name,
-        f"SELECT {body_name}($1, $2, $3, $4) AS counts",
-        ["bigint", "timestamptz", "bigint", "boolean"],
-    )
+    body = plan("body:" + body_name, f"SELECT {body_name}($1, $2, $3, $4) AS counts", JOB_ARG_TYPES)
     finish = plan("finish", FINISH, ["bigint", "text", "text", "text"])
     args = [run_id, started["run_as_of"], tenant_id, dry_run]
     try:
-        counts = run_and_roll_back(body, args) if dry_run else plpy.execute(body, args)[0]["counts"]
+        counts = run_and_roll_back(body, args) if dry_run else run_batches(body, args)
     except plpy.SPIError as error:
         # The failed statement was rolled back by PL/Python's implicit subtransaction.
         plpy.execute(finish, [run_id, "failed", "{}", describe(error)])
     else:
-        plpy.execute(finish, [run_id, "succeeded", counts, None])
+        plpy.execute(finish, [run_id, "succeeded", json.dumps(counts), None])
     # Effects and the ledger's outcome commit together: a run that dies before this line
     # leaves no effect and is later marked crashed.
     plpy.commit()
 
 
+def run_batches(body, args):
+    """Call the body until it says it has no more to do, committing between batches.
+
+    A body that works in bounded batches returns {"more": true, ...} while work remains; the
+    counts of all its batches are added up.
+    """
+    total = {}
+    while True:
+        counts = json.loads(plpy.execute(body, args)[0]["counts"])
+        more = counts.pop("more", False)
+        for name, value in counts.items():
+            total[name] = total.get(name, 0) + value if isinstance(value, int) else value
+        if not more:
+            return total
+        plpy.commit()
+
+
 def run_and_roll_back(body, args):
+    """One call of the body whose effects are undone: what a dry run would have done."""
     result = {}
     try:
         with plpy.subtransaction():
-            result["counts"] = plpy.execute(body, args)[0]["counts"]
+            result["counts"] = json.loads(plpy.execute(body, args)[0]["counts"])
             raise DryRunRollback()
     except DryRunRollback:
         pass
+    result["counts"].pop("more", None)
     return result["counts"]
 
 

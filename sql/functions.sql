@@ -132,6 +132,79 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.run_finish(bigint, text, jsonb, text) IS 'records a run''s outcome and releases its lock';
 
+CREATE FUNCTION gstjobs.run_guard(run_id bigint) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- A job's body works only inside a run this session started through gstjobs.run_job,
+    -- so no effect ever happens outside the ledger.
+    IF NOT EXISTS (SELECT FROM gstjobs.runs AS r
+                   WHERE r.id = run_guard.run_id AND r.status = 'running'
+                     AND r.backend_pid = pg_backend_pid()) THEN
+        RAISE EXCEPTION 'run % is not running in this session', run_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'run a job with CALL gstjobs.run_job(''<job>'')';
+    END IF;
+END
+$$;
+
+-- ------------------------------------------------------------------ local-time slots -------
+
+CREATE FUNCTION gstjobs.due_slots(job text, as_of timestamptz, only_tenant bigint)
+    RETURNS TABLE (job text, tenant_id bigint, zone text, local_date date, due_at timestamptz,
+                   status text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    -- Where each slot is: every firm in its own zone, or (tenant 0) the operations zone.
+    WITH registered AS (
+        SELECT j.name, j.local_time, j.per_tenant FROM gstjobs.jobs AS j WHERE j.name = due_slots.job
+    ),
+    places AS (
+        SELECT t.id AS tenant_id, t.timezone::text AS zone
+        FROM litigation.tenants AS t, registered AS r
+        WHERE r.per_tenant AND (only_tenant IS NULL OR t.id = only_tenant)
+        UNION ALL
+        SELECT 0, gstjobs.setting('ops.timezone') FROM registered AS r WHERE NOT r.per_tenant
+    ),
+    candidates AS (
+        -- the local dates of the last week whose slot time has come
+        SELECT p.tenant_id, p.zone, d.local_date,
+               (d.local_date + r.local_time) AT TIME ZONE p.zone AS due_at,
+               (SELECT max(s.local_date) FROM gstjobs.slots AS s
+                WHERE s.job = r.name AND s.tenant_id = p.tenant_id) AS last_taken
+        FROM places AS p
+        CROSS JOIN registered AS r
+        CROSS JOIN LATERAL (
+            SELECT g::date AS local_date
+            FROM generate_series((as_of AT TIME ZONE p.zone)::date - 7,
+                                 (as_of AT TIME ZONE p.zone)::date, interval '1 day') AS g
+        ) AS d
+        WHERE (d.local_date + r.local_time) AT TIME ZONE p.zone <= as_of
+    ),
+    due AS (
+        SELECT c.*, max(c.local_date) OVER (PARTITION BY c.tenant_id) AS latest
+        FROM candidates AS c
+    )
+    SELECT due_slots.job, due.tenant_id, due.zone, due.local_date, due.due_at,
+           CASE WHEN as_of - due.due_at > gstjobs.setting('slots.catchup_hours')::integer * interval '1 hour'
+                THEN 'missed'
+                WHEN as_of - due.due_at > gstjobs.setting('slots.late_after_minutes')::integer * interval '1 minute'
+                THEN 'late'
+                ELSE 'done' END
+    FROM due
+    -- after the last slot taken; a place with none yet (a new firm, a new install) starts at
+    -- its latest slot if that is within the catch-up limit, so that nothing is reported
+    -- missed that gstjobs was never there to run
+    WHERE due.local_date > coalesce(due.last_taken, due.latest - 1)
+      AND (due.last_taken IS NOT NULL
+           OR as_of - due.due_at <= gstjobs.setting('slots.catchup_hours')::integer * interval '1 hour')
+    ORDER BY due.tenant_id, due.local_date;
+END;
+COMMENT ON FUNCTION gstjobs.due_slots(text, timestamptz, bigint) IS
+    'the local-time slots of a job that have come due by as_of and are not taken yet, with the status they would get';
+
 -- ------------------------------------------------------------------ job bodies -------------
 -- Each body: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb (its counts), SECURITY DEFINER.
 
@@ -139,9 +212,11 @@ CREATE FUNCTION gstjobs.job_heartbeat(run_id bigint, as_of timestamptz, tenant_i
     RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
     -- Proves pg_cron reaches the toolkit: the run's own ledger row is the record of the beat.
-    RETURN jsonb_build_object('lag_ms',
-        round(extract(epoch FROM clock_timestamp() - as_of) * 1000)::bigint);
+    SELECT gstjobs.run_guard(run_id);
+    SELECT jsonb_build_object('lag_ms', round(extract(epoch FROM clock_timestamp() - as_of) * 1000)::bigint);
+END;
 
 RESET ROLE;
 
@@ -157,7 +232,37 @@ CREATE PROCEDURE gstjobs.run_job(
 AS $plpy$ runner.run_job(job, as_of, tenant_id, dry_run, reason) $plpy$;
 COMMENT ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text) IS
     'runs a toolkit job now, as pg_cron does: CALL gstjobs.run_job(''sla-check'')';
-ALTER PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text) OWNER TO gstjobs_owner;
+
+-- The jobs' bodies: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb, their counts.
+CREATE FUNCTION gstjobs.job_sla_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ sla_check.sla_check(run_id, as_of, tenant_id, dry_run) $plpy$;
+
+CREATE FUNCTION gstjobs.job_hearing_reminders(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ local_jobs.hearing_reminders(run_id, as_of, tenant_id, dry_run) $plpy$;
+
+CREATE FUNCTION gstjobs.job_deadline_alerts(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ local_jobs.deadline_alerts(run_id, as_of, tenant_id, dry_run) $plpy$;
+
+CREATE FUNCTION gstjobs.job_analytics_snapshot(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ local_jobs.analytics_snapshot(run_id, as_of, tenant_id, dry_run) $plpy$;
+
+DO $$
+DECLARE
+    routine regprocedure;
+BEGIN
+    FOR routine IN
+        SELECT p.oid FROM pg_proc AS p
+        WHERE p.pronamespace = 'gstjobs'::regnamespace
+          AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpython3u')
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO gstjobs_owner', routine);
+    END LOOP;
+END
+$$;
 
 -- ------------------------------------------------------------------ privileges -------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
@@ -165,6 +270,6 @@ REVOKE ALL ON ALL PROCEDURES IN SCHEMA gstjobs FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text)
     TO gstjobs_runner, gstjobs_operator;
 GRANT EXECUTE ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text),
-                          gstjobs.run_finish(bigint, text, jsonb, text),
-                          gstjobs.job_heartbeat(bigint, timestamptz, bigint, boolean)
+                          gstjobs.run_finish(bigint, text, jsonb, text)
     TO gstjobs_runner, gstjobs_operator;
+-- The jobs' bodies are granted in sql/jobs.sql, once the registry names them.

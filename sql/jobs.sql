@@ -5,8 +5,16 @@
 INSERT INTO gstjobs.jobs AS j (name, description, default_schedule, local_time, per_tenant, body)
 VALUES
     ('heartbeat', 'proves pg_cron reaches the toolkit: one ledger row a minute',
-     '* * * * *', NULL, false,
-     'gstjobs.job_heartbeat(bigint, timestamptz, bigint, boolean)')
+     '* * * * *', NULL, false, 'gstjobs.job_heartbeat(bigint, timestamptz, bigint, boolean)'),
+    ('sla-check', 'notifies newly overdue and SLA-breached tasks; escalates to managers',
+     '* * * * *', NULL, false, 'gstjobs.job_sla_check(bigint, timestamptz, bigint, boolean)'),
+    -- local-time jobs are polled every 15 minutes; each firm's slot happens once a local day
+    ('hearing-reminders', 'reminds case owners of hearings 7, 1 and 0 days ahead, at 08:00 firm time',
+     '*/15 * * * *', '08:00', true, 'gstjobs.job_hearing_reminders(bigint, timestamptz, bigint, boolean)'),
+    ('deadline-alerts', 'alerts open deadlines 7, 3, 1 and 0 days ahead and overdue, at 09:00 firm time',
+     '*/15 * * * *', '09:00', true, 'gstjobs.job_deadline_alerts(bigint, timestamptz, bigint, boolean)'),
+    ('analytics-snapshot', 'one row of figures per firm per local day, with anomalies, at 23:45 firm time',
+     '*/15 * * * *', '23:45', true, 'gstjobs.job_analytics_snapshot(bigint, timestamptz, bigint, boolean)')
 ON CONFLICT (name) DO UPDATE
 SET description = excluded.description, default_schedule = excluded.default_schedule,
     local_time = excluded.local_time, per_tenant = excluded.per_tenant, body = excluded.body;
@@ -27,6 +35,18 @@ BEGIN
             PERFORM cron.schedule_in_database(job.name, job.default_schedule, job_command,
                                               current_database(), 'gstjobs_runner');
         END IF;
+    END LOOP;
+END
+$$;
+
+-- The bodies run with the caller's rights of gstjobs.run_job; each checks that its run is one
+-- this session started (gstjobs.run_guard), so granting them bypasses nothing.
+DO $$
+DECLARE
+    body regprocedure;
+BEGIN
+    FOR body IN SELECT j.body FROM gstjobs.jobs AS j LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO gstjobs_runner, gstjobs_operator', body);
     END LOOP;
 END
 $$;

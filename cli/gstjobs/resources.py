@@ -25,17 +25,18 @@ def plpy_source(module: str) -> str:
 def render_plpy_body(module: str, entry: str, args: str) -> str:
     """A PL/Python function body that runs plpy/<module>.py's <entry>(<args>).
 
-    The module is compiled once per session and kept in SD, so a call costs a dictionary
-    lookup; tracebacks name plpy/<module>.py and its real line numbers.
+    plpy/common.py and then the module are compiled once per session into one namespace kept
+    in SD, so a call costs a dictionary lookup; tracebacks name the files and real lines.
     """
-    source = plpy_source(module)
+    common, source = plpy_source("common"), plpy_source(module)
     return (
         "\n"
-        f'module = SD.get("module")\n'
+        'module = SD.get("module")\n'
         "if module is None:\n"
         "    import types\n"
         f'    module = types.ModuleType("plpy_{module}")\n'
         "    module.plpy, module.GD, module.SD = plpy, GD, SD\n"
+        f'    exec(compile({common!r}, "plpy/common.py", "exec"), module.__dict__)\n'
         f'    exec(compile({source!r}, "plpy/{module}.py", "exec"), module.__dict__)\n'
         '    SD["module"] = module\n'
         f"return module.{entry}({args})\n"

@@ -6,9 +6,9 @@ import psycopg
 
 from gstjobs.resources import checksum, render, sql_text
 
-# Re-applied in this order on every upgrade to head: functions, then the views that read
-# them, then the job registry and schedules that name them.
-REAPPLIED = ("functions.sql", "views.sql", "jobs.sql")
+# Re-applied in this order on every upgrade to head: settings and templates, the functions
+# that use them, the views that read the functions, the job registry and schedules.
+REAPPLIED = ("settings.sql", "templates.sql", "functions.sql", "views.sql", "jobs.sql")
 
 DROP_VIEWS_AND_ROUTINES = """
 DO $$

@@ -171,9 +171,12 @@ CREATE TABLE litigation.tasks (
     due_at           timestamptz,
     sla_due_at       timestamptz,
     completed_at     timestamptz,
-    -- when sla-check first found the task overdue / SLA-breached; set once
+    -- sla-check's record: when it first found the task overdue / SLA-breached, and when it
+    -- escalated that to the assignee's manager. Moving a due time later clears them (trigger).
     overdue_detected_at     timestamptz,
     sla_breach_detected_at  timestamptz,
+    overdue_escalated_at    timestamptz,
+    sla_escalated_at        timestamptz,
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, case_id) REFERENCES litigation.cases (tenant_id, id),
     FOREIGN KEY (tenant_id, assignee_id) REFERENCES litigation.members (tenant_id, id),
@@ -188,10 +191,39 @@ CREATE TABLE litigation.deadlines (
     due_on     date NOT NULL,
     status     text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'met', 'missed', 'waived')),
     owner_id   bigint,
+    -- deadline-alerts' record: when it sent the (single) overdue alert for this due date
+    overdue_alerted_at  timestamptz,
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, case_id) REFERENCES litigation.cases (tenant_id, id),
     FOREIGN KEY (tenant_id, owner_id) REFERENCES litigation.members (tenant_id, id)
 );
+
+-- A due time moved later makes a task (or deadline) not breached again: forget what the jobs
+-- recorded, so the new time is checked afresh (the notifications' dedupe keys carry the time).
+CREATE FUNCTION litigation.forget_detection() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'tasks' THEN
+        IF NEW.sla_due_at IS DISTINCT FROM OLD.sla_due_at THEN
+            NEW.sla_breach_detected_at := NULL;
+            NEW.sla_escalated_at := NULL;
+        END IF;
+        IF NEW.due_at IS DISTINCT FROM OLD.due_at THEN
+            NEW.overdue_detected_at := NULL;
+            NEW.overdue_escalated_at := NULL;
+        END IF;
+    ELSIF NEW.due_on IS DISTINCT FROM OLD.due_on THEN
+        NEW.overdue_alerted_at := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER forget_detection BEFORE UPDATE OF sla_due_at, due_at ON litigation.tasks
+    FOR EACH ROW EXECUTE FUNCTION litigation.forget_detection();
+CREATE TRIGGER forget_detection BEFORE UPDATE OF due_on ON litigation.deadlines
+    FOR EACH ROW EXECUTE FUNCTION litigation.forget_detection();
 
 -- Foreign keys are indexed for joins and deletes; partial indexes match what the jobs look for.
 CREATE INDEX members_manager_idx ON litigation.members (tenant_id, manager_id) WHERE manager_id IS NOT NULL;
@@ -204,13 +236,14 @@ CREATE INDEX tasks_sla_undetected_idx ON litigation.tasks (sla_due_at)
     WHERE status IN ('open', 'in_progress') AND sla_breach_detected_at IS NULL AND sla_due_at IS NOT NULL;
 CREATE INDEX tasks_overdue_undetected_idx ON litigation.tasks (due_at)
     WHERE status IN ('open', 'in_progress') AND overdue_detected_at IS NULL AND due_at IS NOT NULL;
--- escalation: detected, still open
-CREATE INDEX tasks_sla_detected_open_idx ON litigation.tasks (sla_breach_detected_at)
-    WHERE status IN ('open', 'in_progress') AND sla_breach_detected_at IS NOT NULL;
-CREATE INDEX tasks_overdue_detected_open_idx ON litigation.tasks (overdue_detected_at)
-    WHERE status IN ('open', 'in_progress') AND overdue_detected_at IS NOT NULL;
+-- escalation: detected, still open, not yet escalated
+CREATE INDEX tasks_sla_unescalated_idx ON litigation.tasks (sla_due_at)
+    WHERE status IN ('open', 'in_progress') AND sla_breach_detected_at IS NOT NULL AND sla_escalated_at IS NULL;
+CREATE INDEX tasks_overdue_unescalated_idx ON litigation.tasks (due_at)
+    WHERE status IN ('open', 'in_progress') AND overdue_detected_at IS NOT NULL AND overdue_escalated_at IS NULL;
 CREATE INDEX hearings_scheduled_idx ON litigation.hearings (starts_at) WHERE status = 'scheduled';
-CREATE INDEX deadlines_open_idx ON litigation.deadlines (due_on) WHERE status = 'open';
+CREATE INDEX deadlines_open_idx ON litigation.deadlines (tenant_id, due_on) WHERE status = 'open';
+CREATE INDEX hearings_scheduled_tenant_idx ON litigation.hearings (tenant_id, starts_at) WHERE status = 'scheduled';
 
 -- ---------------------------------------------------------------- toolkit tables -----------
 CREATE TABLE gstjobs.installed_extensions (
@@ -226,7 +259,9 @@ CREATE TABLE gstjobs.jobs (
     local_time        time,
     per_tenant        boolean NOT NULL DEFAULT false,
     -- the SECURITY DEFINER function doing the work: f(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean) RETURNS jsonb
-    body              regprocedure NOT NULL
+    body              regprocedure NOT NULL,
+    -- health-check counts expected ticks from here on, not from before the job existed
+    scheduled_since   timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE gstjobs.jobs IS 'the registry of toolkit jobs; the cron command of each is CALL gstjobs.run_job(name)';
 

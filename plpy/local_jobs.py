@@ -1,0 +1,272 @@
+"""The local-time jobs: hearing-reminders, deadline-alerts and analytics-snapshot.
+
+pg_cron here knows neither time zones nor catch-up, so it polls these jobs; each run takes the
+slots that have come due, one per (job, firm, local date), in gstjobs.slots, whose primary key
+makes each happen exactly once. A slot found late is run and marked late; one older than the
+catch-up limit is recorded as missed and not run (health-check reports it). Everything a run
+does is one statement per job: the slots it takes and the work for them go together.
+"""
+
+import json
+
+# $1 run_id, $2 as_of, $3 tenant_id (NULL: every firm); the slots taken by this run.
+TAKE_SLOTS = """
+taken AS (
+    INSERT INTO gstjobs.slots AS s (job, tenant_id, local_date, status, due_at, run_id)
+    SELECT due.job, due.tenant_id, due.local_date, due.status, due.due_at, $1
+    FROM gstjobs.due_slots('{job}', $2, $3) AS due
+    ON CONFLICT DO NOTHING
+    RETURNING s.tenant_id, s.local_date, s.status, s.due_at
+),
+work AS (
+    SELECT taken.tenant_id, taken.local_date, taken.due_at, firm.timezone AS zone,
+           firm.name AS firm, firm.whatsapp_enabled
+    FROM taken JOIN litigation.tenants AS firm ON firm.id = taken.tenant_id
+    WHERE taken.status <> 'missed'
+)"""
+
+# From `targets` (tenant_id, member_id, dedupe, urgency, vars): one notification per recipient
+# and channel, rendered from gstjobs.templates.
+NOTIFY = """
+messages AS (
+    SELECT t.*, m.name AS member_name, channel.name AS channel, channel.address
+    FROM targets AS t
+    JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
+    JOIN litigation.members AS m ON m.tenant_id = t.tenant_id AND m.id = t.member_id AND m.active
+    CROSS JOIN LATERAL (VALUES ('email', m.email),
+                               ('whatsapp', CASE WHEN firm.whatsapp_enabled THEN m.phone END))
+        AS channel (name, address)
+    WHERE channel.address IS NOT NULL
+),
+inserted AS (
+    INSERT INTO gstjobs.notifications
+        (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
+         dedupe_key, run_id)
+    SELECT msg.tenant_id, msg.kind, msg.channel, msg.address, msg.member_id,
+           gstjobs.render(tpl.subject, v.all_vars), gstjobs.render(tpl.body, v.all_vars),
+           jsonb_build_object('name', msg.kind, 'params', v.all_vars), msg.urgency,
+           msg.dedupe || ':' || msg.member_id || ':' || msg.channel, $1
+    FROM messages AS msg
+    -- a kind without a template fails loudly (subject NOT NULL), never silently
+    LEFT JOIN gstjobs.templates AS tpl ON tpl.kind = msg.kind
+    CROSS JOIN LATERAL (SELECT msg.vars || jsonb_build_object('recipient', msg.member_name))
+        AS v (all_vars)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING 1
+)"""
+
+SLOT_COUNTS = """
+    (SELECT count(*) FROM taken WHERE status <> 'missed') AS slots,
+    (SELECT count(*) FROM taken WHERE status = 'late') AS late,
+    (SELECT count(*) FROM taken WHERE status = 'missed') AS missed"""
+
+WHEN = "CASE {days} WHEN 0 THEN 'today' WHEN 1 THEN 'tomorrow' ELSE 'in ' || {days} || ' days' END"
+
+HEARING_REMINDERS = f"""
+WITH {TAKE_SLOTS.format(job="hearing-reminders")},
+hearings AS (
+    SELECT w.*, h.id AS hearing_id, h.starts_at, h.forum, h.venue, c.reference, c.section,
+           c.owner_id, cl.name AS client,
+           (h.starts_at AT TIME ZONE w.zone)::date - w.local_date AS days_ahead
+    FROM work AS w
+    JOIN litigation.hearings AS h
+      ON h.tenant_id = w.tenant_id AND h.status = 'scheduled'
+     AND h.starts_at >= w.local_date::timestamp AT TIME ZONE w.zone
+     AND h.starts_at < (w.local_date + 8)::timestamp AT TIME ZONE w.zone
+    JOIN litigation.cases AS c ON c.tenant_id = h.tenant_id AND c.id = h.case_id
+    JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
+    WHERE (h.starts_at AT TIME ZONE w.zone)::date - w.local_date IN (7, 1, 0)
+),
+targets AS (
+    SELECT h.tenant_id, h.owner_id AS member_id, 'hearing-reminder' AS kind,
+           -- the hearing's local date is in the key: a hearing moved to a new date is reminded again
+           format('hearing-reminder:%s:%s:%s:T-%s', h.tenant_id, h.hearing_id,
+                  (h.starts_at AT TIME ZONE h.zone)::date, h.days_ahead) AS dedupe,
+           CASE h.days_ahead WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE 5 END AS urgency,
+           jsonb_build_object(
+               'firm', h.firm, 'when', {WHEN.format(days="h.days_ahead")},
+               'hearing_local', gstjobs.format_local(h.starts_at, h.zone),
+               'case_reference', h.reference, 'section', h.section, 'client', h.client,
+               'forum', h.forum, 'venue', coalesce(h.venue, 'venue not recorded')) AS vars
+    FROM hearings AS h
+),
+{NOTIFY}
+SELECT {SLOT_COUNTS},
+    (SELECT count(*) FROM hearings) AS found,
+    (SELECT count(*) FROM inserted) AS notified,
+    (SELECT count(*) FROM targets AS t
+     WHERE NOT EXISTS (SELECT FROM messages AS m WHERE m.dedupe = t.dedupe)) AS skipped
+"""
+
+DEADLINE_ALERTS = f"""
+WITH {TAKE_SLOTS.format(job="deadline-alerts")},
+upcoming AS (
+    SELECT w.*, d.id AS deadline_id, d.kind AS deadline, d.due_on, d.owner_id,
+           d.due_on - w.local_date AS days_ahead, c.reference, c.section, cl.name AS client
+    FROM work AS w
+    JOIN litigation.deadlines AS d
+      ON d.tenant_id = w.tenant_id AND d.status = 'open'
+     AND d.due_on BETWEEN w.local_date AND w.local_date + 7
+    JOIN litigation.cases AS c ON c.tenant_id = d.tenant_id AND c.id = d.case_id
+    JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
+    WHERE d.due_on - w.local_date IN (7, 3, 1, 0)
+),
+overdue AS (
+    -- alerted once per due date: the record is kept on the deadline itself
+    UPDATE litigation.deadlines AS d
+    SET overdue_alerted_at = $2
+    FROM work AS w
+    WHERE d.tenant_id = w.tenant_id AND d.status = 'open' AND d.overdue_alerted_at IS NULL
+      AND d.due_on < w.local_date
+    RETURNING d.tenant_id, d.id AS deadline_id, d.kind AS deadline, d.due_on, d.owner_id,
+              d.case_id, w.zone, w.firm
+),
+targets AS (
+    SELECT u.tenant_id, u.owner_id AS member_id, 'deadline-alert' AS kind,
+           format('deadline-alert:%s:%s:%s:T-%s', u.tenant_id, u.deadline_id, u.due_on,
+                  u.days_ahead) AS dedupe,
+           CASE u.days_ahead WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 3 THEN 3 ELSE 5 END AS urgency,
+           jsonb_build_object('firm', u.firm, 'when', {WHEN.format(days="u.days_ahead")},
+               'deadline', u.deadline, 'due_local', to_char(u.due_on, 'Dy DD Mon YYYY'),
+               'case_reference', u.reference, 'section', u.section, 'client', u.client) AS vars
+    FROM upcoming AS u
+    UNION ALL
+    -- the owner, and the firm's partners (the escalation)
+    SELECT o.tenant_id, m.id, 'deadline-overdue',
+           format('deadline-overdue:%s:%s:%s', o.tenant_id, o.deadline_id, o.due_on),
+           0,
+           jsonb_build_object('firm', o.firm, 'deadline', o.deadline,
+               'due_local', to_char(o.due_on, 'Dy DD Mon YYYY'),
+               'case_reference', c.reference, 'section', c.section, 'client', cl.name,
+               'owner', coalesce(owner.name, 'nobody'))
+    FROM overdue AS o
+    JOIN litigation.cases AS c ON c.tenant_id = o.tenant_id AND c.id = o.case_id
+    JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
+    LEFT JOIN litigation.members AS owner ON owner.tenant_id = o.tenant_id AND owner.id = o.owner_id
+    JOIN litigation.members AS m
+      ON m.tenant_id = o.tenant_id AND m.active AND (m.id = o.owner_id OR m.role = 'partner')
+),
+{NOTIFY}
+SELECT {SLOT_COUNTS},
+    (SELECT count(*) FROM upcoming) AS found,
+    (SELECT count(*) FROM overdue) AS overdue,
+    (SELECT count(*) FROM inserted) AS notified,
+    (SELECT count(*) FROM targets AS t
+     WHERE NOT EXISTS (SELECT FROM messages AS m WHERE m.dedupe = t.dedupe)) AS skipped
+"""
+
+
+METRICS = ("demand_in_dispute", "hearings_next_7_days", "open_tasks", "overdue_tasks",
+           "sla_compliance", "deadlines_missed")
+METRIC_ARRAY = "ARRAY[" + ", ".join(f"'{name}'" for name in METRICS) + "]"
+
+# Figures as of the slot's own moment (due_at), whenever the run happens: a late run writes
+# what the firm looked like at the end of that day, as far as current rows allow.
+ANALYTICS_SNAPSHOT = f"""
+WITH {TAKE_SLOTS.format(job="analytics-snapshot")},
+cases AS (
+    SELECT w.tenant_id, coalesce(sum(c.demand_amount), 0) AS demand_in_dispute,
+           coalesce(jsonb_object_agg(c.stage, c.n) FILTER (WHERE c.stage IS NOT NULL), '{{}}')
+               AS open_cases_by_stage
+    FROM work AS w
+    LEFT JOIN LATERAL (
+        SELECT stage, count(*) AS n, sum(demand_amount) AS demand_amount
+        FROM litigation.cases WHERE tenant_id = w.tenant_id AND status = 'open' GROUP BY stage
+    ) AS c ON true
+    GROUP BY w.tenant_id
+),
+tasks AS (
+    SELECT w.tenant_id,
+           count(*) FILTER (WHERE t.status IN ('open', 'in_progress')) AS open_tasks,
+           count(*) FILTER (WHERE t.status IN ('open', 'in_progress') AND t.due_at < w.due_at)
+               AS overdue_tasks,
+           -- tasks whose SLA fell in the last 30 days: share completed by their SLA
+           round(avg(CASE WHEN t.completed_at <= t.sla_due_at THEN 1.0 ELSE 0.0 END)
+                 FILTER (WHERE t.status <> 'cancelled' AND t.sla_due_at < w.due_at
+                           AND t.sla_due_at >= w.due_at - interval '30 days'), 4)
+               AS sla_compliance
+    FROM work AS w
+    LEFT JOIN litigation.tasks AS t ON t.tenant_id = w.tenant_id
+    GROUP BY w.tenant_id
+),
+figures AS (
+    SELECT w.tenant_id, w.local_date, w.due_at, w.firm, c.open_cases_by_stage,
+           c.demand_in_dispute,
+           (SELECT count(*) FROM litigation.hearings AS h
+            WHERE h.tenant_id = w.tenant_id AND h.status = 'scheduled'
+              AND h.starts_at >= w.due_at AND h.starts_at < w.due_at + interval '7 days')
+               AS hearings_next_7_days,
+           t.open_tasks, t.overdue_tasks, t.sla_compliance,
+           (SELECT count(*) FROM litigation.deadlines AS d
+            WHERE d.tenant_id = w.tenant_id
+              AND (d.status = 'missed' OR (d.status = 'open' AND d.due_on < w.local_date)))
+               AS deadlines_missed
+    FROM work AS w JOIN cases AS c USING (tenant_id) JOIN tasks AS t USING (tenant_id)
+),
+anomalies AS (
+    -- a figure beyond 3 standard deviations of the firm's trailing 28 days (7 days at least)
+    SELECT f.tenant_id,
+           jsonb_agg(jsonb_build_object('metric', metric, 'value', now_value,
+                                        'mean', round(mean, 2), 'stddev', round(sd, 2))
+                     ORDER BY metric) AS list
+    FROM figures AS f
+    CROSS JOIN LATERAL unnest({METRIC_ARRAY}) AS metric
+    CROSS JOIN LATERAL (SELECT (to_jsonb(f) ->> metric)::numeric AS now_value) AS current
+    CROSS JOIN LATERAL (
+        SELECT avg(v) AS mean, stddev_samp(v) AS sd, count(v) AS days
+        FROM gstjobs.analytics_snapshots AS s
+        CROSS JOIN LATERAL (SELECT (to_jsonb(s) ->> metric)::numeric AS v) AS past
+        WHERE s.tenant_id = f.tenant_id
+          AND s.local_date >= f.local_date - 28 AND s.local_date < f.local_date
+    ) AS history
+    WHERE history.days >= 7 AND history.sd > 0 AND abs(now_value - history.mean) > 3 * history.sd
+    GROUP BY f.tenant_id
+),
+saved AS (
+    INSERT INTO gstjobs.analytics_snapshots AS s
+        (tenant_id, local_date, open_cases_by_stage, demand_in_dispute, hearings_next_7_days,
+         open_tasks, overdue_tasks, sla_compliance, deadlines_missed, anomalies, run_id)
+    SELECT f.tenant_id, f.local_date, f.open_cases_by_stage, f.demand_in_dispute,
+           f.hearings_next_7_days, f.open_tasks, f.overdue_tasks, f.sla_compliance,
+           f.deadlines_missed, coalesce(a.list, '[]'), $1
+    FROM figures AS f LEFT JOIN anomalies AS a USING (tenant_id)
+    ON CONFLICT (tenant_id, local_date) DO NOTHING
+    RETURNING s.tenant_id, s.local_date, s.anomalies
+),
+targets AS (
+    SELECT s.tenant_id, m.id AS member_id, 'analytics-anomaly' AS kind,
+           format('analytics-anomaly:%s:%s', s.tenant_id, s.local_date) AS dedupe, 4 AS urgency,
+           jsonb_build_object('firm', firm.name, 'local_date', to_char(s.local_date, 'DD Mon YYYY'),
+               'anomalies', (SELECT string_agg(format('- %s: %s (28-day mean %s, standard deviation %s)',
+                                                      a ->> 'metric', a ->> 'value', a ->> 'mean',
+                                                      a ->> 'stddev'), E'\\n')
+                             FROM jsonb_array_elements(s.anomalies) AS a)) AS vars
+    FROM saved AS s
+    JOIN litigation.tenants AS firm ON firm.id = s.tenant_id
+    JOIN litigation.members AS m ON m.tenant_id = s.tenant_id AND m.role = 'admin' AND m.active
+    WHERE jsonb_array_length(s.anomalies) > 0
+),
+{NOTIFY}
+SELECT {SLOT_COUNTS},
+    (SELECT count(*) FROM saved) AS snapshots,
+    (SELECT count(*) FROM saved WHERE jsonb_array_length(anomalies) > 0) AS anomalies,
+    (SELECT count(*) FROM inserted) AS notified
+"""
+
+
+def hearing_reminders(run_id, as_of, tenant_id, dry_run):
+    return run_statement("hearing-reminders", HEARING_REMINDERS, run_id, as_of, tenant_id)
+
+
+def deadline_alerts(run_id, as_of, tenant_id, dry_run):
+    return run_statement("deadline-alerts", DEADLINE_ALERTS, run_id, as_of, tenant_id)
+
+
+def analytics_snapshot(run_id, as_of, tenant_id, dry_run):
+    return run_statement("analytics-snapshot", ANALYTICS_SNAPSHOT, run_id, as_of, tenant_id)
+
+
+def run_statement(name, query, run_id, as_of, tenant_id):
+    guard(run_id)
+    row = one(name, query, ["bigint", "timestamptz", "bigint"], [run_id, as_of, tenant_id])
+    return json.dumps(dict(row))

@@ -1,0 +1,88 @@
+-- Every notification's words, in one place. {name} placeholders are filled by gstjobs.render()
+-- from the values each job supplies (listed beside each template). Times arrive already in the
+-- firm's zone with its abbreviation, e.g. "Tue 08 Dec 2026, 10:30 IST".
+-- Re-applied on every upgrade to head: edit here, then `alembic upgrade head`.
+
+SET ROLE gstjobs_owner;
+
+CREATE VIEW gstjobs.templates (kind, subject, body) AS VALUES
+    -- firm, recipient, task, case_reference, section, client, priority, due_local, assignee
+    ('sla-breach',
+     'SLA breached: {task} ({case_reference})',
+     E'Dear {recipient},\n\nThe task "{task}" on case {case_reference} (section {section}, {client}) '
+     || E'passed its SLA at {due_local}. Priority: {priority}.\n\n{firm}, sent by gstjobs'),
+    ('sla-breach-escalation',
+     'Escalation: SLA breached 24 h+ on {case_reference}: {task}',
+     E'Dear {recipient},\n\nThe task "{task}" assigned to {assignee} on case {case_reference} '
+     || E'(section {section}, {client}) passed its SLA at {due_local} and is still open. '
+     || E'Priority: {priority}.\n\n{firm}, sent by gstjobs'),
+    ('overdue',
+     'Overdue: {task} ({case_reference})',
+     E'Dear {recipient},\n\nThe task "{task}" on case {case_reference} (section {section}, {client}) '
+     || E'was due at {due_local} and is not completed. Priority: {priority}.\n\n{firm}, sent by gstjobs'),
+    ('overdue-escalation',
+     'Escalation: task overdue on {case_reference}: {task}',
+     E'Dear {recipient},\n\nThe task "{task}" assigned to {assignee} on case {case_reference} '
+     || E'(section {section}, {client}) was due at {due_local} and is still open. '
+     || E'Priority: {priority}.\n\n{firm}, sent by gstjobs'),
+    -- firm, recipient, when, hearing_local, case_reference, section, client, forum, venue
+    ('hearing-reminder',
+     'Hearing {when}: {case_reference} before {forum}',
+     E'Dear {recipient},\n\nCase {case_reference} ({client}, section {section}) is listed {when}, '
+     || E'{hearing_local}, before the {forum}, {venue}.\n\n{firm}, sent by gstjobs'),
+    -- firm, recipient, when, deadline, due_local, case_reference, section, client, owner
+    ('deadline-alert',
+     'Deadline {when}: {deadline} ({case_reference})',
+     E'Dear {recipient},\n\n{deadline} on case {case_reference} ({client}, section {section}) '
+     || E'falls due {when}, on {due_local}.\n\n{firm}, sent by gstjobs'),
+    ('deadline-overdue',
+     'Deadline passed: {deadline} ({case_reference})',
+     E'Dear {recipient},\n\n{deadline} on case {case_reference} ({client}, section {section}) '
+     || E'fell due on {due_local} and is still open. Owner: {owner}.\n\n{firm}, sent by gstjobs'),
+    -- firm, recipient, local_date, anomalies
+    ('analytics-anomaly',
+     'Unusual figures for {firm} on {local_date}',
+     E'Dear {recipient},\n\nThe daily snapshot of {local_date} differs from the last 28 days '
+     || E'by more than 3 standard deviations:\n{anomalies}\n\nsent by gstjobs'),
+    -- problem, advice, detected_local
+    ('health-alert',
+     'gstjobs health: {problem}',
+     E'gstjobs found a problem at {detected_local}:\n\n{problem}\n\nWhat to do: {advice}\n');
+
+CREATE FUNCTION gstjobs.render(template text, vars jsonb) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text;
+    value text;
+BEGIN
+    FOR name, value IN SELECT * FROM jsonb_each_text(vars) LOOP
+        template := replace(template, '{' || name || '}', coalesce(value, ''));
+    END LOOP;
+    RETURN template;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.render(text, jsonb) IS 'fills {name} placeholders from a JSON object';
+
+CREATE FUNCTION gstjobs.format_local(instant timestamptz, zone text) RETURNS text
+    LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    session_zone constant text := current_setting('timezone');
+    formatted text;
+BEGIN
+    -- to_char's TZ is the session zone's abbreviation at that instant (IST, GMT, BST): switch
+    -- the zone for this one call.
+    PERFORM set_config('timezone', zone, true);
+    formatted := to_char(instant, 'Dy DD Mon YYYY, HH24:MI TZ');
+    PERFORM set_config('timezone', session_zone, true);
+    RETURN formatted;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.format_local(timestamptz, text) IS
+    'an instant as a firm reads it: format_local(''2026-12-08 05:00Z'', ''Asia/Kolkata'') = ''Tue 08 Dec 2026, 10:30 IST''';
+
+RESET ROLE;
+GRANT SELECT ON gstjobs.templates TO gstjobs_operator;
