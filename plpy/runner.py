@@ -58,7 +58,8 @@ def run_batches(body, args):
         counts = json.loads(plpy.execute(body, args)[0]["counts"])
         more = counts.pop("more", False)
         for name, value in counts.items():
-            total[name] = total.get(name, 0) + value if isinstance(value, int) else value
+            countable = isinstance(value, int) and not isinstance(value, bool)
+            total[name] = total.get(name, 0) + value if countable else value
         if not more:
             return total
         plpy.commit()

@@ -250,6 +250,14 @@ CREATE FUNCTION gstjobs.job_analytics_snapshot(run_id bigint, as_of timestamptz,
     RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ local_jobs.analytics_snapshot(run_id, as_of, tenant_id, dry_run) $plpy$;
 
+CREATE FUNCTION gstjobs.job_health_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ health_check.health_check(run_id, as_of, tenant_id, dry_run) $plpy$;
+
+CREATE FUNCTION gstjobs.job_purge_history(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ purge_history.purge_history(run_id, as_of, tenant_id, dry_run) $plpy$;
+
 DO $$
 DECLARE
     routine regprocedure;

@@ -14,7 +14,12 @@ VALUES
     ('deadline-alerts', 'alerts open deadlines 7, 3, 1 and 0 days ahead and overdue, at 09:00 firm time',
      '*/15 * * * *', '09:00', true, 'gstjobs.job_deadline_alerts(bigint, timestamptz, bigint, boolean)'),
     ('analytics-snapshot', 'one row of figures per firm per local day, with anomalies, at 23:45 firm time',
-     '*/15 * * * *', '23:45', true, 'gstjobs.job_analytics_snapshot(bigint, timestamptz, bigint, boolean)')
+     '*/15 * * * *', '23:45', true, 'gstjobs.job_analytics_snapshot(bigint, timestamptz, bigint, boolean)'),
+    ('health-check', 'reports missed ticks, failures, stuck runs, slow runs, outbox backlog; 07:00 operations time',
+     '*/15 * * * *', '07:00', false, 'gstjobs.job_health_check(bigint, timestamptz, bigint, boolean)'),
+    -- 21:30 UTC is 03:00 in India: the quietest hour of the firms' day
+    ('purge-history', 'deletes run history and sent notifications past retention, in bounded batches',
+     '30 21 * * *', NULL, false, 'gstjobs.job_purge_history(bigint, timestamptz, bigint, boolean)')
 ON CONFLICT (name) DO UPDATE
 SET description = excluded.description, default_schedule = excluded.default_schedule,
     local_time = excluded.local_time, per_tenant = excluded.per_tenant, body = excluded.body;

@@ -1,0 +1,266 @@
+"""health-check: is every job running as its schedule says, and is the outbox moving?
+
+Runs at 07:00 in the operations zone (a slot, like the firms' local-time jobs) and whenever
+an operator asks. It stores a report in gstjobs.health_reports and mails the operations
+recipients once per problem: a problem already in the previous report is not sent again.
+"""
+
+import json
+from datetime import datetime, timedelta
+
+JOBS = """
+SELECT j.name, j.scheduled_since, c.jobid, c.schedule, c.active
+FROM gstjobs.jobs AS j
+LEFT JOIN cron.job AS c ON c.jobname = j.name AND c.username = 'gstjobs_runner'
+ORDER BY j.name
+"""
+
+TICKS = """
+SELECT count(*) AS ticks FROM cron.job_run_details
+WHERE jobid = $1 AND start_time >= $2 AND start_time < $3
+"""
+
+FAILURES = """
+SELECT job, count(*) AS failures,
+       (array_agg(left(coalesce(error, status), 300) ORDER BY started_at DESC))[1] AS last_error
+FROM gstjobs.run_history
+WHERE status IN ('failed', 'crashed') AND started_at >= $1 AND started_at < $2
+GROUP BY job
+"""
+
+STUCK = """
+SELECT id, job, started_at FROM gstjobs.runs
+WHERE status = 'running' AND started_at < $1 ORDER BY id
+"""
+
+DURATIONS = """
+SELECT job, last_seconds, median_seconds FROM (
+    SELECT job,
+           (array_agg(extract(epoch FROM finished_at - started_at) ORDER BY id DESC))[1] AS last_seconds,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+               FILTER (WHERE rank > 1) AS median_seconds
+    FROM (SELECT r.*, row_number() OVER (PARTITION BY job ORDER BY id DESC) AS rank
+          FROM gstjobs.runs AS r WHERE status = 'succeeded' AND NOT dry_run) AS recent
+    WHERE rank <= 21
+    GROUP BY job
+) AS d
+WHERE median_seconds IS NOT NULL
+"""
+
+OUTBOX = """
+SELECT count(*) FILTER (WHERE status IN ('pending', 'failed') AND next_attempt_at < $1) AS backlog,
+       count(*) FILTER (WHERE status = 'dead') AS dead
+FROM gstjobs.notifications
+"""
+
+MISSED_SLOTS = """
+SELECT job, count(*) AS missed, min(local_date) AS first, max(local_date) AS last
+FROM gstjobs.slots WHERE status = 'missed' AND processed_at >= $1 AND processed_at < $2
+GROUP BY job
+"""
+
+SLOT = """
+INSERT INTO gstjobs.slots AS s (job, tenant_id, local_date, status, due_at, run_id)
+SELECT due.job, due.tenant_id, due.local_date, due.status, due.due_at, $1
+FROM gstjobs.due_slots('health-check', $2, NULL) AS due
+ON CONFLICT DO NOTHING
+RETURNING s.status
+"""
+
+TRIGGER = "SELECT trigger FROM gstjobs.runs WHERE id = $1"
+
+PREVIOUS = "SELECT problems FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1"
+
+SAVE = """
+INSERT INTO gstjobs.health_reports (healthy, problems, report, run_id)
+VALUES ($1, $2::jsonb, $3::jsonb, $4) RETURNING id
+"""
+
+ALERT = """
+INSERT INTO gstjobs.notifications
+    (tenant_id, kind, channel, recipient, subject, body, template, urgency, dedupe_key, run_id)
+SELECT NULL, 'health-alert', 'email', address,
+       gstjobs.render(tpl.subject, vars), gstjobs.render(tpl.body, vars),
+       jsonb_build_object('name', 'health-alert', 'params', vars), 1,
+       format('health:%s:%s:%s', $1, $2, address), $3
+FROM unnest(string_to_array(gstjobs.setting('ops.email'), ',')) AS raw (address_raw)
+CROSS JOIN LATERAL (SELECT trim(address_raw) AS address) AS a
+CROSS JOIN LATERAL (SELECT jsonb_build_object('problem', $4::text, 'advice', $5::text,
+                           'detected_local', gstjobs.format_local($6, gstjobs.setting('ops.timezone')))
+                    AS vars) AS v
+LEFT JOIN gstjobs.templates AS tpl ON tpl.kind = 'health-alert'
+WHERE a.address <> ''
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING 1
+"""
+
+FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def parse_field(text, low, high):
+    """The set of values a cron field allows: *, n, a-b, with /step, comma lists."""
+    values = set()
+    for part in text.split(","):
+        spec, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if spec == "*":
+            first, last = low, high
+        elif "-" in spec:
+            first, last = (int(v) for v in spec.split("-", 1))
+        else:
+            first = int(spec)
+            last = high if step_text else first
+        if not (low <= first <= last <= high) or step < 1:
+            raise ValueError(f"{part!r} is out of range {low}-{high}")
+        values.update(range(first, last + 1, step))
+    return values
+
+
+def parse_cron(schedule):
+    """(minutes, hours, days, months, weekdays, dom_restricted, dow_restricted) of 5-field cron."""
+    fields = schedule.split()
+    if len(fields) != 5:
+        raise ValueError(f"{schedule!r} has {len(fields)} fields, not 5")
+    sets = [parse_field(f, lo, hi) for f, (lo, hi) in zip(fields, RANGES, strict=True)]
+    if 7 in sets[4]:
+        sets[4] = (sets[4] - {7}) | {0}
+    return (*sets, fields[2] != "*", fields[4] != "*")
+
+
+def matches(parsed, moment):
+    minutes, hours, days, months, weekdays, dom_restricted, dow_restricted = parsed
+    if moment.minute not in minutes or moment.hour not in hours or moment.month not in months:
+        return False
+    day_ok = moment.day in days
+    weekday_ok = (moment.isoweekday() % 7) in weekdays
+    # cron's rule: when both day fields are restricted, either may match
+    if dom_restricted and dow_restricted:
+        return day_ok or weekday_ok
+    return day_ok and weekday_ok
+
+
+def expected_ticks(schedule, start, end):
+    """How many times a schedule (in UTC, as pg_cron reads it) fires in [start, end)."""
+    parsed = parse_cron(schedule)
+    moment = start.replace(second=0, microsecond=0)
+    if moment < start:
+        moment += timedelta(minutes=1)
+    count = 0
+    while moment < end:
+        count += matches(parsed, moment)
+        moment += timedelta(minutes=1)
+    return count
+
+
+def problem(code, subject, message, advice):
+    return {"code": code, "subject": subject, "message": message, "advice": advice}
+
+
+def health_check(run_id, as_of, tenant_id, dry_run):
+    guard(run_id)
+    slot = plpy.execute(plan("slot", SLOT, ["bigint", "timestamptz"]), [run_id, as_of])
+    manual = one("trigger", TRIGGER, ["bigint"], [run_id])["trigger"] == "manual"
+    if not manual and (len(slot) == 0 or slot[0]["status"] == "missed"):
+        # polled by pg_cron: nothing to do until the 07:00 slot comes round
+        return json.dumps({"reports": 0, "slots_missed": len(slot)})
+
+    plpy.execute("SELECT gstjobs.mark_crashed_runs()")
+    now = parse_time(as_of)
+    window_start, window_end = now - timedelta(hours=24), now - timedelta(minutes=2)
+    problems, jobs = [], []
+
+    failures = {r["job"]: r for r in plpy.execute(
+        plan("failures", FAILURES, ["timestamptz", "timestamptz"]), [window_start, now])}
+    for job in plpy.execute(plan("jobs", JOBS, [])):
+        name = job["name"]
+        entry = {"job": name, "scheduled": job["jobid"] is not None, "active": job["active"]}
+        if job["jobid"] is None:
+            problems.append(problem("not-scheduled", name, f"{name} is not scheduled in pg_cron",
+                                    "run `alembic upgrade head`, which schedules every job"))
+        else:
+            start = max(window_start, parse_time(job["scheduled_since"]))
+            expected = expected_ticks(job["schedule"], start, window_end) if start < window_end else 0
+            ticks = one("ticks", TICKS, ["bigint", "timestamptz", "timestamptz"],
+                        [job["jobid"], start, window_end])["ticks"]
+            entry.update(expected_ticks=expected, ticks=ticks, missed_ticks=max(expected - ticks, 0))
+            if expected > ticks:
+                why = "it is paused" if not job["active"] else "pg_cron did not start it"
+                problems.append(problem(
+                    "missed-ticks", name,
+                    f"{name} ran {ticks} of the {expected} times its schedule "
+                    f"'{job['schedule']}' (UTC) called for since {start:%Y-%m-%d %H:%M} UTC: {why}",
+                    "`gstjobs resume " + name + "` if it was paused by mistake"
+                    if not job["active"] else
+                    "check that the server was up and `gstjobs doctor` passes"))
+        failed = failures.get(name)
+        if failed:
+            entry["failures"] = failed["failures"]
+            problems.append(problem(
+                "failed-runs", name,
+                f"{name} failed {failed['failures']} time(s) in 24 h; last: {failed['last_error']}",
+                f"`gstjobs history {name}` shows each error"))
+        jobs.append(entry)
+
+    stuck_after = int(setting("health.stuck_after_minutes"))
+    for run in plpy.execute(plan("stuck", STUCK, ["timestamptz"]),
+                            [now - timedelta(minutes=stuck_after)]):
+        problems.append(problem(
+            "stuck-run", f"{run['job']}#{run['id']}",
+            f"run {run['id']} of {run['job']} has been running since {run['started_at']}",
+            "look at pg_stat_activity for its backend; pg_terminate_backend() ends it, and the "
+            "next run marks it crashed and does the work"))
+
+    factor = float(setting("health.regression_factor"))
+    for d in plpy.execute(plan("durations", DURATIONS, [])):
+        if d["last_seconds"] > 1 and d["last_seconds"] > factor * d["median_seconds"]:
+            problems.append(problem(
+                "slow-run", d["job"],
+                f"{d['job']} took {d['last_seconds']:.1f} s, its median is {d['median_seconds']:.1f} s",
+                "EXPLAIN (ANALYZE, BUFFERS) its statements; see docs/BENCHMARKS.md"))
+
+    backlog_minutes = int(setting("health.backlog_minutes"))
+    outbox = one("outbox", OUTBOX, ["timestamptz"], [now - timedelta(minutes=backlog_minutes)])
+    if outbox["backlog"]:
+        problems.append(problem(
+            "outbox-backlog", "notifications",
+            f"{outbox['backlog']} notification(s) due for more than {backlog_minutes} minutes",
+            "check dispatch-notifications in `gstjobs list` and the SMTP/WhatsApp settings"))
+    if outbox["dead"]:
+        problems.append(problem(
+            "dead-letters", "notifications",
+            f"{outbox['dead']} notification(s) gave up after their last attempt",
+            "`gstjobs outbox --status dead` lists them; `gstjobs outbox retry ID` re-queues one"))
+
+    for m in plpy.execute(plan("missed", MISSED_SLOTS, ["timestamptz", "timestamptz"]),
+                          [window_start, now]):
+        problems.append(problem(
+            "missed-slots", m["job"],
+            f"{m['job']} missed {m['missed']} local-time slot(s) ({m['first']} to {m['last']}): "
+            "older than the catch-up limit when the job next ran",
+            "the server or pg_cron was down; re-run by hand with --as-of if the work still matters"))
+
+    previous = plpy.execute(plan("previous", PREVIOUS, []))
+    known = {(p["code"], p["subject"]) for p in json.loads(previous[0]["problems"])} if previous else set()
+    report = {"checked_at": str(as_of), "window_start": str(window_start), "jobs": jobs,
+              "outbox": dict(outbox)}
+    report_id = one("save", SAVE, ["boolean", "text", "text", "bigint"],
+                    [not problems, json.dumps(problems), json.dumps(report), run_id])["id"]
+    alerted = 0
+    for p in problems:
+        if (p["code"], p["subject"]) in known:
+            continue
+        alerted += len(plpy.execute(
+            plan("alert", ALERT, ["text", "text", "bigint", "text", "text", "timestamptz"]),
+            [p["code"], p["subject"], run_id, p["message"], p["advice"], as_of]))
+    return json.dumps({"reports": 1, "report_id": report_id, "healthy": not problems,
+                       "problems": len(problems), "notified": alerted})
+
+
+def setting(key):
+    return one("setting:" + key, "SELECT gstjobs.setting($1) AS v", ["text"], [key])["v"]
+
+
+def parse_time(value):
+    """A timestamptz as PL/Python passes it (text such as '2026-11-28 04:00:00+00')."""
+    return datetime.fromisoformat(str(value))
