@@ -1,0 +1,77 @@
+"""A small hand-made practice for the job scenarios, and helpers to run jobs and read results."""
+
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+IST = ZoneInfo("Asia/Kolkata")
+LONDON = ZoneInfo("Europe/London")
+
+FIRM = """
+INSERT INTO litigation.tenants (id, name, timezone, whatsapp_enabled) VALUES
+    (1, 'Mehta & Associates, Mumbai', 'Asia/Kolkata', true),
+    (2, 'Mehta & Associates (London desk)', 'Europe/London', false);
+INSERT INTO litigation.members (tenant_id, id, name, email, phone, role, manager_id) VALUES
+    (1, 1, 'Priya Mehta', 'priya@mehta.example.in', '+919800000001', 'partner', NULL),
+    (1, 2, 'Rohan Iyer', 'rohan@mehta.example.in', NULL, 'manager', 1),
+    (1, 3, 'Aarav Shah', 'aarav@mehta.example.in', '+919800000003', 'associate', 2),
+    (1, 4, 'Kavya Nair', 'kavya@mehta.example.in', NULL, 'admin', 1),
+    (1, 5, 'Neha Joshi', NULL, NULL, 'associate', 2),
+    (2, 6, 'Vikram Rao', 'vikram@mehta.example.co.uk', NULL, 'partner', NULL);
+INSERT INTO litigation.clients (tenant_id, id, name, gstin) VALUES
+    (1, 1, 'Balaji Steel Traders Pvt Ltd', '27AAPFU0939F1ZV'),
+    (2, 2, 'Kaveri Exports Pvt Ltd', '29AAGCB7383J1Z4');
+INSERT INTO litigation.cases (tenant_id, id, client_id, reference, section, stage, demand_amount, owner_id) VALUES
+    (1, 1, 1, 'SCN/73/2025-26/00042', '73', 'show_cause', 1250000, 3),
+    (1, 2, 1, 'APL/107/2025-26/00007', '107', 'first_appeal', 480000, 2),
+    (2, 3, 2, 'APL/112/2025-26/00003', '112', 'tribunal', 9900000, 6);
+"""
+
+
+@pytest.fixture
+def firm(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """Firm 1 in Mumbai (WhatsApp on), firm 2 a London desk; cases 1-2 in Mumbai, 3 in London."""
+    conn.execute(FIRM.encode())
+    return conn
+
+
+def at(text: str, zone: ZoneInfo = IST) -> datetime:
+    """A local wall-clock time in a zone: at('2026-12-03 08:05')."""
+    return datetime.fromisoformat(text).replace(tzinfo=zone)
+
+
+def run(conn: psycopg.Connection[Any], job: str, as_of: datetime, tenant: int | None = None) -> dict[str, Any]:
+    """Run a job as of a moment, by hand; its counts (and status) from the ledger."""
+    conn.execute(
+        "CALL gstjobs.run_job(%s, as_of => %s, tenant_id => %s)", (job, as_of, tenant)
+    )
+    row = conn.execute(
+        "SELECT status, counts, error FROM gstjobs.runs WHERE job = %s ORDER BY id DESC LIMIT 1",
+        (job,),
+    ).fetchone()
+    assert row is not None
+    assert row[0] == "succeeded", row
+    counts: dict[str, Any] = row[1]
+    return counts
+
+
+def notifications(conn: psycopg.Connection[Any], kind: str | None = None) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    return cur.execute(
+        "SELECT * FROM gstjobs.notifications WHERE %s::text IS NULL OR kind = %s ORDER BY id",
+        (kind, kind),
+    ).fetchall()
+
+
+def recipients(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(r["channel"], r["recipient"]) for r in rows}
+
+
+def params(row: dict[str, Any]) -> dict[str, Any]:
+    template = row["template"]
+    return dict(json.loads(template) if isinstance(template, str) else template)["params"]
