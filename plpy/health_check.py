@@ -55,7 +55,7 @@ FROM gstjobs.notifications
 
 MISSED_SLOTS = """
 SELECT job, count(*) AS missed, min(local_date) AS first, max(local_date) AS last
-FROM gstjobs.slots WHERE status = 'missed' AND processed_at >= $1 AND processed_at < $2
+FROM gstjobs.slots WHERE status = 'missed' AND due_at >= $1 AND due_at < $2
 GROUP BY job
 """
 
