@@ -170,91 +170,161 @@ def health_check(run_id, as_of, tenant_id, dry_run):
     window_start, window_end = now - timedelta(hours=24), now - timedelta(minutes=2)
     problems, jobs = [], []
 
-    failures = {r["job"]: r for r in plpy.execute(
-        plan("failures", FAILURES, ["timestamptz", "timestamptz"]), [window_start, now])}
+    failures = {
+        r["job"]: r
+        for r in plpy.execute(
+            plan("failures", FAILURES, ["timestamptz", "timestamptz"]), [window_start, now]
+        )
+    }
     for job in plpy.execute(plan("jobs", JOBS, [])):
         name = job["name"]
         entry = {"job": name, "scheduled": job["jobid"] is not None, "active": job["active"]}
         if job["jobid"] is None:
-            problems.append(problem("not-scheduled", name, f"{name} is not scheduled in pg_cron",
-                                    "run `alembic upgrade head`, which schedules every job"))
+            problems.append(
+                problem(
+                    "not-scheduled",
+                    name,
+                    f"{name} is not scheduled in pg_cron",
+                    "run `alembic upgrade head`, which schedules every job",
+                )
+            )
         else:
             start = max(window_start, parse_time(job["scheduled_since"]))
-            expected = expected_ticks(job["schedule"], start, window_end) if start < window_end else 0
-            ticks = one("ticks", TICKS, ["bigint", "timestamptz", "timestamptz"],
-                        [job["jobid"], start, window_end])["ticks"]
-            entry.update(expected_ticks=expected, ticks=ticks, missed_ticks=max(expected - ticks, 0))
+            expected = (
+                expected_ticks(job["schedule"], start, window_end) if start < window_end else 0
+            )
+            ticks = one(
+                "ticks",
+                TICKS,
+                ["bigint", "timestamptz", "timestamptz"],
+                [job["jobid"], start, window_end],
+            )["ticks"]
+            entry.update(
+                expected_ticks=expected, ticks=ticks, missed_ticks=max(expected - ticks, 0)
+            )
             if expected > ticks:
                 why = "it is paused" if not job["active"] else "pg_cron did not start it"
-                problems.append(problem(
-                    "missed-ticks", name,
-                    f"{name} ran {ticks} of the {expected} times its schedule "
-                    f"'{job['schedule']}' (UTC) called for since {start:%Y-%m-%d %H:%M} UTC: {why}",
-                    "`gstjobs resume " + name + "` if it was paused by mistake"
-                    if not job["active"] else
-                    "check that the server was up and `gstjobs doctor` passes"))
+                problems.append(
+                    problem(
+                        "missed-ticks",
+                        name,
+                        f"{name} ran {ticks} of the {expected} times its schedule "
+                        f"'{job['schedule']}' (UTC) called for since {start:%Y-%m-%d %H:%M} UTC: {why}",
+                        "`gstjobs resume " + name + "` if it was paused by mistake"
+                        if not job["active"]
+                        else "check that the server was up and `gstjobs doctor` passes",
+                    )
+                )
         failed = failures.get(name)
         if failed:
             entry["failures"] = failed["failures"]
-            problems.append(problem(
-                "failed-runs", name,
-                f"{name} failed {failed['failures']} time(s) in 24 h; last: {failed['last_error']}",
-                f"`gstjobs history {name}` shows each error"))
+            problems.append(
+                problem(
+                    "failed-runs",
+                    name,
+                    f"{name} failed {failed['failures']} time(s) in 24 h; last: {failed['last_error']}",
+                    f"`gstjobs history {name}` shows each error",
+                )
+            )
         jobs.append(entry)
 
     stuck_after = int(setting("health.stuck_after_minutes"))
-    for run in plpy.execute(plan("stuck", STUCK, ["timestamptz"]),
-                            [now - timedelta(minutes=stuck_after)]):
-        problems.append(problem(
-            "stuck-run", f"{run['job']}#{run['id']}",
-            f"run {run['id']} of {run['job']} has been running since {run['started_at']}",
-            "look at pg_stat_activity for its backend; pg_terminate_backend() ends it, and the "
-            "next run marks it crashed and does the work"))
+    for run in plpy.execute(
+        plan("stuck", STUCK, ["timestamptz"]), [now - timedelta(minutes=stuck_after)]
+    ):
+        problems.append(
+            problem(
+                "stuck-run",
+                f"{run['job']}#{run['id']}",
+                f"run {run['id']} of {run['job']} has been running since {run['started_at']}",
+                "look at pg_stat_activity for its backend; pg_terminate_backend() ends it, and the "
+                "next run marks it crashed and does the work",
+            )
+        )
 
     factor = float(setting("health.regression_factor"))
     for d in plpy.execute(plan("durations", DURATIONS, [])):
         if d["last_seconds"] > 1 and d["last_seconds"] > factor * d["median_seconds"]:
-            problems.append(problem(
-                "slow-run", d["job"],
-                f"{d['job']} took {d['last_seconds']:.1f} s, its median is {d['median_seconds']:.1f} s",
-                "EXPLAIN (ANALYZE, BUFFERS) its statements; see docs/BENCHMARKS.md"))
+            problems.append(
+                problem(
+                    "slow-run",
+                    d["job"],
+                    f"{d['job']} took {d['last_seconds']:.1f} s, its median is {d['median_seconds']:.1f} s",
+                    "EXPLAIN (ANALYZE, BUFFERS) its statements; see docs/BENCHMARKS.md",
+                )
+            )
 
     backlog_minutes = int(setting("health.backlog_minutes"))
     outbox = one("outbox", OUTBOX, ["timestamptz"], [now - timedelta(minutes=backlog_minutes)])
     if outbox["backlog"]:
-        problems.append(problem(
-            "outbox-backlog", "notifications",
-            f"{outbox['backlog']} notification(s) due for more than {backlog_minutes} minutes",
-            "check dispatch-notifications in `gstjobs list` and the SMTP/WhatsApp settings"))
+        problems.append(
+            problem(
+                "outbox-backlog",
+                "notifications",
+                f"{outbox['backlog']} notification(s) due for more than {backlog_minutes} minutes",
+                "check dispatch-notifications in `gstjobs list` and the SMTP/WhatsApp settings",
+            )
+        )
     if outbox["dead"]:
-        problems.append(problem(
-            "dead-letters", "notifications",
-            f"{outbox['dead']} notification(s) gave up after their last attempt",
-            "`gstjobs outbox --status dead` lists them; `gstjobs outbox retry ID` re-queues one"))
+        problems.append(
+            problem(
+                "dead-letters",
+                "notifications",
+                f"{outbox['dead']} notification(s) gave up after their last attempt",
+                "`gstjobs outbox --status dead` lists them; `gstjobs outbox retry ID` re-queues one",
+            )
+        )
 
-    for m in plpy.execute(plan("missed", MISSED_SLOTS, ["timestamptz", "timestamptz"]),
-                          [window_start, now]):
-        problems.append(problem(
-            "missed-slots", m["job"],
-            f"{m['job']} missed {m['missed']} local-time slot(s) ({m['first']} to {m['last']}): "
-            "older than the catch-up limit when the job next ran",
-            "the server or pg_cron was down; re-run by hand with --as-of if the work still matters"))
+    for m in plpy.execute(
+        plan("missed", MISSED_SLOTS, ["timestamptz", "timestamptz"]), [window_start, now]
+    ):
+        problems.append(
+            problem(
+                "missed-slots",
+                m["job"],
+                f"{m['job']} missed {m['missed']} local-time slot(s) ({m['first']} to {m['last']}): "
+                "older than the catch-up limit when the job next ran",
+                "the server or pg_cron was down; re-run by hand with --as-of if the work still matters",
+            )
+        )
 
     previous = plpy.execute(plan("previous", PREVIOUS, []))
-    known = {(p["code"], p["subject"]) for p in json.loads(previous[0]["problems"])} if previous else set()
-    report = {"checked_at": str(as_of), "window_start": str(window_start), "jobs": jobs,
-              "outbox": dict(outbox)}
-    report_id = one("save", SAVE, ["boolean", "text", "text", "bigint"],
-                    [not problems, json.dumps(problems), json.dumps(report), run_id])["id"]
+    known = (
+        {(p["code"], p["subject"]) for p in json.loads(previous[0]["problems"])}
+        if previous
+        else set()
+    )
+    report = {
+        "checked_at": str(as_of),
+        "window_start": str(window_start),
+        "jobs": jobs,
+        "outbox": dict(outbox),
+    }
+    report_id = one(
+        "save",
+        SAVE,
+        ["boolean", "text", "text", "bigint"],
+        [not problems, json.dumps(problems), json.dumps(report), run_id],
+    )["id"]
     alerted = 0
     for p in problems:
         if (p["code"], p["subject"]) in known:
             continue
-        alerted += len(plpy.execute(
-            plan("alert", ALERT, ["text", "text", "bigint", "text", "text", "timestamptz"]),
-            [p["code"], p["subject"], run_id, p["message"], p["advice"], as_of]))
-    return json.dumps({"reports": 1, "report_id": report_id, "healthy": not problems,
-                       "problems": len(problems), "notified": alerted})
+        alerted += len(
+            plpy.execute(
+                plan("alert", ALERT, ["text", "text", "bigint", "text", "text", "timestamptz"]),
+                [p["code"], p["subject"], run_id, p["message"], p["advice"], as_of],
+            )
+        )
+    return json.dumps(
+        {
+            "reports": 1,
+            "report_id": report_id,
+            "healthy": not problems,
+            "problems": len(problems),
+            "notified": alerted,
+        }
+    )
 
 
 def setting(key):

@@ -156,8 +156,14 @@ SELECT {SLOT_COUNTS},
 """
 
 
-METRICS = ("demand_in_dispute", "hearings_next_7_days", "open_tasks", "overdue_tasks",
-           "sla_compliance", "deadlines_missed")
+METRICS = (
+    "demand_in_dispute",
+    "hearings_next_7_days",
+    "open_tasks",
+    "overdue_tasks",
+    "sla_compliance",
+    "deadlines_missed",
+)
 METRIC_ARRAY = "ARRAY[" + ", ".join(f"'{name}'" for name in METRICS) + "]"
 
 # Figures as of the slot's own moment (due_at), whenever the run happens: a late run writes

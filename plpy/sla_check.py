@@ -108,13 +108,20 @@ def statements():
     """(counter prefix, SQL) for each check's detection and escalation."""
     for kind, due, detected, escalated, urgency, escalation_urgency in CHECKS:
         columns = {"due": due, "detected": detected, "escalated": escalated}
-        yield kind, DETECT.format(
-            notify=NOTIFY.format(kind=kind, urgency=urgency, acted="detected"), **columns
+        yield (
+            kind,
+            DETECT.format(
+                notify=NOTIFY.format(kind=kind, urgency=urgency, acted="detected"), **columns
+            ),
         )
-        yield kind + "-escalation", ESCALATE.format(
-            notify=NOTIFY.format(kind=kind + "-escalation", urgency=escalation_urgency,
-                                 acted="escalated"),
-            **columns,
+        yield (
+            kind + "-escalation",
+            ESCALATE.format(
+                notify=NOTIFY.format(
+                    kind=kind + "-escalation", urgency=escalation_urgency, acted="escalated"
+                ),
+                **columns,
+            ),
         )
 
 
@@ -122,8 +129,9 @@ def sla_check(run_id, as_of, tenant_id, dry_run):
     guard(run_id)
     counts = {}
     for name, query in statements():
-        row = one("sla:" + name, query, ["bigint", "timestamptz", "bigint"],
-                  [run_id, as_of, tenant_id])
+        row = one(
+            "sla:" + name, query, ["bigint", "timestamptz", "bigint"], [run_id, as_of, tenant_id]
+        )
         counts[name + ".tasks"] = row["tasks"]
         counts[name + ".notified"] = row["notified"]
         counts[name + ".skipped"] = row["skipped"]
@@ -132,4 +140,3 @@ def sla_check(run_id, as_of, tenant_id, dry_run):
     counts["notified"] = sum(v for k, v in counts.items() if k.endswith(".notified"))
     counts["skipped"] = sum(v for k, v in counts.items() if k.endswith(".skipped"))
     return json.dumps(counts)
-

@@ -45,11 +45,11 @@ def at(text: str, zone: ZoneInfo = IST) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=zone)
 
 
-def run(conn: psycopg.Connection[Any], job: str, as_of: datetime, tenant: int | None = None) -> dict[str, Any]:
+def run(
+    conn: psycopg.Connection[Any], job: str, as_of: datetime, tenant: int | None = None
+) -> dict[str, Any]:
     """Run a job as of a moment, by hand; its counts (and status) from the ledger."""
-    conn.execute(
-        "CALL gstjobs.run_job(%s, as_of => %s, tenant_id => %s)", (job, as_of, tenant)
-    )
+    conn.execute("CALL gstjobs.run_job(%s, as_of => %s, tenant_id => %s)", (job, as_of, tenant))
     row = conn.execute(
         "SELECT status, counts, error FROM gstjobs.runs WHERE job = %s ORDER BY id DESC LIMIT 1",
         (job,),

@@ -11,7 +11,9 @@ def cluster_sh(*args: str, port: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ROOT / "scripts" / "cluster.sh"), *args],
         env={**os.environ, "GSTJOBS_PORT": str(port)},
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 

@@ -1,5 +1,6 @@
 """hearing-reminders: 08:00 firm time, 7, 1 and 0 local days ahead, once each, caught up once."""
 
+import contextlib
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,8 +13,13 @@ from tests.integration.conftest import LONDON, at, notifications, params, run
 OWNER = {("email", "aarav@mehta.example.in"), ("whatsapp", "+919800000003")}
 
 
-def add_hearing(conn: psycopg.Connection[Any], hearing_id: int, starts_at: datetime,
-                case_id: int = 1, tenant_id: int = 1) -> None:
+def add_hearing(
+    conn: psycopg.Connection[Any],
+    hearing_id: int,
+    starts_at: datetime,
+    case_id: int = 1,
+    tenant_id: int = 1,
+) -> None:
     conn.execute(
         "INSERT INTO litigation.hearings (tenant_id, id, case_id, starts_at, forum, venue)"
         " VALUES (%s, %s, %s, %s, 'Adjudicating Authority (Joint Commissioner of CGST)',"
@@ -47,7 +53,10 @@ def test_reminders_at_t7_t1_and_t0_local(firm: psycopg.Connection[Any]) -> None:
     assert len(reminders(firm)) == 2  # the slot of 19 November has not come yet
 
     run(firm, "hearing-reminders", at("2026-11-19 08:05"))
-    assert [r for r in reminders(firm) if r[1] == "T-1"] == [(1, "T-1", "email"), (1, "T-1", "whatsapp")]
+    assert [r for r in reminders(firm) if r[1] == "T-1"] == [
+        (1, "T-1", "email"),
+        (1, "T-1", "whatsapp"),
+    ]
     run(firm, "hearing-reminders", at("2026-11-20 08:05"))
     same_day = [r for r in notifications(firm) if r["dedupe_key"].split(":")[4] == "T-0"]
     assert len(same_day) == 2 and same_day[0]["urgency"] == 0 and "today" in same_day[0]["subject"]
@@ -57,7 +66,9 @@ def test_reminders_at_t7_t1_and_t0_local(firm: psycopg.Connection[Any]) -> None:
     assert len(reminders(firm)) == 6
 
 
-def test_a_hearing_just_after_midnight_is_reminded_on_local_dates(firm: psycopg.Connection[Any]) -> None:
+def test_a_hearing_just_after_midnight_is_reminded_on_local_dates(
+    firm: psycopg.Connection[Any],
+) -> None:
     # 00:30 IST on 20 November is 19:00 UTC on 19 November
     add_hearing(firm, 1, at("2026-11-20 00:30"))
     run(firm, "hearing-reminders", at("2026-11-12 08:05"))
@@ -70,7 +81,9 @@ def test_a_hearing_just_after_midnight_is_reminded_on_local_dates(firm: psycopg.
     assert "00:30 IST" in notifications(firm)[0]["body"]
 
 
-def test_outage_is_caught_up_once_late_and_a_stale_slot_is_missed(firm: psycopg.Connection[Any]) -> None:
+def test_outage_is_caught_up_once_late_and_a_stale_slot_is_missed(
+    firm: psycopg.Connection[Any],
+) -> None:
     add_hearing(firm, 1, at("2026-11-20 10:30"))
     run(firm, "hearing-reminders", at("2026-11-18 08:05"))
     # no run from 19 November 06:00 to 11:00; the 11:00 run sends the T-1 reminder, late
@@ -92,16 +105,21 @@ def test_outage_is_caught_up_once_late_and_a_stale_slot_is_missed(firm: psycopg.
     firm.execute("UPDATE gstjobs.jobs SET scheduled_since = %s", (at("2026-11-20 20:40"),))
     run(firm, "health-check", at("2026-11-20 20:40"))
     problems = firm.execute(
-        "SELECT problems FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1").fetchone()
+        "SELECT problems FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     assert problems is not None
-    assert [(p["code"], p["subject"]) for p in problems[0]] == [("missed-slots", "hearing-reminders")]
+    assert [(p["code"], p["subject"]) for p in problems[0]] == [
+        ("missed-slots", "hearing-reminders")
+    ]
 
 
 def test_a_moved_hearing_is_reminded_for_its_new_date(firm: psycopg.Connection[Any]) -> None:
     add_hearing(firm, 1, at("2026-11-20 10:30"))
     add_hearing(firm, 2, at("2026-11-20 12:00"), case_id=2)
     run(firm, "hearing-reminders", at("2026-11-13 08:05"))
-    firm.execute("UPDATE litigation.hearings SET starts_at = %s WHERE id = 1", (at("2026-11-21 10:30"),))
+    firm.execute(
+        "UPDATE litigation.hearings SET starts_at = %s WHERE id = 1", (at("2026-11-21 10:30"),)
+    )
     firm.execute("UPDATE litigation.hearings SET status = 'adjourned' WHERE id = 2")
     run(firm, "hearing-reminders", at("2026-11-14 08:05"))
     assert (1, "T-7", "email") in reminders(firm)
@@ -127,7 +145,8 @@ def test_london_slot_happens_once_a_day_across_daylight_saving(
         " WHERE job = 'hearing-reminders' AND tenant_id = 2 ORDER BY local_date"
     ).fetchall()
     assert [(d, s) for d, s, _ in slots] == [
-        (str((datetime.fromisoformat(days[0]) + timedelta(days=i)).date()), "done") for i in range(3)
+        (str((datetime.fromisoformat(days[0]) + timedelta(days=i)).date()), "done")
+        for i in range(3)
     ]
     for local_date, _, due_at in slots:
         assert due_at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M") == f"{local_date} 08:00"
@@ -145,8 +164,10 @@ def test_twenty_simultaneous_runs_make_one_set_of_reminders(
         try:
             with psycopg.connect(db, autocommit=True) as conn:
                 barrier.wait()
-                conn.execute("CALL gstjobs.run_job('hearing-reminders', as_of => %s)",
-                             (at("2026-11-19 08:05"),))
+                conn.execute(
+                    "CALL gstjobs.run_job('hearing-reminders', as_of => %s)",
+                    (at("2026-11-19 08:05"),),
+                )
         except BaseException as error:
             errors.append(error)
 
@@ -156,7 +177,10 @@ def test_twenty_simultaneous_runs_make_one_set_of_reminders(
     for thread in threads:
         thread.join(30)
     assert errors == []
-    statuses = [r[0] for r in firm.execute("SELECT status FROM gstjobs.runs WHERE job = 'hearing-reminders'")]
+    statuses = [
+        r[0]
+        for r in firm.execute("SELECT status FROM gstjobs.runs WHERE job = 'hearing-reminders'")
+    ]
     assert len(statuses) == 20 and set(statuses) <= {"succeeded", "skipped"}
     assert len(reminders(firm)) == 10  # 5 hearings x (email + WhatsApp), exactly once
 
@@ -171,17 +195,17 @@ def test_a_run_killed_midway_leaves_nothing_and_the_next_does_it_all(
     pid = victim.info.backend_pid
 
     def doomed_run() -> None:
-        try:
-            victim.execute("CALL gstjobs.run_job('hearing-reminders', as_of => %s)",
-                           (at("2026-11-19 08:05"),))
-        except psycopg.Error:
-            pass
+        with contextlib.suppress(psycopg.Error):  # terminated below, as intended
+            victim.execute(
+                "CALL gstjobs.run_job('hearing-reminders', as_of => %s)", (at("2026-11-19 08:05"),)
+            )
 
     thread = threading.Thread(target=doomed_run)
     thread.start()
     for _ in range(100):
         waiting = firm.execute(
-            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
         if waiting and waiting[0] == "Lock":
             break
         threading.Event().wait(0.05)
@@ -195,6 +219,10 @@ def test_a_run_killed_midway_leaves_nothing_and_the_next_does_it_all(
     assert firm.execute("SELECT count(*) FROM gstjobs.slots").fetchone() == (0,)
     counts = run(firm, "hearing-reminders", at("2026-11-19 08:10"))
     assert counts["notified"] == 2
-    statuses = [r[0] for r in firm.execute(
-        "SELECT status FROM gstjobs.runs WHERE job = 'hearing-reminders' ORDER BY id")]
+    statuses = [
+        r[0]
+        for r in firm.execute(
+            "SELECT status FROM gstjobs.runs WHERE job = 'hearing-reminders' ORDER BY id"
+        )
+    ]
     assert statuses == ["crashed", "succeeded"]

@@ -113,7 +113,10 @@ def test_bad_requests_are_refused_and_change_nothing(
 def test_unknown_job_names_the_jobs_there_are(conn: psycopg.Connection[tuple]) -> None:
     with pytest.raises(errors.UndefinedObject) as raised:
         conn.execute("CALL gstjobs.run_job('nope')")
-    assert raised.value.diag.message_hint == "jobs are: heartbeat"
+    assert raised.value.diag.message_hint == (
+        "jobs are: analytics-snapshot, deadline-alerts, health-check, hearing-reminders, heartbeat,"
+        " purge-history, sla-check"
+    )
 
 
 def test_failed_body_is_recorded_and_leaves_no_effect(jobs_db: psycopg.Connection[tuple]) -> None:
@@ -191,27 +194,28 @@ def test_replay_of_a_past_moment_is_recorded_with_its_as_of(
 
 
 @pytest.mark.slow
-def test_pg_cron_runs_the_job_by_itself(cron_db: str) -> None:
+def test_pg_cron_runs_the_jobs_by_themselves(cron_db: str) -> None:
     """The real path: pg_cron, as gstjobs_runner, within ~70 s; in both histories."""
     with psycopg.connect(cron_db, autocommit=True) as conn:
         since = conn.execute("SELECT now()").fetchone()
         assert since is not None
-        row = wait_for(
-            conn,
-            f"""SELECT r.id, d.runid, d.status, d.username
-                FROM gstjobs.runs AS r
-                JOIN cron.job_run_details AS d ON d.runid = r.cron_runid
-                WHERE r.job = 'heartbeat' AND r.trigger = 'cron' AND r.status = 'succeeded'
-                  AND d.status = 'succeeded' AND r.started_at > '{since[0].isoformat()}'
-                ORDER BY r.id DESC LIMIT 1""",
-            75,
-        )
-        assert row[3] == "gstjobs_runner"
-        history = conn.execute(
-            "SELECT trigger, status, cron_message FROM gstjobs.run_history WHERE run_id = %s",
-            (row[0],),
-        ).fetchone()
-        assert history == ("cron", "succeeded", "CALL")
+        for job in ("heartbeat", "sla-check"):
+            row = wait_for(
+                conn,
+                f"""SELECT r.id, d.runid, d.status, d.username
+                    FROM gstjobs.runs AS r
+                    JOIN cron.job_run_details AS d ON d.runid = r.cron_runid
+                    WHERE r.job = '{job}' AND r.trigger = 'cron' AND r.status = 'succeeded'
+                      AND d.status = 'succeeded' AND r.started_at > '{since[0].isoformat()}'
+                    ORDER BY r.id DESC LIMIT 1""",
+                75,
+            )
+            assert row[3] == "gstjobs_runner"
+            history = conn.execute(
+                "SELECT job, trigger, status, cron_message FROM gstjobs.run_history WHERE run_id = %s",
+                (row[0],),
+            ).fetchone()
+            assert history == (job, "cron", "succeeded", "CALL")
         runner = conn.execute(
             "SELECT rolsuper FROM pg_roles WHERE rolname = 'gstjobs_runner'"
         ).fetchone()

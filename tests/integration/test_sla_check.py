@@ -13,8 +13,15 @@ ROHAN = {("email", "rohan@mehta.example.in")}  # no phone: email only
 
 
 def add_task(conn: psycopg.Connection[Any], task_id: int, **columns: Any) -> None:
-    values = {"tenant_id": 1, "id": task_id, "case_id": 1, "title": "Draft reply to SCN (DRC-06)",
-              "assignee_id": 3, "priority": "high", **columns}
+    values = {
+        "tenant_id": 1,
+        "id": task_id,
+        "case_id": 1,
+        "title": "Draft reply to SCN (DRC-06)",
+        "assignee_id": 3,
+        "priority": "high",
+        **columns,
+    }
     names = ", ".join(values)
     conn.execute(
         f"INSERT INTO litigation.tasks ({names}) VALUES ({', '.join(['%s'] * len(values))})",
@@ -22,9 +29,7 @@ def add_task(conn: psycopg.Connection[Any], task_id: int, **columns: Any) -> Non
     )
 
 
-@pytest.mark.parametrize(
-    ("column", "kind"), [("sla_due_at", "sla-breach"), ("due_at", "overdue")]
-)
+@pytest.mark.parametrize(("column", "kind"), [("sla_due_at", "sla-breach"), ("due_at", "overdue")])
 def test_breach_notifies_assignee_once_then_manager_once(
     firm: psycopg.Connection[Any], column: str, kind: str
 ) -> None:
@@ -60,8 +65,14 @@ def test_breach_notifies_assignee_once_then_manager_once(
 @pytest.mark.parametrize("status", ["completed", "cancelled"])
 def test_closed_tasks_are_not_notified(firm: psycopg.Connection[Any], status: str) -> None:
     due = at("2026-11-20 10:00")
-    add_task(firm, 1, sla_due_at=due, due_at=due, status=status,
-             completed_at=due - timedelta(hours=1) if status == "completed" else None)
+    add_task(
+        firm,
+        1,
+        sla_due_at=due,
+        due_at=due,
+        status=status,
+        completed_at=due - timedelta(hours=1) if status == "completed" else None,
+    )
     assert run(firm, "sla-check", due + timedelta(days=3))["found"] == 0
     assert notifications(firm) == []
 
@@ -70,7 +81,10 @@ def test_completing_before_the_delay_stops_the_escalation(firm: psycopg.Connecti
     due = at("2026-11-20 10:00")
     add_task(firm, 1, sla_due_at=due)
     run(firm, "sla-check", due + timedelta(minutes=1))
-    firm.execute("UPDATE litigation.tasks SET status = 'completed', completed_at = %s", (due + timedelta(hours=2),))
+    firm.execute(
+        "UPDATE litigation.tasks SET status = 'completed', completed_at = %s",
+        (due + timedelta(hours=2),),
+    )
     assert run(firm, "sla-check", due + timedelta(hours=25))["escalated"] == 0
     assert notifications(firm, "sla-breach-escalation") == []
 
@@ -92,10 +106,14 @@ def test_no_manager_escalates_to_the_partners(firm: psycopg.Connection[Any]) -> 
     firm.execute("UPDATE litigation.members SET manager_id = NULL WHERE id = 2")
     run(firm, "sla-check", due + timedelta(hours=25))
     assert recipients(notifications(firm, "sla-breach-escalation")) == {
-        ("email", "priya@mehta.example.in"), ("whatsapp", "+919800000001")}
+        ("email", "priya@mehta.example.in"),
+        ("whatsapp", "+919800000001"),
+    }
 
 
-def test_tasks_nobody_can_be_told_about_are_counted_not_fatal(firm: psycopg.Connection[Any]) -> None:
+def test_tasks_nobody_can_be_told_about_are_counted_not_fatal(
+    firm: psycopg.Connection[Any],
+) -> None:
     due = at("2026-11-20 10:00")
     add_task(firm, 1, sla_due_at=due, assignee_id=None)
     add_task(firm, 2, sla_due_at=due, assignee_id=5)  # Neha: no email, no phone
@@ -110,7 +128,9 @@ def test_one_tenant_run_leaves_the_other_firms_alone(firm: psycopg.Connection[An
     add_task(firm, 1, sla_due_at=due)
     firm.execute(
         "INSERT INTO litigation.tasks (tenant_id, id, case_id, title, assignee_id, sla_due_at)"
-        " VALUES (2, 2, 3, 'Prepare tribunal paper book', 6, %s)", (due,))
+        " VALUES (2, 2, 3, 'Prepare tribunal paper book', 6, %s)",
+        (due,),
+    )
     counts = run(firm, "sla-check", due + timedelta(minutes=1), tenant=2)
     assert counts["sla-breach.tasks"] == 1
     assert {r["tenant_id"] for r in notifications(firm)} == {2}

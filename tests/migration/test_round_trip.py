@@ -64,7 +64,16 @@ def test_round_trip_matches_fresh_upgrade_and_downgrade_removes_everything(cron_
         jobs = conn.execute(
             "SELECT jobname, username, database, command FROM cron.job ORDER BY jobname"
         ).fetchall()
-    assert jobs == [("heartbeat", "gstjobs_runner", CRON_DB, "CALL gstjobs.run_job('heartbeat')")]
+    names = [
+        "analytics-snapshot",
+        "deadline-alerts",
+        "health-check",
+        "hearing-reminders",
+        "heartbeat",
+        "purge-history",
+        "sla-check",
+    ]
+    assert jobs == [(n, "gstjobs_runner", CRON_DB, f"CALL gstjobs.run_job('{n}')") for n in names]
 
 
 def test_downgrade_removes_toolkit_cron_jobs_and_keeps_others(db: str, cron_db: str) -> None:

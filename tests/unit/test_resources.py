@@ -1,7 +1,6 @@
 """Loading sql/ and rendering plpy/ bodies, without a server."""
 
 import pytest
-
 from gstjobs.db import describe_target, mask_dsn
 from gstjobs.resources import named_queries, plpy_source, render, render_plpy_body
 

@@ -1,0 +1,209 @@
+"""health-check reports and alerts once per problem; purge-history keeps what it must."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.integration.conftest import notifications, run
+
+OPS = "ops@mehta.example.in"
+
+
+@pytest.fixture
+def watched(firm: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """Ops mail set; no ticks expected of any job yet (pg_cron does not run in test clones)."""
+    firm.execute("INSERT INTO gstjobs.settings (key, value) VALUES ('ops.email', %s)", (OPS,))
+    firm.execute("UPDATE gstjobs.jobs SET scheduled_since = now()")
+    return firm
+
+
+def health(
+    conn: psycopg.Connection[Any],
+) -> tuple[bool, list[tuple[str, str]], list[dict[str, Any]]]:
+    run(conn, "health-check", datetime.now(UTC))
+    row = conn.execute(
+        "SELECT healthy, problems FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert row is not None
+    return row[0], [(p["code"], p["subject"]) for p in row[1]], row[1]
+
+
+def add_notification(conn: psycopg.Connection[Any], key: str, status: str, **columns: Any) -> None:
+    values = {
+        "tenant_id": 1,
+        "kind": "sla-breach",
+        "channel": "email",
+        "recipient": "a@b.in",
+        "subject": "s",
+        "body": "b",
+        "status": status,
+        "dedupe_key": key,
+        **columns,
+    }
+    conn.execute(
+        f"INSERT INTO gstjobs.notifications ({', '.join(values)})"
+        f" VALUES ({', '.join(['%s'] * len(values))})",
+        list(values.values()),
+    )
+
+
+def test_healthy_when_all_is_well(watched: psycopg.Connection[Any]) -> None:
+    healthy, problems, _ = health(watched)
+    assert healthy and problems == []
+    assert notifications(watched) == []
+
+
+def test_problems_are_reported_with_advice_and_alerted_once(
+    db: str, watched: psycopg.Connection[Any]
+) -> None:
+    conn = watched
+    # sla-check paused for two hours, its schedule every minute
+    conn.execute("UPDATE cron.job SET active = false WHERE jobname = 'sla-check'")
+    conn.execute(
+        "UPDATE gstjobs.jobs SET scheduled_since = now() - interval '2 hours' WHERE name = 'sla-check'"
+    )
+    # a failed run, and a run whose backend is gone
+    conn.execute(
+        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, finished_at, error, backend_pid)"
+        " VALUES ('deadline-alerts', 'cron', now(), 'failed', now() - interval '1 hour', now(), 'division by zero', 1)"
+    )
+    conn.execute(
+        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, backend_pid)"
+        " VALUES ('analytics-snapshot', 'cron', now(), 'running', now() - interval '3 hours', 999999)"
+    )
+    # a run stuck for two hours in a live backend
+    stuck = psycopg.connect(db, autocommit=True)
+    conn.execute(
+        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, backend_pid, backend_start)"
+        " SELECT 'purge-history', 'manual', now(), 'running', now() - interval '2 hours', pid, backend_start"
+        " FROM pg_stat_activity WHERE pid = %s",
+        (stuck.info.backend_pid,),
+    )
+    # an outbox backlog and a dead letter
+    add_notification(conn, "k1", "pending", next_attempt_at=datetime.now(UTC) - timedelta(hours=1))
+    add_notification(conn, "k2", "dead", attempts=8)
+
+    healthy, problems, details = health(conn)
+    assert not healthy
+    assert sorted(problems) == sorted(
+        [
+            ("missed-ticks", "sla-check"),
+            ("failed-runs", "deadline-alerts"),
+            ("failed-runs", "analytics-snapshot"),  # the crashed run
+            ("stuck-run", problems[[c for c, _ in problems].index("stuck-run")][1]),
+            ("outbox-backlog", "notifications"),
+            ("dead-letters", "notifications"),
+        ]
+    )
+    missed = next(p for p in details if p["code"] == "missed-ticks")
+    assert "it is paused" in missed["message"] and "gstjobs resume sla-check" in missed["advice"]
+    ran = int(missed["message"].split(" ran ")[1].split(" of the ")[0])
+    expected = int(missed["message"].split(" of the ")[1].split(" times")[0])
+    assert ran == 0 and 115 <= expected <= 120
+    crashed = conn.execute("SELECT status FROM gstjobs.runs WHERE backend_pid = 999999").fetchone()
+    assert crashed == ("crashed",)
+
+    alerts = notifications(conn, "health-alert")
+    assert len(alerts) == 6 and {a["recipient"] for a in alerts} == {OPS}
+    assert all(a["tenant_id"] is None for a in alerts)
+    assert any("division by zero" in a["body"] for a in alerts)
+
+    # the same problems next time: no new alert; a new problem: one
+    health(conn)
+    assert len(notifications(conn, "health-alert")) == 6
+    add_notification(conn, "k3", "dead", attempts=8, tenant_id=2)
+    conn.execute("UPDATE cron.job SET active = true WHERE jobname = 'sla-check'")
+    conn.execute("UPDATE gstjobs.jobs SET scheduled_since = now() WHERE name = 'sla-check'")
+    conn.execute("UPDATE cron.job SET active = false WHERE jobname = 'heartbeat'")
+    conn.execute(
+        "UPDATE gstjobs.jobs SET scheduled_since = now() - interval '10 minutes' WHERE name = 'heartbeat'"
+    )
+    _, problems, _ = health(conn)
+    assert ("missed-ticks", "heartbeat") in problems and (
+        "missed-ticks",
+        "sla-check",
+    ) not in problems
+    assert len(notifications(conn, "health-alert")) == 7
+    stuck.close()
+
+
+def test_health_check_slot_is_seven_in_the_operations_zone(
+    watched: psycopg.Connection[Any],
+) -> None:
+    # pg_cron polls health-check every 15 minutes; its report is due at 07:00 in ops.timezone
+    conn = watched
+    conn.execute(
+        "INSERT INTO gstjobs.settings (key, value) VALUES ('ops.timezone', 'Europe/London')"
+    )
+    for as_of, expected in [
+        (datetime(2026, 11, 20, 6, 55, tzinfo=UTC), []),  # 06:55 GMT
+        (datetime(2026, 11, 20, 7, 5, tzinfo=UTC), [("2026-11-20", "done")]),
+        (datetime(2026, 7, 20, 6, 5, tzinfo=UTC), [("2026-07-20", "done")]),  # 07:05 BST
+    ]:
+        slots = conn.execute(
+            "SELECT local_date::text, status FROM gstjobs.due_slots('health-check', %s, NULL)",
+            (as_of,),
+        ).fetchall()
+        assert slots == expected, as_of
+
+
+def add_run(conn: psycopg.Connection[Any], days_ago: int, status: str = "succeeded") -> None:
+    # a running run belongs to this live session, so that it is not taken for crashed
+    conn.execute(
+        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, finished_at, backend_start)"
+        " VALUES ('heartbeat', 'cron', now(), %s, now() - %s * interval '1 day',"
+        " CASE WHEN %s = 'running' THEN NULL ELSE now() END,"
+        " (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()))",
+        (status, days_ago, status),
+    )
+
+
+def test_purge_keeps_what_it_must_and_works_in_batches(watched: psycopg.Connection[Any]) -> None:
+    conn = watched
+    conn.execute("INSERT INTO gstjobs.settings (key, value) VALUES ('purge.batch_size', '2')")
+    for _ in range(5):
+        add_run(conn, 91)
+    add_run(conn, 89)
+    add_run(conn, 200, "running")
+    old = datetime.now(UTC) - timedelta(days=100)
+    for i, status in enumerate(["sent", "sent", "sent", "pending", "failed", "dead"]):
+        add_notification(
+            conn,
+            f"n{i}",
+            status,
+            created_at=old,
+            next_attempt_at=old,
+            sent_at=old if status == "sent" else None,
+        )
+    add_notification(conn, "recent", "sent", sent_at=datetime.now(UTC) - timedelta(days=10))
+    conn.execute(
+        "INSERT INTO gstjobs.audit_log (action, at) VALUES ('pause', now() - interval '1000 days'),"
+        " ('pause', now() - interval '3000 days')"
+    )
+    heartbeat = conn.execute("SELECT jobid FROM cron.job WHERE jobname = 'heartbeat'").fetchone()
+    assert heartbeat is not None
+    conn.execute(
+        "INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, status,"
+        " return_message, start_time, end_time) SELECT %s, 1000 + g, 1, 'x', 'gstjobs_runner', 'CALL',"
+        " 'succeeded', 'CALL', now() - g * interval '30 days', now() - g * interval '30 days'"
+        " FROM generate_series(1, 4) AS g",
+        (heartbeat[0],),
+    )
+
+    counts = run(conn, "purge-history", datetime.now(UTC))
+    assert counts["runs"] == 5 and counts["notifications"] == 3 and counts["audit_log"] == 1
+    assert counts["cron_runs"] == 2  # 120 and 90... days: those older than 90
+    left = {r[0] for r in conn.execute("SELECT status FROM gstjobs.notifications")}
+    assert left == {"pending", "failed", "dead", "sent"}
+    assert conn.execute("SELECT count(*) FROM gstjobs.notifications").fetchone() == (4,)
+    assert conn.execute("SELECT count(*) FROM gstjobs.audit_log").fetchone() == (1,)
+    statuses = sorted(
+        r[0] for r in conn.execute("SELECT status FROM gstjobs.runs WHERE job = 'heartbeat'")
+    )
+    assert statuses == ["running", "succeeded"]
+    batches = conn.execute(
+        "SELECT count(*) FROM gstjobs.runs WHERE job = 'purge-history'"
+    ).fetchone()
+    assert batches == (1,)  # one run, several batches committed inside it
