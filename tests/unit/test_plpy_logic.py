@@ -1,0 +1,96 @@
+"""The pure logic of plpy/ modules, run with a fake plpy (the real one is proven in integration/)."""
+
+import json
+import types
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from gstjobs.resources import plpy_source
+
+
+def load(module: str, fake_plpy: Any = None) -> types.ModuleType:
+    """A plpy/ module as the server builds it: common.py and the module in one namespace."""
+    namespace = types.ModuleType(f"plpy_{module}")
+    namespace.plpy, namespace.GD, namespace.SD = fake_plpy, {}, {}  # type: ignore[attr-defined]
+    for name in ("common", module):
+        exec(compile(plpy_source(name), f"plpy/{name}.py", "exec"), namespace.__dict__)
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def health() -> types.ModuleType:
+    return load("health_check")
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "start", "end", "ticks"),
+    [
+        ("* * * * *", "2026-11-20 00:00", "2026-11-20 02:00", 120),
+        ("*/15 * * * *", "2026-11-20 00:00", "2026-11-21 00:00", 96),
+        ("30 21 * * *", "2026-11-20 00:00", "2026-11-23 00:00", 3),
+        ("0 9 * * 1-5", "2026-11-16 00:00", "2026-11-23 00:00", 5),  # Mon to Fri
+        ("0 9 * * 0", "2026-11-16 00:00", "2026-11-23 00:00", 1),  # Sunday, as 0
+        ("0 9 * * 7", "2026-11-16 00:00", "2026-11-23 00:00", 1),  # Sunday, as 7
+        # both day fields restricted: either matches (the 1st, or any Monday)
+        ("0 0 1 * 1", "2026-11-01 00:00", "2026-12-01 00:00", 6),  # the 1st and 5 Mondays
+        ("5,35 8-9 * * *", "2026-11-20 00:00", "2026-11-21 00:00", 4),
+        ("* * * * *", "2026-11-20 00:00:30", "2026-11-20 00:02", 1),  # starts mid-minute
+    ],
+)
+def test_expected_ticks(health: Any, schedule: str, start: str, end: str, ticks: int) -> None:
+    assert health.expected_ticks(schedule, utc(start), utc(end)) == ticks
+
+
+@pytest.mark.parametrize("schedule", ["*/15 * * * * *", "61 * * * *", "", "@hourly", "0 25 * * *"])
+def test_bad_cron_text_is_refused(health: Any, schedule: str) -> None:
+    with pytest.raises(ValueError):
+        health.parse_cron(schedule)
+
+
+def test_timestamps_from_the_server_parse(health: Any) -> None:
+    assert health.parse_time("2026-11-28 04:00:00+00") == utc("2026-11-28 04:00")
+    assert health.parse_time("2026-11-28 09:30:00.5+05:30") == utc("2026-11-28 04:00:00.5")
+
+
+class FakePlpy:
+    """Just enough of plpy for the runner: a body answering from a script of batches."""
+
+    class SPIError(Exception):
+        spidata = (None, None, None)
+
+    def __init__(self, batches: list[dict[str, Any]]) -> None:
+        self.batches: Iterator[dict[str, Any]] = iter(batches)
+        self.commits = 0
+
+    def prepare(self, query: str, types: list[str]) -> str:
+        return query
+
+    def execute(self, plan: str, args: list[Any]) -> list[dict[str, Any]]:
+        return [{"counts": json.dumps(next(self.batches))}]
+
+    def commit(self) -> None:
+        self.commits += 1
+
+
+def test_batches_are_added_up_and_committed_between() -> None:
+    fake = FakePlpy(
+        [{"runs": 2, "more": True, "healthy": True}, {"runs": 2, "more": True}, {"runs": 1}]
+    )
+    runner = load("runner", fake)
+    assert runner.run_batches("body", []) == {"runs": 5, "healthy": True}
+    assert fake.commits == 2
+
+
+def test_spi_error_is_described_with_detail_and_hint() -> None:
+    runner = load("runner", FakePlpy([]))
+    error = FakePlpy.SPIError("unknown tenant 9")
+    error.spidata = (None, "no such firm", "list firms first")
+    assert (
+        runner.describe(error) == "unknown tenant 9\nDETAIL: no such firm\nHINT: list firms first"
+    )
