@@ -23,12 +23,25 @@ if [ "$(psql "$GSTJOBS_DSN" -XAtc 'SELECT count(*) FROM litigation.tenants')" = 
 fi
 
 echo "== running every job once"
-for job in $(psql "$GSTJOBS_DSN" -XAtc 'SELECT name FROM gstjobs.jobs ORDER BY name'); do
-  psql "$GSTJOBS_DSN" -Xqc "CALL gstjobs.run_job('$job', reason => 'make demo')"
-done
+# A local-time job runs as of the last time its slot came round in Mumbai (plus half an hour),
+# so the demo shows this morning's reminders whatever the hour; pg_cron carries on from there.
+psql "$GSTJOBS_DSN" -Xq <<'SQL'
+SELECT format('CALL gstjobs.run_job(%L, as_of => %L, reason => %L)', name, (
+           SELECT max(moment) FROM generate_series(0, 1) AS back,
+               LATERAL (SELECT ((now() AT TIME ZONE 'Asia/Kolkata')::date - back + local_time
+                                + interval '30 minutes') AT TIME ZONE 'Asia/Kolkata' AS moment) AS m
+           WHERE local_time IS NOT NULL AND moment <= now()), 'make demo')
+FROM gstjobs.jobs ORDER BY name
+\gexec
+SQL
+
 
 echo
 .venv/bin/gstjobs list
+echo
+echo "== the outbox (notifications waiting for dispatch)"
+psql "$GSTJOBS_DSN" -X -c "SELECT kind, channel, status, count(*) FROM gstjobs.outbox GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+psql "$GSTJOBS_DSN" -X -c "SELECT recipient, subject FROM gstjobs.outbox WHERE kind = 'hearing-reminder' AND channel = 'email' ORDER BY id LIMIT 3"
 cat <<EOT
 
 pg_cron keeps running the jobs in this cluster ('make stop' stops it). To use the CLI:
