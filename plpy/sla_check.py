@@ -9,12 +9,19 @@ import json
 # One statement per check and step; {due}, {detected}, {escalated} and {kind} come from CHECKS
 # below, never from a caller.
 DETECT = """
-WITH detected AS (
-    UPDATE litigation.tasks AS t
-    SET {detected} = $2
+WITH batch AS (
+    -- the oldest first, at most $4 a statement: a backlog (a first install) goes in batches
+    SELECT t.tenant_id, t.id FROM litigation.tasks AS t
     WHERE t.status IN ('open', 'in_progress') AND t.{detected} IS NULL
       AND t.{due} IS NOT NULL AND t.{due} <= $2
       AND ($3::bigint IS NULL OR t.tenant_id = $3)
+    ORDER BY t.{due} LIMIT $4
+),
+detected AS (
+    UPDATE litigation.tasks AS t
+    SET {detected} = $2
+    FROM batch
+    WHERE t.tenant_id = batch.tenant_id AND t.id = batch.id
     RETURNING t.tenant_id, t.id, t.case_id, t.title, t.priority, t.{due} AS due, t.assignee_id
 ),
 recipients AS (
@@ -26,14 +33,19 @@ recipients AS (
 """
 
 ESCALATE = """
-WITH escalated AS (
-    UPDATE litigation.tasks AS t
-    SET {escalated} = $2
-    FROM litigation.tenants AS firm
-    WHERE firm.id = t.tenant_id
-      AND t.status IN ('open', 'in_progress') AND t.{detected} IS NOT NULL AND t.{escalated} IS NULL
+WITH batch AS (
+    SELECT t.tenant_id, t.id FROM litigation.tasks AS t
+    JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
+    WHERE t.status IN ('open', 'in_progress') AND t.{detected} IS NOT NULL AND t.{escalated} IS NULL
       AND t.{due} <= $2 - firm.escalation_delay
       AND ($3::bigint IS NULL OR t.tenant_id = $3)
+    ORDER BY t.{due} LIMIT $4
+),
+escalated AS (
+    UPDATE litigation.tasks AS t
+    SET {escalated} = $2
+    FROM batch
+    WHERE t.tenant_id = batch.tenant_id AND t.id = batch.id
     RETURNING t.tenant_id, t.id, t.case_id, t.title, t.priority, t.{due} AS due, t.assignee_id
 ),
 recipients AS (
@@ -127,10 +139,14 @@ def statements():
 
 def sla_check(run_id, as_of, tenant_id, dry_run):
     guard(run_id)
+    batch_size = int(one("batch", "SELECT gstjobs.setting('sla.batch_size') AS v", [], [])["v"])
     counts = {}
     for name, query in statements():
         row = one(
-            "sla:" + name, query, ["bigint", "timestamptz", "bigint"], [run_id, as_of, tenant_id]
+            "sla:" + name,
+            query,
+            ["bigint", "timestamptz", "bigint", "integer"],
+            [run_id, as_of, tenant_id, batch_size],
         )
         counts[name + ".tasks"] = row["tasks"]
         counts[name + ".notified"] = row["notified"]
@@ -139,4 +155,6 @@ def sla_check(run_id, as_of, tenant_id, dry_run):
     counts["escalated"] = counts["sla-breach-escalation.tasks"] + counts["overdue-escalation.tasks"]
     counts["notified"] = sum(v for k, v in counts.items() if k.endswith(".notified"))
     counts["skipped"] = sum(v for k, v in counts.items() if k.endswith(".skipped"))
+    # a full batch may have left more: the runner commits and calls again
+    counts["more"] = any(v >= batch_size for k, v in counts.items() if k.endswith(".tasks"))
     return json.dumps(counts)

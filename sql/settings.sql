@@ -12,6 +12,7 @@ CREATE VIEW gstjobs.setting_defaults (key, default_value, description) AS VALUES
     ('retention.notifications_days', '90', 'sent notifications kept this long'),
     ('retention.audit_days', '2557', 'audit log rows kept this long (7 years)'),
     ('purge.batch_size', '5000', 'rows purge-history deletes per statement'),
+    ('sla.batch_size', '1000', 'tasks sla-check takes per statement; a backlog is done in committed batches'),
     ('health.stuck_after_minutes', '60', 'a run still running after this is reported stuck'),
     ('health.backlog_minutes', '30', 'a notification due for longer than this counts as backlog'),
     ('health.regression_factor', '3', 'a run this many times slower than its median is a regression');

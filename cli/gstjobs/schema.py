@@ -13,18 +13,31 @@ REAPPLIED = ("settings.sql", "templates.sql", "functions.sql", "views.sql", "job
 DROP_VIEWS_AND_ROUTINES = """
 DO $$
 DECLARE
-    object record;
+    views text;
+    routine regprocedure;
+    dropped boolean;
 BEGIN
-    FOR object IN
-        SELECT format('DROP VIEW IF EXISTS %s CASCADE', c.oid::regclass) AS statement
-        FROM pg_class AS c
-        WHERE c.relnamespace = 'gstjobs'::regnamespace AND c.relkind = 'v'
-        UNION ALL
-        SELECT format('DROP ROUTINE IF EXISTS %s', p.oid::regprocedure)
-        FROM pg_proc AS p
-        WHERE p.pronamespace = 'gstjobs'::regnamespace
+    -- one statement: dropping a view one at a time would cascade to others still in the list
+    SELECT 'DROP VIEW ' || string_agg(c.oid::regclass::text, ', ') || ' CASCADE' INTO views
+    FROM pg_class AS c WHERE c.relnamespace = 'gstjobs'::regnamespace AND c.relkind = 'v';
+    IF views IS NOT NULL THEN
+        EXECUTE views;
+    END IF;
+    -- Routines may depend on one another (SQL-standard bodies record it): drop what nothing
+    -- depends on, and again, until nothing more goes. No CASCADE: should a table ever depend
+    -- on one of them, the re-create fails loudly instead of a constraint vanishing.
     LOOP
-        EXECUTE object.statement;
+        dropped := false;
+        FOR routine IN SELECT p.oid::regprocedure FROM pg_proc AS p
+                       WHERE p.pronamespace = 'gstjobs'::regnamespace LOOP
+            BEGIN
+                EXECUTE format('DROP ROUTINE %s', routine);
+                dropped := true;
+            EXCEPTION WHEN dependent_objects_still_exist THEN
+                NULL;
+            END;
+        END LOOP;
+        EXIT WHEN NOT dropped;
     END LOOP;
 END
 $$;

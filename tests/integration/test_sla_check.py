@@ -136,3 +136,14 @@ def test_one_tenant_run_leaves_the_other_firms_alone(firm: psycopg.Connection[An
     assert {r["tenant_id"] for r in notifications(firm)} == {2}
     london = notifications(firm)[0]
     assert "04:30 GMT" in london["body"]  # 10:00 IST is 04:30 in London in November
+
+
+def test_a_backlog_is_worked_through_in_committed_batches(firm: psycopg.Connection[Any]) -> None:
+    firm.execute("INSERT INTO gstjobs.settings (key, value) VALUES ('sla.batch_size', '2')")
+    due = at("2026-11-20 10:00")
+    for task_id in range(1, 6):
+        add_task(firm, task_id, sla_due_at=due - timedelta(minutes=task_id))
+    counts = run(firm, "sla-check", due + timedelta(minutes=1))
+    assert counts["found"] == 5 and counts["notified"] == 10
+    assert firm.execute("SELECT count(*) FROM gstjobs.runs").fetchone() == (1,)
+    assert run(firm, "sla-check", due + timedelta(minutes=2))["found"] == 0
