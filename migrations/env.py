@@ -31,6 +31,8 @@ def run_migrations_online() -> None:
             heads = context.get_context().get_current_heads()
             if heads and set(heads) == set(context.script.get_heads()):
                 apply_reapplied(driver)
+                # `gstjobs doctor` checks, as an operator, that the database is at head
+                driver.execute(f"GRANT SELECT ON public.{VERSION_TABLE} TO gstjobs_operator")
             elif not heads:
                 # At base nothing of gstjobs is left, not even Alembic's bookkeeping.
                 driver.execute(f"DROP TABLE IF EXISTS public.{VERSION_TABLE}")

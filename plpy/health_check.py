@@ -6,6 +6,7 @@ recipients once per problem: a problem already in the previous report is not sen
 """
 
 import json
+import re
 from datetime import datetime, timedelta
 
 JOBS = """
@@ -98,10 +99,15 @@ FIELDS = ("minute", "hour", "day of month", "month", "day of week")
 RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 
 
-def parse_field(text, low, high):
-    """The set of values a cron field allows: *, n, a-b, with /step, comma lists."""
+FIELD = re.compile(r"^(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?$")
+
+
+def parse_field(text, low, high, name):
+    """The set of values a cron field allows: *, n, a-b, each with an optional /step, lists."""
     values = set()
     for part in text.split(","):
+        if not FIELD.match(part):
+            raise ValueError(f"{name} field {part!r} is not *, n, a-b or */n")
         spec, _, step_text = part.partition("/")
         step = int(step_text) if step_text else 1
         if spec == "*":
@@ -112,7 +118,7 @@ def parse_field(text, low, high):
             first = int(spec)
             last = high if step_text else first
         if not (low <= first <= last <= high) or step < 1:
-            raise ValueError(f"{part!r} is out of range {low}-{high}")
+            raise ValueError(f"{name} field {part!r} is out of range {low}-{high}")
         values.update(range(first, last + 1, step))
     return values
 
@@ -121,11 +127,23 @@ def parse_cron(schedule):
     """(minutes, hours, days, months, weekdays, dom_restricted, dow_restricted) of 5-field cron."""
     fields = schedule.split()
     if len(fields) != 5:
-        raise ValueError(f"{schedule!r} has {len(fields)} fields, not 5")
-    sets = [parse_field(f, lo, hi) for f, (lo, hi) in zip(fields, RANGES, strict=True)]
+        raise ValueError(f"it has {len(fields)} fields, not 5")
+    sets = [
+        parse_field(f, lo, hi, name)
+        for f, (lo, hi), name in zip(fields, RANGES, FIELDS, strict=True)
+    ]
     if 7 in sets[4]:
         sets[4] = (sets[4] - {7}) | {0}
     return (*sets, fields[2] != "*", fields[4] != "*")
+
+
+def cron_problem(schedule):
+    """Why a schedule is not valid 5-field cron text, or None when it is."""
+    try:
+        parse_cron(schedule or "")
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def matches(parsed, moment):

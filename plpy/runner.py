@@ -5,7 +5,12 @@ import json
 # The procedure runs with the caller's rights (a SECURITY DEFINER procedure may not commit),
 # so every privileged step is a SECURITY DEFINER function of sql/functions.sql.
 
-START = "SELECT run_id, acquired, body, run_as_of FROM gstjobs.run_start($1, $2, $3, $4, $5)"
+START = "SELECT run_id, acquired, body, run_as_of FROM gstjobs.run_start($1, $2, $3, $4, $5, $6)"
+# what a dry run would have sent, read before it is rolled back
+WOULD_NOTIFY = """
+SELECT kind, channel, recipient, subject FROM gstjobs.notifications
+WHERE run_id = $1 ORDER BY urgency, id LIMIT 50
+"""
 FINISH = "SELECT gstjobs.run_finish($1, $2, $3::jsonb, $4)"
 
 
@@ -13,10 +18,11 @@ class DryRunRollback(Exception):
     """Raised inside a dry run's subtransaction so that none of its effects stay."""
 
 
-def run_job(job, as_of, tenant_id, dry_run, reason):
-    start = plan("start", START, ["text", "timestamptz", "bigint", "boolean", "text"])
+def run_job(job, as_of, tenant_id, dry_run, reason, wait):
+    """Run a job; returns the procedure's INOUT run_id, as PL/Python wants it: a mapping."""
+    start = plan("start", START, ["text", "timestamptz", "bigint", "boolean", "text", "boolean"])
     try:
-        started = plpy.execute(start, [job, as_of, tenant_id, dry_run, reason])[0]
+        started = plpy.execute(start, [job, as_of, tenant_id, dry_run, reason, wait])[0]
     except plpy.SPIError as error:
         # A refused request (unknown job, future as_of, ...) reaches the caller as it was
         # raised, same SQLSTATE, without PL/Python's traceback around it.
@@ -26,7 +32,7 @@ def run_job(job, as_of, tenant_id, dry_run, reason):
     # The ledger row is visible (status running, or skipped) before any work begins.
     plpy.commit()
     if not started["acquired"]:
-        return
+        return {"run_id": started["run_id"]}
 
     run_id = started["run_id"]
     # body is a regprocedure the registry holds, such as gstjobs.job_heartbeat(bigint,...):
@@ -45,6 +51,7 @@ def run_job(job, as_of, tenant_id, dry_run, reason):
     # Effects and the ledger's outcome commit together: a run that dies before this line
     # leaves no effect and is later marked crashed.
     plpy.commit()
+    return {"run_id": run_id}
 
 
 def run_batches(body, args):
@@ -71,6 +78,8 @@ def run_and_roll_back(body, args):
     try:
         with plpy.subtransaction():
             result["counts"] = json.loads(plpy.execute(body, args)[0]["counts"])
+            would = plpy.execute(plan("would", WOULD_NOTIFY, ["bigint"]), [args[0]])
+            result["counts"]["would_notify"] = [dict(row) for row in would]
             raise DryRunRollback()
     except DryRunRollback:
         pass

@@ -26,7 +26,7 @@ END;
 COMMENT ON FUNCTION gstjobs.mark_crashed_runs() IS 'marks crashed every running run whose backend is gone; returns how many';
 
 CREATE FUNCTION gstjobs.run_start(
-    job text, as_of timestamptz, tenant_id bigint, dry_run boolean, reason text,
+    job text, as_of timestamptz, tenant_id bigint, dry_run boolean, reason text, wait boolean,
     OUT run_id bigint, OUT acquired boolean, OUT body text, OUT run_as_of timestamptz)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -68,7 +68,17 @@ BEGIN
     -- one-tenant run holds it shared plus the (job, tenant) lock, so runs over distinct tenants
     -- go side by side. Session locks: they outlive the commits inside the run.
     job_key := hashtextextended('gstjobs.job:' || registered.name, 0);
-    IF run_start.tenant_id IS NULL THEN
+    IF wait THEN
+        -- by hand, --wait: queue behind the run in progress instead of skipping
+        IF run_start.tenant_id IS NULL THEN
+            PERFORM pg_advisory_lock(job_key);
+        ELSE
+            PERFORM pg_advisory_lock_shared(job_key);
+            PERFORM pg_advisory_lock(
+                hashtextextended('gstjobs.job:' || registered.name || ':' || run_start.tenant_id, 0));
+        END IF;
+        acquired := true;
+    ELSIF run_start.tenant_id IS NULL THEN
         acquired := pg_try_advisory_lock(job_key);
     ELSE
         acquired := pg_try_advisory_lock_shared(job_key);
@@ -99,9 +109,17 @@ BEGIN
         ORDER BY d.start_time DESC LIMIT 1) AS d ON true
     RETURNING r.id INTO run_id;
     body := registered.body::text;
+    IF run_trigger = 'manual' THEN
+        INSERT INTO gstjobs.audit_log (action, job, details, reason)
+        VALUES ('run', registered.name,
+                jsonb_build_object('run_id', run_id, 'as_of', run_start.as_of,
+                                   'tenant_id', run_start.tenant_id, 'dry_run', run_start.dry_run,
+                                   'wait', wait, 'acquired', acquired),
+                run_start.reason);
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text) IS
+COMMENT ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text, boolean) IS
     'validates a run request, takes the job''s lock and records the run (running, or skipped)';
 
 CREATE FUNCTION gstjobs.run_finish(run_id bigint, status text, counts jsonb, error text)
@@ -226,12 +244,13 @@ RESET ROLE;
 
 CREATE PROCEDURE gstjobs.run_job(
     job text, as_of timestamptz DEFAULT NULL, tenant_id bigint DEFAULT NULL,
-    dry_run boolean DEFAULT false, reason text DEFAULT NULL)
+    dry_run boolean DEFAULT false, reason text DEFAULT NULL, wait boolean DEFAULT false,
+    INOUT run_id bigint DEFAULT NULL)
     LANGUAGE plpython3u
     -- no SET clause: a procedure with one may not commit; every name inside is qualified
-AS $plpy$ runner.run_job(job, as_of, tenant_id, dry_run, reason) $plpy$;
-COMMENT ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text) IS
-    'runs a toolkit job now, as pg_cron does: CALL gstjobs.run_job(''sla-check'')';
+AS $plpy$ runner.run_job(job, as_of, tenant_id, dry_run, reason, wait) $plpy$;
+COMMENT ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, boolean, bigint) IS
+    'runs a toolkit job now, as pg_cron does: CALL gstjobs.run_job(''sla-check''); returns its run_id';
 
 -- The jobs' bodies: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb, their counts.
 CREATE FUNCTION gstjobs.job_sla_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
@@ -275,9 +294,10 @@ $$;
 -- ------------------------------------------------------------------ privileges -------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
 REVOKE ALL ON ALL PROCEDURES IN SCHEMA gstjobs FROM PUBLIC;
-GRANT EXECUTE ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text)
+GRANT EXECUTE ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, boolean, bigint)
     TO gstjobs_runner, gstjobs_operator;
-GRANT EXECUTE ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text),
-                          gstjobs.run_finish(bigint, text, jsonb, text)
+GRANT EXECUTE ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text, boolean),
+                          gstjobs.run_finish(bigint, text, jsonb, text),
+                          gstjobs.run_guard(bigint)
     TO gstjobs_runner, gstjobs_operator;
 -- The jobs' bodies are granted in sql/jobs.sql, once the registry names them.

@@ -58,11 +58,18 @@ CREATE VIEW gstjobs.job_overview AS
 COMMENT ON VIEW gstjobs.job_overview IS 'one row per toolkit job: schedule, active, last run, failures in 24 h';
 
 CREATE VIEW gstjobs.outbox AS
-    SELECT id, tenant_id, kind, channel, recipient, subject, body, status, attempts,
-           next_attempt_at, last_error, dedupe_key, urgency, created_at, sent_at, run_id
+    SELECT id, tenant_id, kind, channel, recipient, member_id, subject, body, status, attempts,
+           next_attempt_at, last_error, provider_reply, dedupe_key, urgency, created_at, sent_at,
+           run_id
     FROM gstjobs.notifications;
 COMMENT ON VIEW gstjobs.outbox IS 'the notification outbox as operators see it';
 
+CREATE VIEW gstjobs.health AS
+    SELECT id, created_at, healthy, problems, report, run_id
+    FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1;
+COMMENT ON VIEW gstjobs.health IS 'the latest health report';
+
 RESET ROLE;
 
-GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox TO gstjobs_operator;
+GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox, gstjobs.health
+    TO gstjobs_operator;

@@ -8,7 +8,14 @@ from gstjobs.resources import checksum, render, sql_text
 
 # Re-applied in this order on every upgrade to head: settings and templates, the functions
 # that use them, the views that read the functions, the job registry and schedules.
-REAPPLIED = ("settings.sql", "templates.sql", "functions.sql", "views.sql", "jobs.sql")
+REAPPLIED = (
+    "settings.sql",
+    "templates.sql",
+    "functions.sql",
+    "operations.sql",
+    "views.sql",
+    "jobs.sql",
+)
 
 DROP_VIEWS_AND_ROUTINES = """
 DO $$

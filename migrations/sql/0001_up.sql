@@ -422,6 +422,9 @@ GRANT USAGE ON SCHEMA gstjobs TO gstjobs_app, gstjobs_runner, gstjobs_operator;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA litigation TO gstjobs_app;
 GRANT SELECT ON litigation.tenants TO gstjobs_app;
 GRANT SELECT ON gstjobs.notifications, gstjobs.analytics_snapshots TO gstjobs_app;
+-- Operators read what they need to see; they change things only through functions.
+GRANT SELECT ON gstjobs.audit_log, gstjobs.health_reports, gstjobs.schema_objects,
+                gstjobs.jobs, gstjobs.analytics_snapshots TO gstjobs_operator;
 
 SET ROLE gstjobs_owner;
 DO $$

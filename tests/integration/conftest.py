@@ -49,10 +49,12 @@ def run(
     conn: psycopg.Connection[Any], job: str, as_of: datetime, tenant: int | None = None
 ) -> dict[str, Any]:
     """Run a job as of a moment, by hand; its counts (and status) from the ledger."""
-    conn.execute("CALL gstjobs.run_job(%s, as_of => %s, tenant_id => %s)", (job, as_of, tenant))
+    called = conn.execute(
+        "CALL gstjobs.run_job(%s, as_of => %s, tenant_id => %s)", (job, as_of, tenant)
+    ).fetchone()
+    assert called is not None
     row = conn.execute(
-        "SELECT status, counts, error FROM gstjobs.runs WHERE job = %s ORDER BY id DESC LIMIT 1",
-        (job,),
+        "SELECT status, counts, error FROM gstjobs.runs WHERE id = %s", (called[0],)
     ).fetchone()
     assert row is not None
     assert row[0] == "succeeded", row

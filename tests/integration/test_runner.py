@@ -128,7 +128,9 @@ def test_failed_body_is_recorded_and_leaves_no_effect(jobs_db: psycopg.Connectio
 
 def test_dry_run_leaves_no_effect(jobs_db: psycopg.Connection[tuple]) -> None:
     jobs_db.execute("CALL gstjobs.run_job('test-effect', dry_run => true)")
-    assert runs(jobs_db, "test-effect") == [("manual", "succeeded", {"effects": 1}, None, True)]
+    assert runs(jobs_db, "test-effect") == [
+        ("manual", "succeeded", {"effects": 1, "would_notify": []}, None, True)
+    ]
     assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (0,)
     jobs_db.execute("CALL gstjobs.run_job('test-effect')")
     assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (1,)
