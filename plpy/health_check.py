@@ -127,7 +127,8 @@ def parse_cron(schedule):
     """(minutes, hours, days, months, weekdays, dom_restricted, dow_restricted) of 5-field cron."""
     fields = schedule.split()
     if len(fields) != 5:
-        raise ValueError(f"it has {len(fields)} fields, not 5")
+        count = len(fields)
+        raise ValueError(f"it has {count} field{'' if count == 1 else 's'}, not 5")
     sets = [
         parse_field(f, lo, hi, name)
         for f, (lo, hi), name in zip(fields, RANGES, FIELDS, strict=True)

@@ -7,10 +7,7 @@ import json
 
 START = "SELECT run_id, acquired, body, run_as_of FROM gstjobs.run_start($1, $2, $3, $4, $5, $6)"
 # what a dry run would have sent, read before it is rolled back
-WOULD_NOTIFY = """
-SELECT kind, channel, recipient, subject FROM gstjobs.notifications
-WHERE run_id = $1 ORDER BY urgency, id LIMIT 50
-"""
+WOULD_NOTIFY = "SELECT * FROM gstjobs.run_notifications($1)"
 FINISH = "SELECT gstjobs.run_finish($1, $2, $3::jsonb, $4)"
 
 

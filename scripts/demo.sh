@@ -17,6 +17,12 @@ fi
 echo "== migrating to head"
 .venv/bin/alembic upgrade head 2>&1 | grep -v '^INFO  \[alembic.runtime.migration\] \(Context\|Will\)' || true
 
+# pg_cron's launcher stops for good if its database was dropped and created again: restart.
+if [ -z "$(psql "$GSTJOBS_DSN" -XAtc "SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'")" ]; then
+  echo "== pg_cron's launcher is not running: restarting the cluster"
+  scripts/cluster.sh restart demo
+fi
+
 if [ "$(psql "$GSTJOBS_DSN" -XAtc 'SELECT count(*) FROM litigation.tenants')" = "0" ]; then
   echo "== generating demo data"
   .venv/bin/python -m gstjobs.datagen --size seed
@@ -32,6 +38,7 @@ SELECT format('CALL gstjobs.run_job(%L, as_of => %L, reason => %L)', name, (
                                 + interval '30 minutes') AT TIME ZONE 'Asia/Kolkata' AS moment) AS m
            WHERE local_time IS NOT NULL AND moment <= now()), 'make demo')
 FROM gstjobs.jobs ORDER BY name
+\o /dev/null
 \gexec
 SQL
 

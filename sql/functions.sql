@@ -167,6 +167,22 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION gstjobs.run_notifications(run_id bigint)
+    RETURNS TABLE (kind text, channel text, recipient text, subject text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    -- what a dry run would send, shown to whoever runs it, before it is rolled back
+    SELECT n.kind, n.channel, n.recipient, n.subject
+    FROM gstjobs.notifications AS n
+    WHERE n.run_id = run_notifications.run_id
+      AND EXISTS (SELECT FROM gstjobs.runs AS r
+                  WHERE r.id = run_notifications.run_id AND r.status = 'running'
+                    AND r.backend_pid = pg_backend_pid())
+    ORDER BY n.urgency, n.id
+    LIMIT 50;
+END;
+
 -- ------------------------------------------------------------------ local-time slots -------
 
 CREATE FUNCTION gstjobs.due_slots(job text, as_of timestamptz, only_tenant bigint)
@@ -298,6 +314,7 @@ GRANT EXECUTE ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, t
     TO gstjobs_runner, gstjobs_operator;
 GRANT EXECUTE ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text, boolean),
                           gstjobs.run_finish(bigint, text, jsonb, text),
-                          gstjobs.run_guard(bigint)
+                          gstjobs.run_guard(bigint),
+                          gstjobs.run_notifications(bigint)
     TO gstjobs_runner, gstjobs_operator;
 -- The jobs' bodies are granted in sql/jobs.sql, once the registry names them.

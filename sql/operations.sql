@@ -86,14 +86,14 @@ CREATE FUNCTION gstjobs.retry_notification(notification_id bigint, reason text D
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    found gstjobs.notifications;
+    previous gstjobs.notifications;
 BEGIN
-    SELECT * INTO found FROM gstjobs.notifications AS n WHERE n.id = notification_id FOR UPDATE;
+    SELECT * INTO previous FROM gstjobs.notifications AS n WHERE n.id = notification_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no notification %', notification_id USING ERRCODE = 'undefined_object';
     END IF;
-    IF found.status NOT IN ('dead', 'failed') THEN
-        RAISE EXCEPTION 'notification % is %, not dead or failed', notification_id, found.status
+    IF previous.status NOT IN ('dead', 'failed') THEN
+        RAISE EXCEPTION 'notification % is %, not dead or failed', notification_id, previous.status
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'only a dead or failed notification is re-queued';
     END IF;
@@ -102,10 +102,10 @@ BEGIN
     WHERE n.id = notification_id;
     INSERT INTO gstjobs.audit_log (action, details, reason)
     VALUES ('outbox.retry', jsonb_build_object('notification_id', notification_id,
-            'old', jsonb_build_object('status', found.status, 'attempts', found.attempts,
-                                      'last_error', found.last_error),
+            'old', jsonb_build_object('status', previous.status, 'attempts', previous.attempts,
+                                      'last_error', previous.last_error),
             'new', jsonb_build_object('status', 'pending', 'attempts', 0)), reason);
-    RETURN jsonb_build_object('id', notification_id, 'old_status', found.status, 'status', 'pending');
+    RETURN jsonb_build_object('id', notification_id, 'old_status', previous.status, 'status', 'pending');
 END
 $$;
 COMMENT ON FUNCTION gstjobs.retry_notification(bigint, text) IS 're-queues a dead or failed notification with a fresh set of attempts; audited';
@@ -180,19 +180,47 @@ CREATE FUNCTION gstjobs.secret(key text) RETURNS text
     RETURN (SELECT s.value FROM gstjobs.secrets AS s WHERE s.key = secret.key);
 COMMENT ON FUNCTION gstjobs.secret(text) IS 'a secret''s value, for the dispatcher only: granted to nobody';
 
-CREATE FUNCTION gstjobs.doctor_facts() RETURNS TABLE (name text, ok boolean, detail text)
+CREATE FUNCTION gstjobs.doctor_facts() RETURNS TABLE (name text, ok boolean, detail text, fix text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    -- what `gstjobs doctor` needs from places operators may not read themselves
+    -- what `gstjobs doctor` checks in the server, including what operators may not read
+    SELECT 'pg_cron preloaded', current_setting('cron.database_name', true) IS NOT NULL,
+           coalesce('pg_cron ' || (SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'), 'not loaded'),
+           'add pg_cron to shared_preload_libraries in postgresql.conf and restart the server'
+    UNION ALL
+    SELECT 'cron.database_name', current_setting('cron.database_name', true) = current_database(),
+           coalesce(current_setting('cron.database_name', true), 'not set'),
+           format('set cron.database_name = %L in postgresql.conf and restart', current_database())
+    UNION ALL
+    SELECT 'cron.use_background_workers', current_setting('cron.use_background_workers', true) = 'on',
+           coalesce(current_setting('cron.use_background_workers', true), 'not set'),
+           'set cron.use_background_workers = on (jobs then need no password or pg_hba entry) and restart'
+    UNION ALL
+    SELECT 'max_worker_processes', current_setting('max_worker_processes')::integer >= 20,
+           current_setting('max_worker_processes'),
+           'set max_worker_processes = 20 or more (pg_cron takes one per running job) and restart'
+    UNION ALL
     SELECT 'pg_cron launcher', EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'),
-           'the pg_cron background worker that starts the jobs'
+           CASE WHEN EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher')
+                THEN 'running' ELSE 'not running' END,
+           'see the server log for pg_cron errors; the launcher starts with the server'
+    UNION ALL
+    SELECT 'plpython3u', EXISTS (SELECT FROM pg_extension WHERE extname = 'plpython3u'),
+           coalesce('plpython3u ' || (SELECT extversion FROM pg_extension WHERE extname = 'plpython3u'), 'missing'),
+           'install postgresql-plpython3-15 and run `alembic upgrade head`'
+    UNION ALL
+    SELECT 'runner not a superuser', NOT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = 'gstjobs_runner'), true),
+           CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = 'gstjobs_runner') THEN 'gstjobs_runner is a superuser'
+                ELSE 'gstjobs_runner is not a superuser' END,
+           'ALTER ROLE gstjobs_runner NOSUPERUSER'
     UNION ALL
     SELECT 'job ' || j.name,
            c.jobid IS NOT NULL AND c.username = 'gstjobs_runner' AND c.database = current_database(),
            CASE WHEN c.jobid IS NULL THEN 'not scheduled'
-                ELSE format('scheduled %s as %s in %s%s', c.schedule, c.username, c.database,
-                            CASE WHEN c.active THEN '' ELSE ', paused' END) END
+                ELSE format('%s as %s in %s%s', c.schedule, c.username, c.database,
+                            CASE WHEN c.active THEN '' ELSE ', paused' END) END,
+           'run `alembic upgrade head`, which schedules every job as gstjobs_runner'
     FROM gstjobs.jobs AS j
     LEFT JOIN cron.job AS c ON c.jobname = j.name AND c.username = 'gstjobs_runner';
 END;

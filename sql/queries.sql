@@ -1,8 +1,99 @@
 -- Named queries of the CLI. Each block: `-- name: NAME`, a line saying what it returns, the
--- statement.
+-- statement. Parameters are psycopg's %(name)s; every value is passed, never spliced.
 
 -- name: job-overview
 -- One row per toolkit job, in name order.
-SELECT job, schedule, active, local_time, last_status, last_started_at, last_duration, failures_24h
+SELECT job, schedule, active, scheduled, local_time, last_status, last_started_at, last_duration,
+       failures_24h
 FROM gstjobs.job_overview
 ORDER BY job;
+
+-- name: job-names
+-- The names of the toolkit's jobs.
+SELECT name FROM gstjobs.jobs ORDER BY name;
+
+-- name: run-history
+-- A job's runs, newest first, optionally of one status.
+SELECT run_id, cron_runid, trigger, requested_by, status, started_at, duration, counts, error,
+       tenant_id, as_of, dry_run, reason
+FROM gstjobs.run_history
+WHERE job = %(job)s AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY started_at DESC NULLS LAST, run_id DESC NULLS LAST
+LIMIT %(limit)s;
+
+-- name: run-result
+-- One run, as `gstjobs run` reports it.
+SELECT job, run_id, status, counts, error, started_at, finished_at, duration
+FROM gstjobs.run_history
+WHERE run_id = %(run_id)s;
+
+-- name: run-job
+-- Run a job by hand; returns its run_id.
+CALL gstjobs.run_job(%(job)s, as_of => %(as_of)s, tenant_id => %(tenant_id)s,
+                     dry_run => %(dry_run)s, reason => %(reason)s, wait => %(wait)s);
+
+-- name: set-active
+-- Pause (false) or resume (true) a job.
+SELECT gstjobs.set_active(%(job)s, %(active)s, %(reason)s) AS result;
+
+-- name: reschedule
+-- Give a job a new cron schedule.
+SELECT gstjobs.reschedule(%(job)s, %(schedule)s, %(reason)s) AS result;
+
+-- name: health-latest
+-- The latest health report.
+SELECT id, created_at, healthy, problems, report FROM gstjobs.health;
+
+-- name: outbox-list
+-- Notifications, newest first, filtered.
+SELECT id, tenant_id, kind, channel, recipient, member_id, subject, body, status, attempts,
+       next_attempt_at, last_error, provider_reply, dedupe_key, urgency, created_at, sent_at,
+       run_id
+FROM gstjobs.outbox
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(tenant_id)s::bigint IS NULL OR tenant_id = %(tenant_id)s)
+  AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: outbox-show
+-- One notification.
+SELECT * FROM gstjobs.outbox WHERE id = %(id)s;
+
+-- name: outbox-retry
+-- Re-queue a dead or failed notification.
+SELECT gstjobs.retry_notification(%(id)s, %(reason)s) AS result;
+
+-- name: config-list
+-- Every setting, secrets masked.
+SELECT key, value, default_value, is_set, description, updated_at, updated_by
+FROM gstjobs.configuration ORDER BY key;
+
+-- name: config-get
+-- One setting, secrets masked.
+SELECT key, value, default_value, kind, is_set, description, updated_at, updated_by
+FROM gstjobs.configuration WHERE key = %(key)s;
+
+-- name: config-keys
+-- The names of all settings.
+SELECT key FROM gstjobs.configuration ORDER BY key;
+
+-- name: config-set
+-- Change a setting.
+SELECT gstjobs.set_setting(%(key)s, %(value)s, %(reason)s) AS result;
+
+-- name: doctor-facts
+-- The server checks of `gstjobs doctor`.
+SELECT name, ok, detail, fix FROM gstjobs.doctor_facts();
+
+-- name: migration-version
+-- The Alembic revision the database is at.
+SELECT version_num FROM public.gstjobs_alembic_version;
+
+-- name: installed-checksums
+-- Checksums of the re-applied SQL files as installed.
+SELECT name, checksum FROM gstjobs.schema_objects ORDER BY name;
+
+-- name: ops-timezone
+-- The operations zone, the default for displaying times.
+SELECT value FROM gstjobs.configuration WHERE key = 'ops.timezone';

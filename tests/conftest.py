@@ -117,8 +117,15 @@ def server() -> str:
         ).fetchone()
         cron_db = conn.execute("SHOW cron.database_name").fetchone()
         ready = row is not None and row[0] == wanted and database_exists(conn, CRON_DB)
+        launcher = conn.execute(
+            "SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'"
+        ).fetchone()
     if not ready or cron_db is None or cron_db[0] != CRON_DB:
         build_template(wanted)
+    elif launcher is None:
+        # pg_cron's launcher ends for good when its database is dropped (an earlier session's
+        # teardown): a restart brings it back.
+        cluster("restart", CRON_DB)
     return dsn("postgres")
 
 

@@ -51,9 +51,18 @@ $$;
 """
 
 
+# The Alembic revision this version of gstjobs expects (a test keeps it equal to the head).
+MIGRATIONS_HEAD = "0001"
+
+
 def reapplied_sql() -> dict[str, str]:
     """Each re-applied file of sql/, rendered (PL/Python bodies inlined)."""
     return {name: render(sql_text(name)) for name in REAPPLIED}
+
+
+def reapplied_checksums() -> dict[str, str]:
+    """What gstjobs.schema_objects holds after an upgrade with this version of gstjobs."""
+    return {name: checksum(text) for name, text in reapplied_sql().items()}
 
 
 def apply_reapplied(conn: psycopg.Connection[Any]) -> None:

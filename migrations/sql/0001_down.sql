@@ -26,7 +26,7 @@ DROP SCHEMA litigation CASCADE;
 
 REVOKE ALL ON cron.job, cron.job_run_details FROM gstjobs_owner;
 REVOKE ALL ON SCHEMA cron FROM gstjobs_owner;
-REVOKE pg_read_all_stats FROM gstjobs_owner;
+REVOKE pg_read_all_stats, pg_read_all_settings FROM gstjobs_owner;
 
 DO $$
 DECLARE

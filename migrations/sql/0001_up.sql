@@ -413,6 +413,9 @@ GRANT SELECT, DELETE ON cron.job_run_details TO gstjobs_owner;
 -- Telling pg_cron's workers from other sessions, and a live run from a crashed one, needs
 -- backend_type and backend_start of other roles' sessions in pg_stat_activity.
 GRANT pg_read_all_stats TO gstjobs_owner;
+-- `gstjobs doctor` reads pg_cron's settings (cron.database_name is readable by superusers and
+-- this predefined role only).
+GRANT pg_read_all_settings TO gstjobs_owner;
 
 REVOKE ALL ON SCHEMA litigation, gstjobs FROM PUBLIC;
 GRANT USAGE ON SCHEMA litigation TO gstjobs_app, gstjobs_runner, gstjobs_operator;
