@@ -577,7 +577,12 @@ def outbox(
 @tz_option
 @with_context
 def outbox_show(ctx: Context, notification_id: int, fmt: str, tz: str | None) -> None:
-    """One notification, with its body and delivery history."""
+    """One notification, with its body and delivery state.
+
+    \b
+    Example:
+      gstjobs outbox show 42 --format json
+    """
     with ctx.database() as conn:
         zone = ctx.zone(conn, tz)
         rows = query(conn, "outbox-show", id=notification_id)
@@ -592,7 +597,12 @@ def outbox_show(ctx: Context, notification_id: int, fmt: str, tz: str | None) ->
 @format_option
 @with_context
 def outbox_retry(ctx: Context, notification_id: int, reason: str | None, fmt: str) -> None:
-    """Re-queue a dead or failed notification with a fresh set of attempts (audited)."""
+    """Re-queue a dead or failed notification with a fresh set of attempts (audited).
+
+    \b
+    Example:
+      gstjobs outbox retry 42 --reason "client's mailbox fixed"
+    """
     with ctx.database() as conn:
         result = query(conn, "outbox-retry", id=notification_id, reason=reason)[0]["result"]
     if fmt == "json":
@@ -606,7 +616,12 @@ def outbox_retry(ctx: Context, notification_id: int, reason: str | None, fmt: st
 
 @cli.group()
 def config() -> None:
-    """Settings: SMTP, WhatsApp, retention, time zones. Secrets are never shown."""
+    """Settings: SMTP, WhatsApp, retention, time zones. Secrets are never shown.
+
+    \b
+    Example:
+      gstjobs config set ops.email ops@firm.example.in
+    """
 
 
 @config.command("list")
@@ -614,7 +629,12 @@ def config() -> None:
 @tz_option
 @with_context
 def config_list(ctx: Context, fmt: str, tz: str | None) -> None:
-    """Every setting with its value, default and meaning."""
+    """Every setting with its value, default and meaning (secrets shown as ********).
+
+    \b
+    Example:
+      gstjobs config list --format json
+    """
     with ctx.database() as conn:
         zone = ctx.zone(conn, tz)
         rows = query(conn, "config-list")
