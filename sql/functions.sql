@@ -293,6 +293,10 @@ CREATE FUNCTION gstjobs.job_purge_history(run_id bigint, as_of timestamptz, tena
     RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ purge_history.purge_history(run_id, as_of, tenant_id, dry_run) $plpy$;
 
+CREATE FUNCTION gstjobs.job_dispatch_notifications(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ dispatch.dispatch(run_id, as_of, tenant_id, dry_run) $plpy$;
+
 DO $$
 DECLARE
     routine regprocedure;

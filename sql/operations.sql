@@ -129,6 +129,8 @@ BEGIN
         problem := 'a value is 0 to 2000 characters';
     ELSIF known.kind = 'positive' AND NOT (value ~ '^[0-9]{1,9}$' AND value::integer > 0) THEN
         problem := 'it must be a whole number above 0';
+    ELSIF known.kind = 'count' AND value !~ '^[0-9]{1,9}$' THEN
+        problem := 'it must be a whole number, 0 or more';
     ELSIF known.kind = 'port' AND NOT (value ~ '^[0-9]{1,5}$' AND value::integer BETWEEN 1 AND 65535) THEN
         problem := 'a port is a whole number from 1 to 65535';
     ELSIF known.kind = 'zone' AND NOT litigation.is_iana_timezone(value) THEN

@@ -18,6 +18,8 @@ CREATE VIEW gstjobs.setting_defaults (key, default_value, kind, description) AS 
     ('health.regression_factor', '3', 'positive', 'a run this many times slower than its median is a regression'),
     ('dispatch.per_run_limit', '100', 'positive', 'messages per channel dispatch-notifications sends per run'),
     ('dispatch.max_attempts', '8', 'positive', 'delivery attempts before a notification is dead'),
+    ('dispatch.per_firm_limit', '0', 'count', 'messages per firm dispatch-notifications sends per run; 0: no limit'),
+    ('dispatch.batch_size', '1', 'positive', 'messages delivered per commit: 1 keeps the window in which a crash could send one twice to a single message'),
     ('smtp.host', 'localhost', 'host', 'SMTP server'),
     ('smtp.port', '25', 'port', 'SMTP port'),
     ('smtp.tls', 'none', 'tls', 'none, starttls or tls (implicit)'),

@@ -28,6 +28,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PORT = int(os.environ.get("GSTJOBS_TEST_PORT", "54321"))
 TEMPLATE = "gstjobs_template"
+# every job gstjobs installs, in name order
+JOBS = [
+    "analytics-snapshot",
+    "deadline-alerts",
+    "dispatch-notifications",
+    "health-check",
+    "hearing-reminders",
+    "heartbeat",
+    "purge-history",
+    "sla-check",
+]
 CRON_DB = "gstjobs_cron"
 
 
@@ -117,6 +128,13 @@ def server() -> str:
         ).fetchone()
         cron_db = conn.execute("SHOW cron.database_name").fetchone()
         ready = row is not None and row[0] == wanted and database_exists(conn, CRON_DB)
+    if ready:
+        with psycopg.connect(dsn(CRON_DB)) as conn:
+            # an interrupted migration test can leave gstjobs_cron downgraded
+            ready = conn.execute("SELECT to_regclass('gstjobs.jobs') IS NOT NULL").fetchone() == (
+                True,
+            )
+    with admin() as conn:
         launcher = conn.execute(
             "SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'"
         ).fetchone()

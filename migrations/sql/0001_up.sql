@@ -98,6 +98,9 @@ CREATE TABLE litigation.tenants (
     timezone          litigation.iana_timezone NOT NULL DEFAULT 'Asia/Kolkata',
     whatsapp_enabled  boolean NOT NULL DEFAULT false,
     escalation_delay  interval NOT NULL DEFAULT '24 hours' CHECK (escalation_delay > '0'),
+    -- the firm's own From and Reply-To for email; empty: the smtp.from / smtp.reply_to settings
+    email_from        text CHECK (email_from ~ '^[^@\s,]+@[^@\s,]+$'),
+    reply_to          text CHECK (reply_to ~ '^[^@\s,]+@[^@\s,]+$'),
     created_at        timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE litigation.tenants IS 'A firm; timezone is the IANA zone its people work in';
@@ -321,7 +324,9 @@ CREATE TABLE gstjobs.notifications (
     attempts         integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     last_error       text,
+    -- the server's answer on acceptance: SMTP reply, WhatsApp message id
     provider_reply   text,
+    last_attempt_at  timestamptz,
     dedupe_key       text NOT NULL UNIQUE CHECK (length(dedupe_key) <= 300),
     run_id           bigint REFERENCES gstjobs.runs (id) ON DELETE SET NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),

@@ -10,17 +10,8 @@ import psycopg
 import pytest
 
 from tests.cli.conftest import OPERATOR, Invoke, as_json
+from tests.conftest import JOBS
 from tests.integration.conftest import FIRM
-
-JOBS = [
-    "analytics-snapshot",
-    "deadline-alerts",
-    "health-check",
-    "hearing-reminders",
-    "heartbeat",
-    "purge-history",
-    "sla-check",
-]
 
 
 def audit(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:

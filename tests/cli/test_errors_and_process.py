@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from gstjobs.main import cli
 
 from tests.cli.conftest import Invoke
-from tests.conftest import PORT
+from tests.conftest import JOBS, PORT
 
 GSTJOBS = Path(sys.executable).parent / "gstjobs"
 
@@ -100,7 +100,7 @@ def test_the_installed_command(db: str, operator_role: str) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert len(json.loads(result.stdout)) == 7
+    assert [job["job"] for job in json.loads(result.stdout)] == JOBS
     bad = subprocess.run(
         [str(GSTJOBS), "run", "nope"], env=env, capture_output=True, text=True, timeout=60
     )

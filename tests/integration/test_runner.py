@@ -8,6 +8,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from tests.conftest import JOBS
+
 TEST_JOBS = """
 CREATE SCHEMA test_jobs;
 CREATE TABLE test_jobs.effects (run_id bigint);
@@ -113,10 +115,7 @@ def test_bad_requests_are_refused_and_change_nothing(
 def test_unknown_job_names_the_jobs_there_are(conn: psycopg.Connection[tuple]) -> None:
     with pytest.raises(errors.UndefinedObject) as raised:
         conn.execute("CALL gstjobs.run_job('nope')")
-    assert raised.value.diag.message_hint == (
-        "jobs are: analytics-snapshot, deadline-alerts, health-check, hearing-reminders, heartbeat,"
-        " purge-history, sla-check"
-    )
+    assert raised.value.diag.message_hint == "jobs are: " + ", ".join(JOBS)
 
 
 def test_failed_body_is_recorded_and_leaves_no_effect(jobs_db: psycopg.Connection[tuple]) -> None:

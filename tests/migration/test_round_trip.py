@@ -6,7 +6,7 @@ import sys
 
 import psycopg
 
-from tests.conftest import CRON_DB, PORT, ROOT, alembic
+from tests.conftest import CRON_DB, JOBS, PORT, ROOT, alembic
 
 
 def schema_dump(dsn: str) -> str:
@@ -67,16 +67,7 @@ def test_round_trip_matches_fresh_upgrade_and_downgrade_removes_everything(cron_
         jobs = conn.execute(
             "SELECT jobname, username, database, command FROM cron.job ORDER BY jobname"
         ).fetchall()
-    names = [
-        "analytics-snapshot",
-        "deadline-alerts",
-        "health-check",
-        "hearing-reminders",
-        "heartbeat",
-        "purge-history",
-        "sla-check",
-    ]
-    assert jobs == [(n, "gstjobs_runner", CRON_DB, f"CALL gstjobs.run_job('{n}')") for n in names]
+    assert jobs == [(n, "gstjobs_runner", CRON_DB, f"CALL gstjobs.run_job('{n}')") for n in JOBS]
 
 
 def test_downgrade_removes_toolkit_cron_jobs_and_keeps_others(db: str, cron_db: str) -> None:

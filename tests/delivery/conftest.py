@@ -1,0 +1,163 @@
+"""Real servers on loopback for delivery tests: an SMTP server and a WhatsApp-shaped HTTP API.
+
+Both record what they receive and can be told how to answer; both listen on 127.0.0.1 only.
+"""
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.integration.conftest import FIRM
+
+TOKEN = "EAAG-test-token-9f8e7d6c5b4a"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SmtpSink:
+    """aiosmtpd on 127.0.0.1: answers 250, or 451/550 when told, or blocks, or is down."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[Message] = []
+        self.answer = "250 2.0.0 Ok: queued"
+        self.block = threading.Event()  # set: DATA waits until unblock() (a slow server)
+        self.blocked = threading.Event()  # set by the server once a DATA is waiting
+        self.controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.block.is_set():
+            self.blocked.set()
+            while self.block.is_set():
+                await asyncio.sleep(0.05)
+        if self.answer.startswith("250"):
+            self.received.append(message_from_bytes(envelope.content))
+            return f"{self.answer} as {len(self.received)}"
+        return self.answer
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def message_ids(self) -> list[str]:
+        return [str(m["Message-ID"]) for m in self.received]
+
+
+class WhatsAppApi(BaseHTTPRequestHandler):
+    """POST .../messages: answers the next scripted (status, headers, body), else 200."""
+
+    # each test gets a subclass with lists of its own (see the whatsapp fixture)
+    script: ClassVar[list[tuple[int, dict[str, str], dict[str, Any]]]] = []
+    requests: ClassVar[list[dict[str, Any]]] = []
+    url: ClassVar[str] = ""
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self.requests.append(
+            {
+                "path": self.path,
+                "headers": dict(self.headers),
+                "json": json.loads(self.rfile.read(length)),
+            }
+        )
+        status, headers, body = (
+            self.script.pop(0)
+            if self.script
+            else (200, {}, {"messages": [{"id": f"wamid.{len(self.requests)}"}]})
+        )
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.block.clear()
+    sink.stop()
+
+
+@pytest.fixture
+def whatsapp() -> Iterator[type[WhatsAppApi]]:
+    handler = type("Api", (WhatsAppApi,), {"script": [], "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}/v19.0/1234567890"
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def outbox(
+    conn: psycopg.Connection[Any], smtp: SmtpSink, whatsapp: type[WhatsAppApi]
+) -> psycopg.Connection[Any]:
+    """The hand-made firm, with gstjobs pointed at the loopback servers."""
+    conn.execute(FIRM.encode())
+    for key, value in {
+        "smtp.host": "127.0.0.1",
+        "smtp.port": str(smtp.port),
+        "smtp.from": "alerts@mehta.example.in",
+        "whatsapp.url": whatsapp.url,
+        "whatsapp.token": TOKEN,  # type: ignore[attr-defined]
+    }.items():
+        conn.execute("SELECT gstjobs.set_setting(%s, %s)", (key, value))
+    return conn
+
+
+def add(
+    conn: psycopg.Connection[Any],
+    count: int,
+    channel: str = "email",
+    urgency: int = 5,
+    tenant: int = 1,
+    start: int = 0,
+) -> list[int]:
+    """count pending notifications, like the jobs write them."""
+    recipient = "aarav@mehta.example.in" if channel == "email" else "+919800000003"
+    rows = conn.execute(
+        "INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, subject, body,"
+        " template, urgency, dedupe_key)"
+        " SELECT %s, 'hearing-reminder', %s, %s, 'Hearing tomorrow: SCN/73/2025-26/' || g,"
+        " 'Case SCN/73/2025-26/' || g || ' is listed tomorrow, Fri 20 Nov 2026, 10:30 IST.',"
+        " jsonb_build_object('name', 'hearing-reminder', 'params',"
+        "   jsonb_build_object('case_reference', 'SCN/73/2025-26/' || g, 'when', 'tomorrow')),"
+        " %s, 'test:' || %s || ':' || g FROM generate_series(%s::int, %s::int) AS g RETURNING id",
+        (tenant, channel, recipient, urgency, channel, start + 1, start + count),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def statuses(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    return dict(
+        conn.execute("SELECT status, count(*) FROM gstjobs.notifications GROUP BY 1").fetchall()
+    )

@@ -1,0 +1,236 @@
+"""dispatch-notifications against a real SMTP server and a WhatsApp-shaped API on loopback."""
+
+import contextlib
+import hashlib
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from tests.cli.conftest import OPERATOR
+from tests.delivery.conftest import TOKEN, SmtpSink, WhatsAppApi, add, statuses
+from tests.integration.conftest import run
+
+
+def dispatch(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    return run(conn, "dispatch-notifications", datetime.now(UTC))
+
+
+def time_passes(conn: psycopg.Connection[Any]) -> None:
+    """Make every waiting retry due now, as if its delay had passed."""
+    conn.execute(
+        "UPDATE gstjobs.notifications SET next_attempt_at = now() - interval '1 second'"
+        " WHERE status = 'failed'"
+    )
+
+
+def test_250_emails_with_a_cap_of_100_go_in_three_runs_each_once(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    add(outbox, 240)
+    urgent = add(outbox, 10, urgency=0, start=1000)
+    assert dispatch(outbox)["sent"] == 100
+    first = {str(m["Subject"]) for m in smtp.received}
+    assert all(f"Hearing tomorrow: SCN/73/2025-26/{1000 + i}" in first for i in range(1, 11)), (
+        "urgent first"
+    )
+    assert dispatch(outbox)["sent"] == 100
+    assert dispatch(outbox)["sent"] == 50
+    assert dispatch(outbox)["sent"] == 0
+    assert len(smtp.received) == 250 and len(set(smtp.message_ids())) == 250
+    assert statuses(outbox) == {"sent": 250}
+
+    message = next(m for m in smtp.received if "SCN/73/2025-26/1001" in str(m["Subject"]))
+    assert (
+        message["To"] == "aarav@mehta.example.in" and message["From"] == "alerts@mehta.example.in"
+    )
+    assert message["Date"] is not None
+    assert "Fri 20 Nov 2026, 10:30 IST" in message.get_payload(decode=True).decode("utf-8")
+    expected_id = hashlib.sha256(b"test:email:1001").hexdigest()[:40]
+    assert message["Message-ID"] == f"<{expected_id}@mehta.example.in>"
+    reply = outbox.execute(
+        "SELECT provider_reply FROM gstjobs.notifications WHERE id = %s", (urgent[0],)
+    ).fetchone()
+    assert reply is not None and reply[0].startswith("250 2.0.0 Ok: queued")
+
+
+def test_smtp_down_for_three_runs_then_up(outbox: psycopg.Connection[Any], smtp: SmtpSink) -> None:
+    ids = add(outbox, 5)
+    smtp.stop()
+    for attempt in (1, 2, 3):
+        counts = dispatch(outbox)
+        # one failed connection and the run stops trying the channel: the rest wait
+        assert counts["retried"] == 1 and counts["sent"] == 0
+        attempts, error, delay = outbox.execute(
+            "SELECT attempts, last_error, extract(epoch FROM next_attempt_at - last_attempt_at)"
+            " FROM gstjobs.notifications WHERE id = %s",
+            (ids[0],),
+        ).fetchone() or (0, "", 0)
+        assert attempts == attempt and "unreachable" in error
+        assert 60 * 2 ** (attempt - 1) * 0.79 <= float(delay) <= 60 * 2 ** (attempt - 1) * 1.21
+        time_passes(outbox)
+    smtp.start()
+    assert dispatch(outbox)["sent"] == 5
+    assert len(smtp.received) == 5 and len(set(smtp.message_ids())) == 5
+    assert statuses(outbox) == {"sent": 5}
+
+
+def test_a_permanent_refusal_is_dead_reported_retried_and_delivered(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink, db: str
+) -> None:
+    from click.testing import CliRunner
+    from gstjobs.main import cli
+
+    [note] = add(outbox, 1)
+    smtp.answer = "550 5.1.1 mailbox unavailable"
+    assert dispatch(outbox)["dead"] == 1
+    row = outbox.execute(
+        "SELECT status, attempts, last_error FROM gstjobs.notifications"
+    ).fetchone()
+    assert row == ("dead", 1, "SMTP 550 at DATA: 5.1.1 mailbox unavailable")
+
+    operator_dsn = db.replace("postgres@", f"{OPERATOR}@")
+    listed = CliRunner().invoke(
+        cli, ["--dsn", operator_dsn, "outbox", "--status", "dead", "--format", "json"]
+    )
+    assert listed.exit_code == 0 and f'"id": {note}' in listed.stdout
+    outbox.execute("UPDATE gstjobs.jobs SET scheduled_since = now()")
+    run(outbox, "health-check", datetime.now(UTC))
+    problems = outbox.execute("SELECT problems FROM gstjobs.health").fetchone()
+    assert problems is not None and [p["code"] for p in problems[0]] == ["dead-letters"]
+
+    retried = CliRunner().invoke(cli, ["--dsn", operator_dsn, "outbox", "retry", str(note)])
+    assert retried.exit_code == 0
+    smtp.answer = "250 2.0.0 Ok: queued"
+    assert dispatch(outbox)["sent"] == 1 and len(smtp.received) == 1
+
+
+def test_temporary_refusals_go_dead_after_the_last_attempt(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    outbox.execute("SELECT gstjobs.set_setting('dispatch.max_attempts', '3')")
+    add(outbox, 1)
+    smtp.answer = "451 4.3.0 try again later"
+    for expected in ("failed", "failed", "dead"):
+        dispatch(outbox)
+        time_passes(outbox)
+        assert outbox.execute("SELECT status FROM gstjobs.notifications").fetchone() == (expected,)
+    row = outbox.execute("SELECT attempts, last_error FROM gstjobs.notifications").fetchone()
+    assert row is not None and row[0] == 3 and "the last" in row[1]
+
+
+def test_whatsapp_answers_are_each_handled(
+    outbox: psycopg.Connection[Any], whatsapp: type[WhatsAppApi]
+) -> None:
+    outbox.execute("UPDATE litigation.tenants SET whatsapp_enabled = true")
+    whatsapp.script = [
+        (429, {"Retry-After": "120"}, {"error": {"message": "rate limited"}}),
+        (500, {}, {"error": {"message": "internal"}}),
+        (400, {}, {"error": {"message": "invalid template"}}),
+    ]
+    ids = add(outbox, 4, channel="whatsapp")
+    outbox.execute("SELECT gstjobs.set_setting('dispatch.batch_size', '10')")
+    counts = dispatch(outbox)
+    assert (counts["sent"], counts["retried"], counts["dead"]) == (1, 2, 1)
+    rows = {
+        r[0]: r[1:]
+        for r in outbox.execute(
+            "SELECT id, status, extract(epoch FROM next_attempt_at - last_attempt_at), last_error, provider_reply"
+            " FROM gstjobs.notifications"
+        )
+    }
+    status, delay, error, _ = rows[ids[0]]
+    assert status == "failed" and 119 <= float(delay) <= 121 and "HTTP 429" in error  # Retry-After
+    status, delay, error, _ = rows[ids[1]]
+    assert status == "failed" and 47 <= float(delay) <= 73 and "HTTP 500" in error  # back-off
+    assert rows[ids[2]][0] == "dead" and "HTTP 400" in rows[ids[2]][2]
+    assert rows[ids[3]][0] == "sent" and rows[ids[3]][3] == "wamid.4"
+
+    request = whatsapp.requests[-1]
+    assert request["path"] == "/v19.0/1234567890/messages"
+    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    body = request["json"]
+    assert body["messaging_product"] == "whatsapp" and body["to"] == "919800000003"
+    assert body["template"]["name"] == "hearing_reminder"
+    parameters = body["template"]["components"][0]["parameters"]
+    assert {"type": "text", "parameter_name": "when", "text": "tomorrow"} in parameters
+
+    time_passes(outbox)
+    assert dispatch(outbox)["sent"] == 2
+    everything = (
+        str(outbox.execute("SELECT array_agg(n::text) FROM gstjobs.notifications AS n").fetchone())
+        + str(outbox.execute("SELECT array_agg(r::text) FROM gstjobs.runs AS r").fetchone())
+        + str(outbox.execute("SELECT array_agg(c.command) FROM cron.job AS c").fetchone())
+    )
+    assert TOKEN not in everything
+
+
+def test_simultaneous_dispatchers_deliver_each_message_once(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    outbox.execute("INSERT INTO litigation.tenants (id, name) VALUES (3, 'Third firm')")
+    for tenant in (1, 2, 3):
+        add(outbox, 20, tenant=tenant, start=100 * tenant)
+    errors: list[BaseException] = []
+
+    def dispatcher(tenant: int | None) -> None:
+        try:
+            with psycopg.connect(db, autocommit=True) as conn:
+                conn.execute(
+                    "CALL gstjobs.run_job('dispatch-notifications', tenant_id => %s)", (tenant,)
+                )
+        except BaseException as error:
+            errors.append(error)
+
+    # whole-outbox runs (one proceeds, the others are skipped) beside one run per firm
+    threads = [
+        threading.Thread(target=dispatcher, args=(t,)) for t in (None, None, None, 1, 2, 3, 1)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    dispatch(outbox)
+    assert statuses(outbox) == {"sent": 60}
+    assert len(smtp.received) == 60 and len(set(smtp.message_ids())) == 60
+
+
+def test_a_dispatcher_killed_mid_batch_loses_nothing_and_claims_nothing_unsent(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    add(outbox, 6)
+    victim = psycopg.connect(db, autocommit=True)
+    pid = victim.info.backend_pid
+    smtp.block.set()
+
+    def doomed() -> None:
+        with contextlib.suppress(psycopg.Error):
+            victim.execute("CALL gstjobs.run_job('dispatch-notifications')")
+
+    thread = threading.Thread(target=doomed)
+    thread.start()
+    assert smtp.blocked.wait(30), "the dispatcher never reached the server"
+    outbox.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    thread.join(30)
+    victim.close()
+    smtp.block.clear()
+
+    # nothing is marked sent that the server did not accept
+    sent = {
+        r[0]
+        for r in outbox.execute(
+            "SELECT dedupe_key FROM gstjobs.notifications WHERE status = 'sent'"
+        )
+    }
+    accepted = {str(m["Subject"]) for m in smtp.received}
+    assert len(sent) == len(accepted)
+    dispatch(outbox)
+    assert statuses(outbox) == {"sent": 6}
+    subjects = [str(m["Subject"]) for m in smtp.received]
+    assert len(set(subjects)) == 6 and len(subjects) - 6 <= 1  # at most the message in flight twice
+    crashed = outbox.execute(
+        "SELECT status FROM gstjobs.runs WHERE job = 'dispatch-notifications' ORDER BY id"
+    ).fetchall()
+    assert [c[0] for c in crashed] == ["crashed", "succeeded"]
