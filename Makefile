@@ -13,6 +13,7 @@ test: venv lint test-only
 
 stop:
 	@scripts/cluster.sh stop demo
+	@scripts/mail-sink.sh stop
 
 deps:
 	@scripts/install-deps.sh

@@ -151,17 +151,18 @@ class Mailer:
             if code >= 400:
                 # refused before any recipient: the sender or the session is wrong, not this
                 # message; retry later, and try no more messages this run
-                smtp.rset()
+                self.reset()
                 raise Retry(
                     f"SMTP {code} at MAIL FROM: {reply.decode(errors='replace')[:300]}",
                     channel_down=True,
                 )
             code, reply = smtp.rcpt(email["To"])
             if code >= 400:
-                smtp.rset()
+                self.reset()
                 raise self.answer("RCPT TO", code, reply)
             code, reply = smtp.data(email.as_bytes())
             if code >= 400:
+                self.reset()
                 raise self.answer("DATA", code, reply)
             return f"{code} {reply.decode(errors='replace')}"
         except (OSError, smtplib.SMTPServerDisconnected) as error:
@@ -169,6 +170,13 @@ class Mailer:
             raise Retry(
                 f"SMTP connection lost: {type(error).__name__}: {error}", channel_down=True
             ) from None
+
+    def reset(self):
+        """Leave the session clean for the next message after a refusal."""
+        try:
+            self.connection.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
 
     @staticmethod
     def answer(step, code, reply):
@@ -184,8 +192,6 @@ class Mailer:
 
 def send_whatsapp(note, settings):
     """The message id WhatsApp returned; Retry or Refused otherwise."""
-    if not settings["whatsapp.url"]:
-        raise Retry("whatsapp.url is not set", channel_down=True)
     template = json.loads(note["template"] or "{}")
     payload = {
         "messaging_product": "whatsapp",
@@ -248,6 +254,11 @@ def retry_after(header):
             return None
 
 
+def configured(channel, settings):
+    """A channel without a server to send to is left alone: its messages wait, no attempt spent."""
+    return bool(settings["smtp.host"] if channel == "email" else settings["whatsapp.url"])
+
+
 def run_state(run_id):
     """What this run has done so far: kept in SD between the body's calls (one session)."""
     state = SD.get("run")
@@ -282,7 +293,7 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
     more = False
     for channel in CHANNELS:
         room = min(batch, per_run - state["attempted"][channel])
-        if room <= 0 or channel in state["down"]:
+        if room <= 0 or channel in state["down"] or not configured(channel, settings):
             continue
         notes = plpy.execute(
             plan("claim", CLAIM, ["timestamptz", "text", "bigint", "integer", "bigint[]"]),

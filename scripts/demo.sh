@@ -28,6 +28,14 @@ if [ "$(psql "$GSTJOBS_DSN" -XAtc 'SELECT count(*) FROM litigation.tenants')" = 
   .venv/bin/python -m gstjobs.datagen --size seed
 fi
 
+echo "== delivery: a local SMTP server for the demo's email"
+scripts/mail-sink.sh start
+mail=${GSTJOBS_DEMO_MAIL:-/var/tmp/gstjobs-demo-mail}
+psql "$GSTJOBS_DSN" -Xq -o /dev/null \
+  -c "SELECT gstjobs.set_setting('smtp.host', '127.0.0.1', 'make demo')" \
+  -c "SELECT gstjobs.set_setting('smtp.port', '${GSTJOBS_DEMO_SMTP_PORT:-2525}', 'make demo')" \
+  -c "SELECT gstjobs.set_setting('smtp.from', 'reminders@gstjobs.example.in', 'make demo')"
+
 echo "== running every job once"
 # A local-time job runs as of the last time its slot came round in Mumbai (plus half an hour),
 # so the demo shows this morning's reminders whatever the hour; pg_cron carries on from there.
@@ -43,6 +51,9 @@ FROM gstjobs.jobs ORDER BY name
 SQL
 
 
+# the jobs above wrote notifications after dispatch's turn: deliver a first batch now
+psql "$GSTJOBS_DSN" -Xq -o /dev/null -c "CALL gstjobs.run_job('dispatch-notifications', reason => 'make demo')"
+
 echo
 .venv/bin/gstjobs list
 echo
@@ -51,7 +62,12 @@ psql "$GSTJOBS_DSN" -X -c "SELECT kind, channel, status, count(*) FROM gstjobs.o
 psql "$GSTJOBS_DSN" -X -c "SELECT recipient, subject FROM gstjobs.outbox WHERE kind = 'hearing-reminder' AND channel = 'email' ORDER BY id LIMIT 3"
 cat <<EOT
 
-pg_cron keeps running the jobs in this cluster ('make stop' stops it). To use the CLI:
+Email arrives in the Maildir $mail/new ($(ls "$mail/new" 2>/dev/null | wc -l) messages so far;
+dispatch-notifications sends up to 100 a minute). WhatsApp waits until whatsapp.url and
+whatsapp.token are set: gstjobs config set whatsapp.url https://...
+
+pg_cron keeps running the jobs in this cluster ('make stop' stops it and the mail sink).
+To use the CLI:
 
   export GSTJOBS_DSN=$GSTJOBS_DSN
 EOT

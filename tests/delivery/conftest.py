@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from tests.integration.conftest import FIRM
 
@@ -49,9 +50,27 @@ class SmtpSink:
             return f"{self.answer} as {len(self.received)}"
         return self.answer
 
-    def start(self) -> None:
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+    def start(self, login: tuple[str, str] | None = None) -> None:
+        """Listen; with login, require AUTH with that user and password (over plain TCP)."""
+        options: dict[str, Any] = {}
+        if login is not None:
+            options = {
+                "auth_required": True,
+                "auth_require_tls": False,
+                "authenticator": self.authenticator(login),
+            }
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
+
+    @staticmethod
+    def authenticator(login: tuple[str, str]) -> Any:
+        def check(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> AuthResult:
+            given = (data.login.decode(), data.password.decode())
+            return AuthResult(success=given == login)
+
+        return check
 
     def stop(self) -> None:
         if self.controller is not None:

@@ -234,3 +234,44 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing_and_claims_nothing_unsent(
         "SELECT status FROM gstjobs.runs WHERE job = 'dispatch-notifications' ORDER BY id"
     ).fetchall()
     assert [c[0] for c in crashed] == ["crashed", "succeeded"]
+
+
+def test_login_from_and_reply_to_per_firm(outbox: psycopg.Connection[Any], smtp: SmtpSink) -> None:
+    smtp.stop()
+    smtp.start(login=("alerts", "app-password-123"))
+    add(outbox, 1)
+    outbox.execute("SELECT gstjobs.set_setting('smtp.user', 'alerts')")
+    outbox.execute("SELECT gstjobs.set_setting('smtp.password', 'wrong-password')")
+    outbox.execute("SELECT gstjobs.set_setting('smtp.timeout_seconds', '2')")
+    counts = dispatch(outbox)
+    assert counts["retried"] == 1 and len(smtp.received) == 0
+    error = outbox.execute("SELECT last_error FROM gstjobs.notifications").fetchone()
+    assert error is not None and error[0] and "wrong-password" not in error[0]
+
+    outbox.execute("SELECT gstjobs.set_setting('smtp.password', 'app-password-123')")
+    outbox.execute(
+        "UPDATE litigation.tenants SET email_from = 'notices@mehta.example.in',"
+        " reply_to = 'desk@mehta.example.in' WHERE id = 1"
+    )
+    time_passes(outbox)
+    assert dispatch(outbox)["sent"] == 1
+    [message] = smtp.received
+    assert message["From"] == "notices@mehta.example.in"
+    assert message["Reply-To"] == "desk@mehta.example.in"
+
+
+def test_a_firm_limit_leaves_the_rest_for_the_next_run(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    outbox.execute("SELECT gstjobs.set_setting('dispatch.per_firm_limit', '3')")
+    add(outbox, 5, tenant=1)
+    add(outbox, 5, tenant=2, start=100)
+    assert dispatch(outbox)["sent"] == 6
+    sent = dict(
+        outbox.execute(
+            "SELECT tenant_id, count(*) FROM gstjobs.notifications WHERE status = 'sent' GROUP BY 1"
+        ).fetchall()
+    )
+    assert sent == {1: 3, 2: 3}
+    assert dispatch(outbox)["sent"] == 4
+    assert statuses(outbox) == {"sent": 10}
