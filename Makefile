@@ -4,12 +4,17 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test stop deps venv lint test-only clean-test-cluster
+.PHONY: demo test stop bench deps venv lint test-only clean-test-cluster
 
 demo: venv
 	@scripts/demo.sh
 
 test: venv lint test-only
+
+# Each job against the bare-SQL limit and the replaced design; writes bench/results.json.
+# BENCH_ARGS="--size seed --only sla-check" for a quick partial run.
+bench: venv
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 stop:
 	@scripts/cluster.sh stop demo

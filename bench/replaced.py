@@ -1,0 +1,230 @@
+"""The replaced design, for comparison: a client that fetches candidate rows over the
+connection and, row by row, looks up what it needs and inserts one notification at a time, as
+the old edge functions did. It writes exactly what the jobs write (checked by bench/run.py)."""
+
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+def local(moment: datetime, zone: str) -> str:
+    """As gstjobs.format_local writes it: 'Fri 20 Nov 2026, 10:30 IST'."""
+    return moment.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y, %H:%M %Z")
+
+
+class Client:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.cur = conn.cursor(row_factory=dict_row)
+        self.templates = {
+            r["kind"]: r for r in self.cur.execute("SELECT * FROM gstjobs.templates").fetchall()
+        }
+
+    def one(self, query: str, *args: Any) -> dict[str, Any] | None:
+        return self.cur.execute(query.encode(), args).fetchone()
+
+    def firm(self, tenant_id: int) -> dict[str, Any]:
+        row = self.one("SELECT * FROM litigation.tenants WHERE id = %s", tenant_id)
+        assert row is not None
+        return row
+
+    def member(self, tenant_id: int, member_id: int | None) -> dict[str, Any] | None:
+        if member_id is None:
+            return None
+        return self.one(
+            "SELECT * FROM litigation.members WHERE tenant_id = %s AND id = %s",
+            tenant_id,
+            member_id,
+        )
+
+    def notify(
+        self,
+        kind: str,
+        firm: dict[str, Any],
+        member: dict[str, Any],
+        values: dict[str, Any],
+        urgency: int,
+        dedupe: str,
+    ) -> int:
+        template = self.templates[kind]
+        values = {**values, "recipient": member["name"]}
+        sent = 0
+        for channel, address in (
+            ("email", member["email"]),
+            ("whatsapp", member["phone"] if firm["whatsapp_enabled"] else None),
+        ):
+            if address is None:
+                continue
+            subject, body = template["subject"], template["body"]
+            for key, value in values.items():
+                subject = subject.replace("{" + key + "}", "" if value is None else str(value))
+                body = body.replace("{" + key + "}", "" if value is None else str(value))
+            self.cur.execute(
+                "INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, member_id,"
+                " subject, body, urgency, dedupe_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (dedupe_key) DO NOTHING",
+                (
+                    firm["id"],
+                    kind,
+                    channel,
+                    address,
+                    member["id"],
+                    subject,
+                    body,
+                    urgency,
+                    f"{dedupe}:{member['id']}:{channel}",
+                ),
+            )
+            sent += 1
+        return sent
+
+
+CHECKS = (
+    ("sla-breach", "sla_due_at", "sla_breach_detected_at", "sla_escalated_at", 3, 2),
+    ("overdue", "due_at", "overdue_detected_at", "overdue_escalated_at", 4, 2),
+)
+
+
+def sla_check(conn: psycopg.Connection[Any], as_of: datetime) -> int:
+    client, sent = Client(conn), 0
+    for kind, due, detected, escalated, urgency, escalation_urgency in CHECKS:
+        for step in ("detect", "escalate"):
+            if step == "detect":
+                where = f"t.{detected} IS NULL AND t.{due} IS NOT NULL AND t.{due} <= %s"
+            else:
+                where = (
+                    f"t.{detected} IS NOT NULL AND t.{escalated} IS NULL"
+                    f" AND t.{due} <= %s - firm.escalation_delay"
+                )
+            tasks = client.cur.execute(
+                f"SELECT t.*, t.{due} AS due, extract(epoch FROM t.{due})::bigint AS due_epoch"
+                " FROM litigation.tasks AS t JOIN litigation.tenants AS firm ON firm.id = t.tenant_id"
+                f" WHERE t.status IN ('open', 'in_progress') AND {where}",
+                (as_of,),
+            ).fetchall()
+            for task in tasks:
+                column = detected if step == "detect" else escalated
+                client.cur.execute(
+                    f"UPDATE litigation.tasks SET {column} = %s WHERE tenant_id = %s AND id = %s",
+                    (as_of, task["tenant_id"], task["id"]),
+                )
+                firm = client.firm(task["tenant_id"])
+                assignee = client.member(task["tenant_id"], task["assignee_id"])
+                case = client.one(
+                    "SELECT * FROM litigation.cases WHERE tenant_id = %s AND id = %s",
+                    task["tenant_id"],
+                    task["case_id"],
+                )
+                customer = (
+                    client.one(
+                        "SELECT * FROM litigation.clients WHERE tenant_id = %s AND id = %s",
+                        task["tenant_id"],
+                        case["client_id"],
+                    )
+                    if case
+                    else None
+                )
+                if step == "detect":
+                    recipients = [assignee] if assignee and assignee["active"] else []
+                    name, level = kind, urgency
+                else:
+                    name, level = kind + "-escalation", escalation_urgency
+                    if assignee and assignee["manager_id"] is not None:
+                        recipients = [client.member(task["tenant_id"], assignee["manager_id"])]
+                    else:
+                        recipients = client.cur.execute(
+                            "SELECT * FROM litigation.members WHERE tenant_id = %s AND role = 'partner'",
+                            (task["tenant_id"],),
+                        ).fetchall()
+                values = {
+                    "firm": firm["name"],
+                    "task": task["title"],
+                    "case_reference": case["reference"] if case else "no case",
+                    "section": case["section"] if case else None,
+                    "client": customer["name"] if customer else None,
+                    "priority": task["priority"],
+                    "due_local": local(task["due"], firm["timezone"]),
+                    "assignee": assignee["name"] if assignee else "nobody",
+                }
+                for member in recipients:
+                    if member is not None and member["active"]:
+                        sent += client.notify(
+                            name,
+                            firm,
+                            member,
+                            values,
+                            level,
+                            f"{name}:{task['tenant_id']}:{task['id']}:{task['due_epoch']}",
+                        )
+    conn.commit()
+    return sent
+
+
+def when(days: int) -> str:
+    return {0: "today", 1: "tomorrow"}.get(days, f"in {days} days")
+
+
+def hearing_reminders(conn: psycopg.Connection[Any], as_of: datetime) -> int:
+    """Each firm whose 08:00 has come today (no catch-up: the old system had none)."""
+    client, sent = Client(conn), 0
+    for firm in client.cur.execute("SELECT * FROM litigation.tenants ORDER BY id").fetchall():
+        zone = ZoneInfo(firm["timezone"])
+        today = as_of.astimezone(zone).date()
+        due = datetime.combine(today, time(8), zone)
+        if due > as_of or (as_of - due).total_seconds() > 12 * 3600:
+            continue
+        client.cur.execute(
+            "INSERT INTO gstjobs.slots (job, tenant_id, local_date, status, due_at)"
+            " VALUES ('hearing-reminders', %s, %s, %s, %s)",
+            (firm["id"], today, "late" if (as_of - due).total_seconds() > 1800 else "done", due),
+        )
+        hearings = client.cur.execute(
+            "SELECT * FROM litigation.hearings WHERE tenant_id = %s AND status = 'scheduled'"
+            " AND starts_at >= %s AND starts_at < %s",
+            (
+                firm["id"],
+                datetime.combine(today, time(0), zone),
+                datetime.combine(today + timedelta(days=8), time(0), zone),
+            ),
+        ).fetchall()
+        for hearing in hearings:
+            days = (hearing["starts_at"].astimezone(zone).date() - today).days
+            if days not in (7, 1, 0):
+                continue
+            case = client.one(
+                "SELECT * FROM litigation.cases WHERE tenant_id = %s AND id = %s",
+                firm["id"],
+                hearing["case_id"],
+            )
+            assert case is not None
+            customer = client.one(
+                "SELECT * FROM litigation.clients WHERE tenant_id = %s AND id = %s",
+                firm["id"],
+                case["client_id"],
+            )
+            owner = client.member(firm["id"], case["owner_id"])
+            if owner is None or not owner["active"] or customer is None:
+                continue
+            values = {
+                "firm": firm["name"],
+                "when": when(days),
+                "hearing_local": local(hearing["starts_at"], firm["timezone"]),
+                "case_reference": case["reference"],
+                "section": case["section"],
+                "client": customer["name"],
+                "forum": hearing["forum"],
+                "venue": hearing["venue"] or "venue not recorded",
+            }
+            local_date = hearing["starts_at"].astimezone(zone).date()
+            sent += client.notify(
+                "hearing-reminder",
+                firm,
+                owner,
+                values,
+                {0: 0, 1: 1}.get(days, 5),
+                f"hearing-reminder:{firm['id']}:{hearing['id']}:{local_date}:T-{days}",
+            )
+    conn.commit()
+    return sent

@@ -1,0 +1,466 @@
+"""make bench: each job against the bare-SQL limit and the replaced fetch-and-loop client.
+
+    .venv/bin/python bench/run.py [--size tiny|seed|m|l ...] [--only JOB] [--repeat 5]
+
+Sets up its own cluster (scripts/cluster.sh bench, port 54322), generates the data with the
+shared generator, and for each job measures, from the same starting state each time:
+  job       CALL gstjobs.run_job(...), exactly as pg_cron calls it
+  limit     the job's own set-based statements, run bare (no ledger, lock or PL/Python)
+  replaced  a psycopg client fetching rows and inserting notifications one at a time
+The effects of the three are compared (a digest of the notifications and state they leave),
+not assumed. Medians of --repeat runs; results go to bench/results.json (see docs/BENCHMARKS.md).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import replaced  # noqa: E402
+from gstjobs.datagen import SIZES, Size, generate  # noqa: E402
+from gstjobs.plpy import local_jobs, sla_check  # noqa: E402
+
+BENCH_SIZES = {"tiny": Size(firms=3, tasks=300, hearings=60, deadlines=60), **SIZES}
+PORT = int(os.environ.get("GSTJOBS_BENCH_PORT", "54322"))
+CLUSTER = os.environ.get("GSTJOBS_BENCH_CLUSTER", "bench")
+DB = "gstjobs_bench"
+ADMIN = f"postgresql://postgres@127.0.0.1:{PORT}/postgres"
+DSN = f"postgresql://postgres@127.0.0.1:{PORT}/{DB}"
+JOBS = ("sla-check", "hearing-reminders", "deadline-alerts", "analytics-snapshot")
+
+# the replaced system's own figures (docs: background-jobs-report.md), in seconds
+REPLACED_REPORTED = {
+    "sla-check": 4.8,
+    "hearing-reminders": 6.8,
+    "deadline-alerts": 4.1,
+    "analytics-snapshot": 18.2,
+    "health-check": 3.5,
+}
+
+
+def anchor() -> datetime:
+    """The data's 'now': two days ago, 02:35 UTC (08:05 in India)."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=2) + timedelta(hours=2, minutes=35)
+
+
+def setup(size: Size) -> None:
+    env = {**os.environ, "GSTJOBS_PORT": str(PORT), "GSTJOBS_CRON_DB": DB}
+    subprocess.run(
+        [str(ROOT / "scripts/cluster.sh"), "start", CLUSTER],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        # dropping pg_cron's database also stops its launcher: nothing ticks during the bench
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB}")
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", f"dsn={DSN}", "upgrade", "head"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute("UPDATE cron.job SET active = false")
+        started = time.perf_counter()
+        generate(conn, size, seed=1, anchor=anchor())
+        print(f"  generated {size} in {time.perf_counter() - started:.1f} s", flush=True)
+        conn.execute("VACUUM ANALYZE")
+
+
+def digest(conn: psycopg.Connection[Any], mark: int, extra: str = "SELECT ''") -> str:
+    """What a way left behind: its notifications (and, via extra, the state it changed)."""
+    row = conn.execute(
+        "SELECT count(*) || ':' || coalesce(md5(string_agg(dedupe_key || recipient || subject"
+        " || body, '|' ORDER BY dedupe_key)), '') || ':' || (" + extra + ")"
+        " FROM gstjobs.notifications WHERE id > %s",
+        (mark,),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def peak_mb(pid: int) -> float | None:
+    """Peak resident memory of a backend (VmHWM), shared buffers it touched included."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def prepared(conn: psycopg.Connection[Any], name: str, types: str, statement: str) -> None:
+    conn.execute(f"PREPARE {name}({types}) AS {statement}".encode())
+
+
+def execute(conn: psycopg.Connection[Any], sql: str, *args: Any) -> None:
+    psycopg.ClientCursor(conn).execute(sql, args)
+
+
+class Case:
+    """One job at one moment: how to run it each way, and how to undo what it did."""
+
+    def __init__(self, job: str, as_of: datetime, reset: str, state: str = "SELECT ''") -> None:
+        self.job, self.as_of, self.reset_sql, self.state = job, as_of, reset, state
+
+    def ways(self) -> dict[str, Callable[[psycopg.Connection[Any]], None]]:
+        job, as_of = self.job, self.as_of
+        found: dict[str, Callable[[psycopg.Connection[Any]], None]] = {
+            "job": lambda c: c.execute("CALL gstjobs.run_job(%s, as_of => %s)", (job, as_of)),
+        }
+        if job == "sla-check":
+
+            def limit(c: psycopg.Connection[Any]) -> None:
+                for i, _ in enumerate(sla_check.statements()):
+                    execute(c, f"EXECUTE sla{i}(NULL, %s::timestamptz, NULL, 1000000)", as_of)
+                c.commit()
+
+            found["limit"] = limit
+            found["replaced"] = lambda c: replaced.sla_check(c, as_of) and None
+        else:
+            name = job.replace("-", "_")
+
+            def limit(c: psycopg.Connection[Any]) -> None:
+                execute(c, f"EXECUTE {name}(NULL, %s::timestamptz, NULL)", as_of)
+                c.commit()
+
+            found["limit"] = limit
+            if job == "hearing-reminders":
+                found["replaced"] = lambda c: replaced.hearing_reminders(c, as_of) and None
+        return found
+
+    def reset(self, conn: psycopg.Connection[Any], mark: int) -> None:
+        for statement in filter(str.strip, self.reset_sql.split(";")):
+            conn.execute(statement.encode(), {"mark": mark, "as_of": self.as_of})
+
+
+def prepare_all(conn: psycopg.Connection[Any]) -> None:
+    for i, (_, statement) in enumerate(sla_check.statements()):
+        prepared(conn, f"sla{i}", "bigint, timestamptz, bigint, integer", statement)
+    for job, statement in (
+        ("hearing_reminders", local_jobs.HEARING_REMINDERS),
+        ("deadline_alerts", local_jobs.DEADLINE_ALERTS),
+        ("analytics_snapshot", local_jobs.ANALYTICS_SNAPSHOT),
+    ):
+        prepared(conn, job, "bigint, timestamptz, bigint", statement)
+
+
+def cases(base: datetime) -> dict[str, Case]:
+    # after the backlog run at base: the tasks breaching in the next 10 minutes (steady state)
+    steady = base + timedelta(minutes=10)
+    forget = (
+        "DELETE FROM gstjobs.notifications WHERE id > %(mark)s;"
+        " UPDATE litigation.tasks SET sla_breach_detected_at = NULL WHERE sla_breach_detected_at = %(as_of)s;"
+        " UPDATE litigation.tasks SET overdue_detected_at = NULL WHERE overdue_detected_at = %(as_of)s;"
+        " UPDATE litigation.tasks SET sla_escalated_at = NULL WHERE sla_escalated_at = %(as_of)s;"
+        " UPDATE litigation.tasks SET overdue_escalated_at = NULL WHERE overdue_escalated_at = %(as_of)s;"
+    )
+    slots = "DELETE FROM gstjobs.notifications WHERE id > %(mark)s; DELETE FROM gstjobs.slots WHERE job = '{}';"
+    return {
+        "sla-check": Case(
+            "sla-check",
+            steady,
+            forget,
+            "SELECT count(*) FROM litigation.tasks WHERE sla_breach_detected_at = '"
+            + steady.isoformat()
+            + "' OR overdue_detected_at = '"
+            + steady.isoformat()
+            + "'",
+        ),
+        "hearing-reminders": Case(
+            "hearing-reminders",
+            base,
+            slots.format("hearing-reminders"),
+            "SELECT count(*) FROM gstjobs.slots WHERE job = 'hearing-reminders'",
+        ),
+        "deadline-alerts": Case(
+            "deadline-alerts",
+            base + timedelta(hours=1),
+            slots.format("deadline-alerts")
+            + " UPDATE litigation.deadlines SET overdue_alerted_at = NULL WHERE overdue_alerted_at = %(as_of)s;",
+            "SELECT count(*) FROM litigation.deadlines WHERE overdue_alerted_at IS NOT NULL",
+        ),
+        "analytics-snapshot": Case(
+            "analytics-snapshot",
+            base + timedelta(hours=15, minutes=45),  # 23:50 in India
+            slots.format("analytics-snapshot") + " DELETE FROM gstjobs.analytics_snapshots;",
+            "SELECT md5(string_agg(row(tenant_id, local_date, open_cases_by_stage, demand_in_dispute,"
+            " hearings_next_7_days, open_tasks, overdue_tasks, sla_compliance, deadlines_missed,"
+            " anomalies)::text, '|' ORDER BY tenant_id)) FROM gstjobs.analytics_snapshots",
+        ),
+    }
+
+
+def measure(case: Case, repeat: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"as_of": case.as_of.isoformat(), "ways": {}}
+    with psycopg.connect(DSN, autocommit=True) as admin:
+        mark_row = admin.execute(
+            "SELECT coalesce(max(id), 0) FROM gstjobs.notifications"
+        ).fetchone()
+        mark = int(mark_row[0]) if mark_row else 0
+        for way, run in case.ways().items():
+            times, effects, memory = [], None, None
+            for _ in range(repeat):
+                with psycopg.connect(DSN, autocommit=way == "job") as conn:
+                    if way == "limit":
+                        prepare_all(conn)
+                        conn.commit()
+                    started = time.perf_counter()
+                    run(conn)
+                    times.append(time.perf_counter() - started)
+                    if way == "job":
+                        memory = peak_mb(conn.info.backend_pid)
+                effects = effects or digest(admin, mark, case.state)
+                case.reset(admin, mark)
+            result["ways"][way] = {
+                "median_ms": round(statistics.median(times) * 1000, 2),
+                "runs_ms": [round(t * 1000, 2) for t in times],
+                "effects": effects,
+            }
+            if memory is not None:
+                result["ways"][way]["backend_peak_mb"] = memory
+    ways = result["ways"]
+    result["same_effects"] = len({w["effects"] for w in ways.values()}) == 1
+    result["job_over_limit"] = round(ways["job"]["median_ms"] / ways["limit"]["median_ms"], 2)
+    if "replaced" in ways:
+        result["replaced_over_job"] = round(
+            ways["replaced"]["median_ms"] / ways["job"]["median_ms"], 1
+        )
+    return result
+
+
+def dispatch_throughput(count: int, batch: int) -> dict[str, Any]:
+    """dispatch-notifications to a loopback SMTP sink: messages per second."""
+    from aiosmtpd.controller import Controller
+
+    class Counter:
+        received = 0
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            Counter.received += 1
+            return "250 OK"
+
+    port = PORT + 1000
+    controller = Controller(Counter(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            for key, value in {
+                "smtp.host": "127.0.0.1",
+                "smtp.port": str(port),
+                "dispatch.per_run_limit": str(count),
+                "dispatch.batch_size": str(batch),
+            }.items():
+                conn.execute("SELECT gstjobs.set_setting(%s, %s)", (key, value))
+            conn.execute("DELETE FROM gstjobs.notifications")
+            conn.execute(
+                "INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, subject,"
+                " body, dedupe_key) SELECT 1, 'bench', 'email', 'ops@example.in', 'Hearing ' || g,"
+                " 'Case ' || g || ' is listed tomorrow at 10:30 IST.', 'bench:' || g"
+                " FROM generate_series(1, %s) AS g",
+                (count,),
+            )
+            started = time.perf_counter()
+            conn.execute("CALL gstjobs.run_job('dispatch-notifications')")
+            seconds = time.perf_counter() - started
+            sent = conn.execute(
+                "SELECT count(*) FROM gstjobs.notifications WHERE status = 'sent'"
+            ).fetchone()
+    finally:
+        controller.stop()
+    return {
+        "messages": count,
+        "batch_size": batch,
+        "seconds": round(seconds, 2),
+        "per_second": round(count / seconds, 1),
+        "sent": sent[0] if sent else 0,
+        "received": Counter.received,
+    }
+
+
+def backlog(base: datetime) -> dict[str, Any]:
+    """The first sla-check after installing on old data: every open breach at once."""
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        started = time.perf_counter()
+        conn.execute("CALL gstjobs.run_job('sla-check', as_of => %s)", (base,))
+        seconds = time.perf_counter() - started
+        row = conn.execute("SELECT counts FROM gstjobs.runs ORDER BY id DESC LIMIT 1").fetchone()
+        open_tasks = conn.execute(
+            "SELECT count(*) FROM litigation.tasks WHERE status IN ('open', 'in_progress')"
+        ).fetchone()
+    counts = row[0] if row else {}
+    return {
+        "seconds": round(seconds, 2),
+        "found": counts.get("found"),
+        "notified": counts.get("notified"),
+        "open_tasks": open_tasks[0] if open_tasks else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", action="append", choices=sorted(BENCH_SIZES))
+    parser.add_argument("--only", choices=JOBS + ("dispatch-notifications",))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--output", default=str(ROOT / "bench/results.json"))
+    args = parser.parse_args()
+    sizes = args.size or ["seed", "l"]
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "started_at": datetime.now(UTC).isoformat(),
+        "repeat": args.repeat,
+        "sizes": {},
+    }
+    for size_name in sizes:
+        size = BENCH_SIZES[size_name]
+        print(f"size {size_name}: {size}", flush=True)
+        setup(size)
+        base = anchor()
+        entry: dict[str, Any] = {"size": size.__dict__, "backlog": backlog(base), "jobs": {}}
+        with psycopg.connect(DSN) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+            results["machine"]["postgresql"] = version[0] if version else None
+        for job, case in cases(base).items():
+            if args.only and args.only != job:
+                continue
+            entry["jobs"][job] = measure(case, args.repeat)
+            print(
+                f"  {job}: "
+                + json.dumps(
+                    {k: v for k, v in entry["jobs"][job].items() if k != "ways"}
+                    | {w: v["median_ms"] for w, v in entry["jobs"][job]["ways"].items()}
+                ),
+                flush=True,
+            )
+        if args.only in (None, "dispatch-notifications"):
+            count = {"tiny": 100, "seed": 1000}.get(size_name, 10000)
+            entry["dispatch"] = [dispatch_throughput(count, 1), dispatch_throughput(count, 50)]
+            print(f"  dispatch: {entry['dispatch']}", flush=True)
+        results["sizes"][size_name] = entry
+    results["targets"] = targets(results)
+    Path(args.output).write_text(json.dumps(results, indent=2, default=str))
+    print_table(results)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def check(name: str, value: Any, passed: bool) -> None:
+        found.append({"target": name, "value": value, "pass": passed})
+
+    for size_name, entry in results["sizes"].items():
+        for job, measured in entry["jobs"].items():
+            check(
+                f"{size_name} {job}: same effects all ways",
+                measured["same_effects"],
+                measured["same_effects"],
+            )
+            check(
+                f"{size_name} {job}: job/limit <= 1.5",
+                measured["job_over_limit"],
+                measured["job_over_limit"] <= 1.5,
+            )
+            if size_name == "l" and "replaced_over_job" in measured:
+                check(
+                    f"l {job}: replaced/job >= 20",
+                    measured["replaced_over_job"],
+                    measured["replaced_over_job"] >= 20,
+                )
+            peak = measured["ways"]["job"].get("backend_peak_mb")
+            if size_name == "l" and peak is not None:
+                check(f"l {job}: backend peak <= 100 MB", peak, peak <= 100)
+            if size_name == "seed" and job in REPLACED_REPORTED:
+                ms = measured["ways"]["job"]["median_ms"]
+                check(
+                    f"seed {job}: 100x faster than the replaced system's {REPLACED_REPORTED[job]} s",
+                    ms,
+                    ms * 100 <= REPLACED_REPORTED[job] * 1000,
+                )
+        if size_name == "l":
+            sla = entry["jobs"].get("sla-check")
+            if sla:
+                ms = sla["ways"]["job"]["median_ms"]
+                check("l sla-check steady state <= 50 ms", ms, ms <= 50)
+            analytics = entry["jobs"].get("analytics-snapshot")
+            if analytics:
+                ms = analytics["ways"]["job"]["median_ms"]
+                check("l analytics-snapshot <= 10 s", ms, ms <= 10000)
+        for run in entry.get("dispatch", []):
+            if run["messages"] >= 10000:
+                check(
+                    f"dispatch >= 200 emails/s (batch {run['batch_size']})",
+                    run["per_second"],
+                    run["per_second"] >= 200,
+                )
+    return found
+
+
+def print_table(results: dict[str, Any]) -> None:
+    from tabulate import tabulate
+
+    rows = []
+    for size_name, entry in results["sizes"].items():
+        for job, measured in entry["jobs"].items():
+            ways = measured["ways"]
+            rows.append(
+                [size_name, job]
+                + [ways.get(w, {}).get("median_ms", "") for w in ("job", "limit", "replaced")]
+                + [
+                    measured["job_over_limit"],
+                    measured.get("replaced_over_job", ""),
+                    measured["same_effects"],
+                    ways["job"].get("backend_peak_mb", ""),
+                ]
+            )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "size",
+                "job",
+                "job ms",
+                "limit ms",
+                "replaced ms",
+                "job/limit",
+                "replaced/job",
+                "same effects",
+                "peak MB",
+            ],
+        )
+    )
+    print()
+    print(
+        tabulate(
+            [
+                [t["target"], t["value"], "pass" if t["pass"] else "FAIL"]
+                for t in results["targets"]
+            ],
+            headers=["target", "measured", ""],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

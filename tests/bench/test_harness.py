@@ -1,0 +1,45 @@
+"""The benchmark harness at a tiny size, so that it cannot rot (make bench runs the real sizes)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PORT, ROOT
+
+
+@pytest.mark.slow
+def test_bench_runs_and_the_three_ways_agree(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    env = {**os.environ, "GSTJOBS_BENCH_PORT": str(PORT + 2), "GSTJOBS_BENCH_CLUSTER": "bench-test"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/run.py"),
+            "--size",
+            "tiny",
+            "--repeat",
+            "1",
+            "--output",
+            str(output),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())
+    jobs = results["sizes"]["tiny"]["jobs"]
+    assert set(jobs) == {"sla-check", "hearing-reminders", "deadline-alerts", "analytics-snapshot"}
+    for job, measured in jobs.items():
+        assert measured["same_effects"], job
+        assert {"job", "limit"} <= set(measured["ways"]), job
+    assert {"job", "limit", "replaced"} == set(jobs["sla-check"]["ways"])
+    for run in results["sizes"]["tiny"]["dispatch"]:
+        assert run["sent"] == run["received"] == run["messages"]
+    assert "target" in result.stdout and "same effects" in result.stdout
+    subprocess.run([str(ROOT / "scripts/cluster.sh"), "stop", "bench-test"], env=env, check=True)
