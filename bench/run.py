@@ -18,7 +18,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,9 +29,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import replaced  # noqa: E402
 from gstjobs.datagen import SIZES, Size, generate  # noqa: E402
 from gstjobs.plpy import local_jobs, sla_check  # noqa: E402
+
+from bench import replaced  # noqa: E402
 
 BENCH_SIZES = {"tiny": Size(firms=3, tasks=300, hearings=60, deadlines=60), **SIZES}
 PORT = int(os.environ.get("GSTJOBS_BENCH_PORT", "54322"))
@@ -254,7 +254,7 @@ def dispatch_throughput(count: int, batch: int) -> dict[str, Any]:
     class Counter:
         received = 0
 
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             Counter.received += 1
             return "250 OK"
 
@@ -318,7 +318,7 @@ def backlog(base: datetime) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", action="append", choices=sorted(BENCH_SIZES))
-    parser.add_argument("--only", choices=JOBS + ("dispatch-notifications",))
+    parser.add_argument("--only", choices=(*JOBS, "dispatch-notifications"))
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--output", default=str(ROOT / "bench/results.json"))
     args = parser.parse_args()
