@@ -117,17 +117,17 @@ class Mailer:
         s = self.settings
         timeout = int(s["smtp.timeout_seconds"])
         try:
+            # certificates are verified, host name included: against the system's CAs, or the
+            # CA file of smtp.ca_file (a path on the database server)
+            context = ssl.create_default_context(cafile=s["smtp.ca_file"] or None)
             if s["smtp.tls"] == "tls":
                 smtp = smtplib.SMTP_SSL(
-                    s["smtp.host"],
-                    int(s["smtp.port"]),
-                    timeout=timeout,
-                    context=ssl.create_default_context(),
+                    s["smtp.host"], int(s["smtp.port"]), timeout=timeout, context=context
                 )
             else:
                 smtp = smtplib.SMTP(s["smtp.host"], int(s["smtp.port"]), timeout=timeout)
                 if s["smtp.tls"] == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=context)
             smtp.ehlo()
             if s["smtp.user"]:
                 smtp.login(s["smtp.user"], s["smtp.password"] or "")

@@ -2,7 +2,7 @@
 # Installs the Debian packages gstjobs needs, only those that are missing.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-15-cron postgresql-plpython3-15 postgresql-client-15)
+packages=(postgresql-15 postgresql-15-cron postgresql-plpython3-15 postgresql-client-15 openssl)
 # Debian's own python3 ships venv separately; a pyenv or python.org build has it built in.
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 

@@ -23,6 +23,7 @@ CREATE VIEW gstjobs.setting_defaults (key, default_value, kind, description) AS 
     ('smtp.host', 'localhost', 'host', 'SMTP server'),
     ('smtp.port', '25', 'port', 'SMTP port'),
     ('smtp.tls', 'none', 'tls', 'none, starttls or tls (implicit)'),
+    ('smtp.ca_file', '', 'text', 'CA certificates (PEM, a path on the database server) to verify the SMTP server by; empty: the system''s'),
     ('smtp.user', '', 'text', 'SMTP login; empty: no login'),
     ('smtp.password', '', 'secret', 'SMTP password (secret: stored apart, never shown)'),
     ('smtp.from', 'gstjobs@localhost', 'email', 'From address of every email'),

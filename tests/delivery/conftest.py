@@ -6,6 +6,7 @@ Both record what they receive and can be told how to answer; both listen on 127.
 import asyncio
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -50,8 +51,14 @@ class SmtpSink:
             return f"{self.answer} as {len(self.received)}"
         return self.answer
 
-    def start(self, login: tuple[str, str] | None = None) -> None:
-        """Listen; with login, require AUTH with that user and password (over plain TCP)."""
+    def start(
+        self,
+        login: tuple[str, str] | None = None,
+        tls: str = "none",
+        certificate: tuple[str, str] | None = None,
+    ) -> None:
+        """Listen; with login, require AUTH with that user and password (over plain TCP);
+        with tls 'starttls' or 'tls' (implicit), speak TLS with the given certificate."""
         options: dict[str, Any] = {}
         if login is not None:
             options = {
@@ -59,6 +66,15 @@ class SmtpSink:
                 "auth_require_tls": False,
                 "authenticator": self.authenticator(login),
             }
+        if tls != "none":
+            assert certificate is not None
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*certificate)
+            options |= (
+                {"tls_context": context, "require_starttls": True}
+                if tls == "starttls"
+                else {"ssl_context": context}
+            )
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
 
@@ -180,3 +196,41 @@ def statuses(conn: psycopg.Connection[Any]) -> dict[str, int]:
     return dict(
         conn.execute("SELECT status, count(*) FROM gstjobs.notifications GROUP BY 1").fetchall()
     )
+
+
+@pytest.fixture(scope="session")
+def certificate() -> Iterator[tuple[str, str]]:
+    """A self-signed certificate for 127.0.0.1, readable by the database server's user."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="gstjobs-tls-")
+    os.chmod(folder, 0o755)
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    os.chmod(cert, 0o644)
+    yield cert, key
+    shutil.rmtree(folder)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests.cli.conftest import OPERATOR
 from tests.delivery.conftest import TOKEN, SmtpSink, WhatsAppApi, add, statuses
@@ -275,3 +276,20 @@ def test_a_firm_limit_leaves_the_rest_for_the_next_run(
     assert sent == {1: 3, 2: 3}
     assert dispatch(outbox)["sent"] == 4
     assert statuses(outbox) == {"sent": 10}
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_tls_verified_against_the_configured_ca(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink, certificate: tuple[str, str], mode: str
+) -> None:
+    smtp.stop()
+    smtp.start(tls=mode, certificate=certificate)
+    outbox.execute("SELECT gstjobs.set_setting('smtp.tls', %s)", (mode,))
+    add(outbox, 1)
+    # the server's certificate is not signed by a CA the system knows: refused, retried later
+    assert dispatch(outbox)["retried"] == 1 and smtp.received == []
+    error = outbox.execute("SELECT last_error FROM gstjobs.notifications").fetchone()
+    assert error is not None and "CERTIFICATE_VERIFY_FAILED" in error[0]
+    outbox.execute("SELECT gstjobs.set_setting('smtp.ca_file', %s)", (certificate[0],))
+    time_passes(outbox)
+    assert dispatch(outbox)["sent"] == 1 and len(smtp.received) == 1
