@@ -423,12 +423,20 @@ GRANT pg_read_all_stats TO gstjobs_owner;
 GRANT pg_read_all_settings TO gstjobs_owner;
 
 REVOKE ALL ON SCHEMA litigation, gstjobs FROM PUBLIC;
-GRANT USAGE ON SCHEMA litigation TO gstjobs_app, gstjobs_runner, gstjobs_operator;
+-- The runner and operators never touch the firms' tables: the jobs' bodies (owned by
+-- gstjobs_owner) do, so only the application has the litigation schema.
+GRANT USAGE ON SCHEMA litigation TO gstjobs_app;
 GRANT USAGE ON SCHEMA gstjobs TO gstjobs_app, gstjobs_runner, gstjobs_operator;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA litigation FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION litigation.is_iana_timezone(text), litigation.is_valid_gstin(text),
+                          litigation.gstin_check_character(text) TO gstjobs_app;
 
 -- The application works on its own firm's rows; row-level security below does the confining.
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA litigation TO gstjobs_app;
-GRANT SELECT ON litigation.tenants TO gstjobs_app;
+-- Its own firm it may read and adjust, never create or remove.
+GRANT SELECT, INSERT, UPDATE, DELETE ON litigation.members, litigation.clients, litigation.cases,
+      litigation.hearings, litigation.tasks, litigation.deadlines TO gstjobs_app;
+GRANT SELECT, UPDATE (name, timezone, whatsapp_enabled, escalation_delay, email_from, reply_to)
+      ON litigation.tenants TO gstjobs_app;
 GRANT SELECT ON gstjobs.notifications, gstjobs.analytics_snapshots TO gstjobs_app;
 -- Operators read what they need to see; they change things only through functions.
 GRANT SELECT ON gstjobs.audit_log, gstjobs.health_reports, gstjobs.schema_objects,

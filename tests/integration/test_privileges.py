@@ -1,0 +1,143 @@
+"""The privilege matrix, read from the catalog: every table, view and function of the toolkit,
+for every role. An object that is not listed here fails the test: decide its grants first."""
+
+from typing import Any
+
+import psycopg
+
+ROLES = ("gstjobs_runner", "gstjobs_operator", "gstjobs_app", "public")
+APP_RW = {"gstjobs_app": "SELECT INSERT UPDATE DELETE"}
+
+# table or view -> role -> privileges (the owner has all, PUBLIC none, unless said)
+TABLES: dict[str, dict[str, str]] = {
+    "gstjobs.analytics_snapshots": {"gstjobs_operator": "SELECT", "gstjobs_app": "SELECT"},
+    "gstjobs.audit_log": {"gstjobs_operator": "SELECT"},
+    "gstjobs.configuration": {"gstjobs_operator": "SELECT"},
+    "gstjobs.health": {"gstjobs_operator": "SELECT"},
+    "gstjobs.health_reports": {"gstjobs_operator": "SELECT"},
+    "gstjobs.installed_extensions": {},
+    "gstjobs.job_overview": {"gstjobs_operator": "SELECT"},
+    "gstjobs.jobs": {"gstjobs_operator": "SELECT"},
+    "gstjobs.notifications": {"gstjobs_app": "SELECT"},
+    "gstjobs.outbox": {"gstjobs_operator": "SELECT"},
+    "gstjobs.run_history": {"gstjobs_operator": "SELECT"},
+    "gstjobs.runs": {},
+    "gstjobs.schema_objects": {"gstjobs_operator": "SELECT"},
+    "gstjobs.secrets": {},
+    "gstjobs.setting_defaults": {"gstjobs_operator": "SELECT"},
+    "gstjobs.settings": {},
+    "gstjobs.slots": {},
+    "gstjobs.templates": {"gstjobs_operator": "SELECT"},
+    "litigation.cases": APP_RW,
+    "litigation.clients": APP_RW,
+    "litigation.deadlines": APP_RW,
+    "litigation.hearings": APP_RW,
+    "litigation.members": APP_RW,
+    "litigation.tasks": APP_RW,
+    "litigation.tenants": {"gstjobs_app": "SELECT UPDATE"},
+}
+
+BODY = "gstjobs_runner gstjobs_operator"
+# function -> roles that may execute it
+FUNCTIONS: dict[str, str] = {
+    "gstjobs.cron_problem(text)": "gstjobs_operator",
+    "gstjobs.doctor_facts()": "gstjobs_operator",
+    "gstjobs.due_slots(text,timestamp with time zone,bigint)": "",
+    "gstjobs.format_local(timestamp with time zone,text)": "",
+    "gstjobs.mark_crashed_runs()": "",
+    "gstjobs.registered_job(text)": "",
+    "gstjobs.render(text,jsonb)": "",
+    "gstjobs.reschedule(text,text,text)": "gstjobs_operator",
+    "gstjobs.retry_notification(bigint,text)": "gstjobs_operator",
+    "gstjobs.run_finish(bigint,text,jsonb,text)": BODY,
+    "gstjobs.run_guard(bigint)": BODY,
+    "gstjobs.run_job(text,timestamp with time zone,bigint,boolean,text,boolean,bigint)": BODY,
+    "gstjobs.run_notifications(bigint)": BODY,
+    "gstjobs.run_start(text,timestamp with time zone,bigint,boolean,text,boolean)": BODY,
+    "gstjobs.secret(text)": "",
+    "gstjobs.set_active(text,boolean,text)": "gstjobs_operator",
+    "gstjobs.set_setting(text,text,text)": "gstjobs_operator",
+    "gstjobs.setting(text)": "",
+    "litigation.forget_detection()": "",
+    "litigation.gstin_check_character(text)": "gstjobs_app",
+    "litigation.is_iana_timezone(text)": "gstjobs_app",
+    "litigation.is_valid_gstin(text)": "gstjobs_app",
+}
+for job in (
+    "analytics_snapshot",
+    "deadline_alerts",
+    "dispatch_notifications",
+    "health_check",
+    "hearing_reminders",
+    "heartbeat",
+    "purge_history",
+    "sla_check",
+):
+    # callable, but each works only inside a run this session started (run_guard)
+    FUNCTIONS[f"gstjobs.job_{job}(bigint,timestamp with time zone,bigint,boolean)"] = BODY
+
+
+def test_table_privileges_match_the_matrix(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute(
+        """SELECT c.oid::regclass::text,
+                  array(SELECT r || ':' || p FROM unnest(%s::text[]) AS r,
+                        unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p
+                        -- a column grant counts: UPDATE of some columns of tenants
+                        WHERE CASE WHEN p = 'DELETE' THEN has_table_privilege(r, c.oid, p)
+                                   ELSE has_any_column_privilege(r, c.oid, p) END),
+                  pg_get_userbyid(c.relowner)
+           FROM pg_class AS c
+           WHERE c.relnamespace IN ('gstjobs'::regnamespace, 'litigation'::regnamespace)
+             AND c.relkind IN ('r', 'v', 'm', 'p')
+           ORDER BY 1""",
+        (list(ROLES),),
+    ).fetchall()
+    actual = {name: set(grants) for name, grants, _ in rows}
+    assert set(actual) == set(TABLES), "objects without a row in the matrix, or gone"
+    for name, expected in TABLES.items():
+        wanted = {
+            f"{role}:{p}" for role, privileges in expected.items() for p in privileges.split()
+        }
+        assert actual[name] == wanted, name
+    assert {owner for _, _, owner in rows} == {"gstjobs_owner"}
+
+
+def test_function_privileges_match_the_matrix(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute(
+        """SELECT p.oid::regprocedure::text,
+                  array(SELECT r FROM unnest(%s::text[]) AS r
+                        WHERE has_function_privilege(r, p.oid, 'EXECUTE')
+                          AND (r = 'public' OR has_schema_privilege(r, p.pronamespace, 'USAGE'))),
+                  p.prosecdef, p.proconfig, pg_get_userbyid(p.proowner)
+           FROM pg_proc AS p
+           WHERE p.pronamespace IN ('gstjobs'::regnamespace, 'litigation'::regnamespace)
+           ORDER BY 1""",
+        (list(ROLES),),
+    ).fetchall()
+    actual = {name: set(roles) for name, roles, *_ in rows}
+    assert set(actual) == set(FUNCTIONS), "functions without a row in the matrix, or gone"
+    for name, roles in FUNCTIONS.items():
+        assert actual[name] == set(roles.split()), name
+    for name, _, security_definer, config, owner in rows:
+        assert owner == "gstjobs_owner", name
+        if security_definer:
+            assert any(c.startswith("search_path=") for c in config or []), (
+                f"{name}: no fixed search_path"
+            )
+
+
+def test_roles_and_cron(conn: psycopg.Connection[Any]) -> None:
+    facts = conn.execute(
+        """SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = 'gstjobs_runner'),
+                  (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'gstjobs_owner'),
+                  has_schema_privilege('gstjobs_operator', 'cron', 'USAGE'),
+                  has_schema_privilege('gstjobs_runner', 'cron', 'USAGE'),
+                  has_schema_privilege('gstjobs_app', 'cron', 'USAGE'),
+                  has_function_privilege('gstjobs_operator', 'cron.schedule(text,text,text)', 'EXECUTE')
+                      AND has_schema_privilege('gstjobs_operator', 'cron', 'USAGE')"""
+    ).fetchone()
+    assert facts == (False, False, False, False, False, False)
+    commands = [r[0] for r in conn.execute("SELECT command FROM cron.job")]
+    assert commands and all(
+        c.startswith("CALL gstjobs.run_job('") and c.count("'") == 2 for c in commands
+    )
