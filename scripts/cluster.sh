@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates, starts and stops a local PostgreSQL 15 cluster with pg_cron preloaded.
 #
-#   scripts/cluster.sh start|stop|restart|status|dsn|remove NAME
+#   scripts/cluster.sh start|stop|crash|restart|status|dsn|remove NAME
 #
 # NAME separates clusters (demo, test, bench) so they run side by side. Settings, from the
 # environment:
@@ -98,7 +98,8 @@ start() {
 
 stop() {
   if running; then
-    as_server $bindir/pg_ctl -D "$data" -m fast -w -t 60 stop >/dev/null
+    # mode: fast (a clean stop), or immediate (as a crash would: for reliability tests)
+    as_server $bindir/pg_ctl -D "$data" -m "${1:-fast}" -w -t 60 stop >/dev/null
     echo "cluster '$name' stopped"
   else
     echo "cluster '$name' is not running"
@@ -108,9 +109,10 @@ stop() {
 case "$action" in
   start) start ;;
   stop) stop ;;
+  crash) stop immediate ;;
   restart) stop; start ;;
   status) if running; then echo "cluster '$name' running on 127.0.0.1:$port (data: $data, log: $log)"; else echo "cluster '$name' not running"; exit 3; fi ;;
   dsn) echo "postgresql://postgres@127.0.0.1:$port/$cron_db" ;;
   remove) running && die "cluster '$name' is running: stop it first"; rm -rf "$dir"; echo "cluster '$name' removed" ;;
-  *) die "unknown action '$action': use start, stop, restart, status, dsn or remove" ;;
+  *) die "unknown action '$action': use start, stop, crash, restart, status, dsn or remove" ;;
 esac

@@ -6,7 +6,7 @@ SET ROLE gstjobs_owner;
 CREATE VIEW gstjobs.run_history AS
     -- pg_cron's record of each tick, with the ledger's account of the run where there is one:
     -- a tick that failed before the ledger saw it (server restarted, no connection) still shows.
-    SELECT c.jobname AS job,
+    SELECT coalesce(r.job, c.jobname) AS job,
            r.id AS run_id,
            d.runid AS cron_runid,
            'cron'::text AS trigger,
@@ -18,14 +18,15 @@ CREATE VIEW gstjobs.run_history AS
            coalesce(r.finished_at, d.end_time) AS finished_at,
            coalesce(r.finished_at, d.end_time) - coalesce(r.started_at, d.start_time) AS duration,
            coalesce(r.counts, '{}') AS counts,
-           coalesce(r.error, CASE WHEN d.status = 'failed' THEN d.return_message END) AS error,
+           coalesce(CASE WHEN d.status = 'failed' THEN d.return_message END, r.error) AS error,
            d.return_message AS cron_message,
            coalesce(r.dry_run, false) AS dry_run,
            r.reason
     FROM cron.job_run_details AS d
-    JOIN cron.job AS c ON c.jobid = d.jobid AND c.username = 'gstjobs_runner'
-    JOIN gstjobs.jobs AS j ON j.name = c.jobname
+    LEFT JOIN cron.job AS c ON c.jobid = d.jobid AND c.username = 'gstjobs_runner'
     LEFT JOIN gstjobs.runs AS r ON r.cron_runid = d.runid
+    -- the toolkit's ticks: of a job it schedules, or that its ledger knows (since unscheduled)
+    WHERE r.id IS NOT NULL OR c.jobname IN (SELECT name FROM gstjobs.jobs)
     UNION ALL
     -- runs pg_cron never saw: by hand, or whose cron row was purged
     SELECT r.job, r.id, NULL, r.trigger, r.requested_by, r.tenant_id, r.as_of, r.status,
