@@ -130,7 +130,7 @@ class Case:
 
             def limit(c: psycopg.Connection[Any]) -> None:
                 for i, _ in enumerate(sla_check.statements()):
-                    execute(c, f"EXECUTE sla{i}(NULL, %s::timestamptz, NULL, 1000000)", as_of)
+                    execute(c, f"EXECUTE sla{i}(NULL, %s::timestamptz, NULL, 1000)", as_of)
                 c.commit()
 
             found["limit"] = limit
