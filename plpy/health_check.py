@@ -83,7 +83,7 @@ INSERT INTO gstjobs.notifications
 SELECT NULL, 'health-alert', 'email', address,
        gstjobs.render(tpl.subject, vars), gstjobs.render(tpl.body, vars),
        jsonb_build_object('name', 'health-alert', 'params', vars), 1,
-       format('health:%s:%s:%s', $1, $2, address), $3
+       format('health:%s:%s:%s:%s', $1, $2, $3, address), $3
 FROM unnest(string_to_array(gstjobs.setting('ops.email'), ',')) AS raw (address_raw)
 CROSS JOIN LATERAL (SELECT trim(address_raw) AS address) AS a
 CROSS JOIN LATERAL (SELECT jsonb_build_object('problem', $4::text, 'advice', $5::text,

@@ -126,6 +126,16 @@ def test_problems_are_reported_with_advice_and_alerted_once(
         "sla-check",
     ) not in problems
     assert len(notifications(conn, "health-alert")) == 7
+    # resolved, then back: alerted again
+    conn.execute("UPDATE cron.job SET active = true WHERE jobname = 'heartbeat'")
+    conn.execute("UPDATE gstjobs.jobs SET scheduled_since = now() WHERE name = 'heartbeat'")
+    assert ("missed-ticks", "heartbeat") not in health(conn)[1]
+    conn.execute("UPDATE cron.job SET active = false WHERE jobname = 'heartbeat'")
+    conn.execute(
+        "UPDATE gstjobs.jobs SET scheduled_since = now() - interval '10 minutes' WHERE name = 'heartbeat'"
+    )
+    assert ("missed-ticks", "heartbeat") in health(conn)[1]
+    assert len(notifications(conn, "health-alert")) == 8
     stuck.close()
 
 
