@@ -1,6 +1,8 @@
 -- Removes everything the baseline and the re-applied parts of sql/ created: the toolkit's cron
 -- jobs, both schemas, the roles (when no other database still uses them) and the extensions
--- gstjobs itself created (pg_cron only when no cron job of anyone else is left).
+-- gstjobs itself created, except pg_cron: the running scheduler keeps the identity of its job
+-- table from server start, so after a DROP and CREATE EXTENSION it would run stale jobs and
+-- never see new ones until the server restarts. `DROP EXTENSION pg_cron` is left to the DBA.
 
 DO $$
 DECLARE
@@ -32,9 +34,6 @@ DO $$
 DECLARE
     role_name text;
     extension_name text;
-    -- read before any extension is dropped: dropping pg_cron would make cron.job vanish
-    other_cron_jobs constant boolean := to_regclass('cron.job') IS NOT NULL
-                                        AND EXISTS (SELECT FROM cron.job);
 BEGIN
     FOREACH role_name IN ARRAY ARRAY['gstjobs_app', 'gstjobs_operator', 'gstjobs_runner', 'gstjobs_owner'] LOOP
         -- A role is shared by the cluster; keep it while another database depends on it.
@@ -51,8 +50,8 @@ BEGIN
     END LOOP;
 
     FOR extension_name IN SELECT name FROM gstjobs_extensions_to_drop LOOP
-        IF extension_name = 'pg_cron' AND other_cron_jobs THEN
-            RAISE NOTICE 'extension pg_cron kept: other cron jobs are scheduled';
+        IF extension_name = 'pg_cron' THEN
+            RAISE NOTICE 'extension pg_cron kept: drop it yourself (DROP EXTENSION pg_cron) and restart the server if nothing else uses it';
         ELSE
             EXECUTE format('DROP EXTENSION IF EXISTS %I', extension_name);
         END IF;
