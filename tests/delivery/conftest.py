@@ -174,7 +174,7 @@ def add(
     count: int,
     channel: str = "email",
     urgency: int = 5,
-    tenant: int = 1,
+    tenant: int | None = 1,
     start: int = 0,
 ) -> list[int]:
     """count pending notifications, like the jobs write them."""

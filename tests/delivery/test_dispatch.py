@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -293,3 +294,44 @@ def test_tls_verified_against_the_configured_ca(
     outbox.execute("SELECT gstjobs.set_setting('smtp.ca_file', %s)", (certificate[0],))
     time_passes(outbox)
     assert dispatch(outbox)["sent"] == 1 and len(smtp.received) == 1
+
+
+@pytest.mark.slow
+def test_pg_cron_and_a_manual_run_at_the_same_moment_send_each_message_once(
+    cron_db: str, smtp: SmtpSink
+) -> None:
+    """In the database pg_cron serves: its own tick of dispatch-notifications and manual runs
+    started around the same minute boundary."""
+    with psycopg.connect(cron_db, autocommit=True) as conn:
+        for key, value in {"smtp.host": "127.0.0.1", "smtp.port": str(smtp.port)}.items():
+            conn.execute("SELECT gstjobs.set_setting(%s, %s)", (key, value))
+        conn.execute("DELETE FROM gstjobs.notifications")
+        add(conn, 40, tenant=None)
+        # wait for the last seconds before pg_cron's next tick, then run by hand through it
+        while datetime.now(UTC).second < 58:
+            time.sleep(0.2)
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            conn.execute("CALL gstjobs.run_job('dispatch-notifications')")
+        for _ in range(100):  # pg_cron's run may still be finishing
+            if conn.execute(
+                "SELECT count(*) FROM gstjobs.runs WHERE job = 'dispatch-notifications'"
+                " AND status = 'running'"
+            ).fetchone() == (0,):
+                break
+            time.sleep(0.1)
+        triggers = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT trigger FROM gstjobs.runs WHERE job = 'dispatch-notifications'"
+                " AND started_at > now() - interval '1 minute'"
+            )
+        }
+        sent = conn.execute(
+            "SELECT count(*) FROM gstjobs.notifications WHERE status = 'sent'"
+        ).fetchone()
+        conn.execute("DELETE FROM gstjobs.notifications")
+        conn.execute("DELETE FROM gstjobs.settings WHERE key LIKE 'smtp.%'")
+    assert triggers == {"cron", "manual"}
+    assert sent == (40,)
+    assert len(smtp.received) == 40 and len(set(smtp.message_ids())) == 40
