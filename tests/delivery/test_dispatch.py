@@ -335,3 +335,31 @@ def test_pg_cron_and_a_manual_run_at_the_same_moment_send_each_message_once(
     assert triggers == {"cron", "manual"}
     assert sent == (40,)
     assert len(smtp.received) == 40 and len(set(smtp.message_ids())) == 40
+
+
+def test_whatsapp_timeouts_and_refused_connections_are_retried(
+    outbox: psycopg.Connection[Any],
+) -> None:
+    import socket
+
+    outbox.execute("UPDATE litigation.tenants SET whatsapp_enabled = true")
+    outbox.execute("SELECT gstjobs.set_setting('whatsapp.timeout_seconds', '1')")
+    [note] = add(outbox, 1, channel="whatsapp")
+    with socket.socket() as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        outbox.execute(
+            "SELECT gstjobs.set_setting('whatsapp.url', %s)", (f"http://127.0.0.1:{port}/v19.0/1",)
+        )
+        assert dispatch(outbox)["retried"] == 1
+    row = outbox.execute(
+        "SELECT status, attempts, last_error FROM gstjobs.notifications WHERE id = %s", (note,)
+    ).fetchone()
+    assert row is not None and row[:2] == ("failed", 1) and "unreachable" in row[2]
+    time_passes(outbox)  # the port is closed now: connection refused
+    assert dispatch(outbox)["retried"] == 1
+    row = outbox.execute(
+        "SELECT status, attempts FROM gstjobs.notifications WHERE id = %s", (note,)
+    ).fetchone()
+    assert row == ("failed", 2)
