@@ -19,7 +19,9 @@ case "$name" in
 esac
 port=${GSTJOBS_PORT:-$default_port}
 cron_db=${GSTJOBS_CRON_DB:-gstjobs}
-bindir=/usr/lib/postgresql/15/bin
+# Debian's PostgreSQL 15 (GSTJOBS_PG_DIR points elsewhere, e.g. to check the messages below)
+pgdir=${GSTJOBS_PG_DIR:-/usr/lib/postgresql/15}
+bindir=$pgdir/bin
 
 # PostgreSQL refuses to run as root: root runs it as Debian's 'postgres' user, in a directory
 # that user owns (a checkout under /root is not reachable by it).
@@ -40,8 +42,8 @@ die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 check_packages() {
   [ -x $bindir/postgres ] || die "PostgreSQL 15 is not installed: run scripts/install-deps.sh (package postgresql-15)"
-  [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || die "pg_cron is not installed: run scripts/install-deps.sh (package postgresql-15-cron)"
-  [ -f /usr/lib/postgresql/15/lib/plpython3.so ] || die "PL/Python is not installed: run scripts/install-deps.sh (package postgresql-plpython3-15)"
+  [ -f "$pgdir/lib/pg_cron.so" ] || die "pg_cron is not installed: run scripts/install-deps.sh (package postgresql-15-cron)"
+  [ -f "$pgdir/lib/plpython3.so" ] || die "PL/Python is not installed: run scripts/install-deps.sh (package postgresql-plpython3-15)"
   id "$os_user" >/dev/null 2>&1 || die "user '$os_user' is missing: it comes with the postgresql-15 package"
 }
 
