@@ -5,7 +5,6 @@ Both record what they receive and can be told how to answer; both listen on 127.
 
 import asyncio
 import json
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -19,15 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from tests.conftest import free_port
 from tests.integration.conftest import FIRM
 
 TOKEN = "EAAG-test-token-9f8e7d6c5b4a"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class SmtpSink:

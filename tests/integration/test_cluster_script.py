@@ -8,13 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import PORT, ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.conftest import PORT, ROOT, free_port
 
 
 def cluster_sh(*args: str, port: int) -> subprocess.CompletedProcess[str]:
