@@ -25,6 +25,24 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION gstjobs.mark_crashed_runs() IS 'marks crashed every running run whose backend is gone; returns how many';
 
+CREATE FUNCTION gstjobs.job(name text) RETURNS gstjobs.jobs
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_job gstjobs.jobs;
+BEGIN
+    SELECT * INTO found_job FROM gstjobs.jobs AS j WHERE j.name = job.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown job %', quote_literal(left(name, 100))
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'jobs are: ' || (SELECT string_agg(j.name, ', ' ORDER BY j.name) FROM gstjobs.jobs AS j);
+    END IF;
+    RETURN found_job;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.job(text) IS 'a job of the registry by name, or an error that lists the jobs';
+
 CREATE FUNCTION gstjobs.run_start(
     job text, as_of timestamptz, tenant_id bigint, dry_run boolean, reason text, wait boolean,
     OUT run_id bigint, OUT acquired boolean, OUT body text, OUT run_as_of timestamptz)
@@ -36,12 +54,7 @@ DECLARE
     run_trigger text;
     job_key bigint;
 BEGIN
-    SELECT * INTO registered FROM gstjobs.jobs AS j WHERE j.name = run_start.job;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown job %', quote_literal(left(job, 100))
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'jobs are: ' || (SELECT string_agg(name, ', ' ORDER BY name) FROM gstjobs.jobs);
-    END IF;
+    registered := gstjobs.job(run_start.job);
     IF run_start.as_of > clock_timestamp() THEN
         RAISE EXCEPTION 'as_of % is in the future', run_start.as_of
             USING ERRCODE = 'invalid_parameter_value',

@@ -10,11 +10,7 @@ CREATE FUNCTION gstjobs.registered_job(job text) RETURNS text
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM gstjobs.jobs AS j WHERE j.name = job) THEN
-        RAISE EXCEPTION 'unknown job %', quote_literal(left(job, 100))
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'jobs are: ' || (SELECT string_agg(name, ', ' ORDER BY name) FROM gstjobs.jobs);
-    END IF;
+    PERFORM gstjobs.job(registered_job.job);
     IF NOT EXISTS (SELECT FROM cron.job AS c WHERE c.jobname = job AND c.username = 'gstjobs_runner') THEN
         RAISE EXCEPTION 'job % is not scheduled in pg_cron', job
             USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -44,6 +44,7 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.doctor_facts()": "gstjobs_operator",
     "gstjobs.due_slots(text,timestamp with time zone,bigint)": "",
     "gstjobs.format_local(timestamp with time zone,text)": "",
+    "gstjobs.job(text)": "",
     "gstjobs.mark_crashed_runs()": "",
     "gstjobs.registered_job(text)": "",
     "gstjobs.render(text,jsonb)": "",
