@@ -30,7 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gstjobs.datagen import SIZES, Size, generate  # noqa: E402
-from gstjobs.plpy import local_jobs, sla_check  # noqa: E402
+from gstjobs.resources import load_plpy_module  # noqa: E402
+
+# the jobs' own statements, for the bare-SQL limit
+sla_check = load_plpy_module("sla_check")
+local_jobs = load_plpy_module("local_jobs")
 
 from bench import replaced  # noqa: E402
 

@@ -25,36 +25,6 @@ work AS (
     WHERE taken.status <> 'missed'
 )"""
 
-# From `targets` (tenant_id, member_id, dedupe, urgency, vars): one notification per recipient
-# and channel, rendered from gstjobs.templates.
-NOTIFY = """
-messages AS (
-    SELECT t.*, m.name AS member_name, channel.name AS channel, channel.address
-    FROM targets AS t
-    JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
-    JOIN litigation.members AS m ON m.tenant_id = t.tenant_id AND m.id = t.member_id AND m.active
-    CROSS JOIN LATERAL (VALUES ('email', m.email),
-                               ('whatsapp', CASE WHEN firm.whatsapp_enabled THEN m.phone END))
-        AS channel (name, address)
-    WHERE channel.address IS NOT NULL
-),
-inserted AS (
-    INSERT INTO gstjobs.notifications
-        (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
-         dedupe_key, run_id)
-    SELECT msg.tenant_id, msg.kind, msg.channel, msg.address, msg.member_id,
-           gstjobs.render(tpl.subject, v.all_vars), gstjobs.render(tpl.body, v.all_vars),
-           jsonb_build_object('name', msg.kind, 'params', v.all_vars), msg.urgency,
-           msg.dedupe || ':' || msg.member_id || ':' || msg.channel, $1
-    FROM messages AS msg
-    -- a kind without a template fails loudly (subject NOT NULL), never silently
-    LEFT JOIN gstjobs.templates AS tpl ON tpl.kind = msg.kind
-    CROSS JOIN LATERAL (SELECT msg.vars || jsonb_build_object('recipient', msg.member_name))
-        AS v (all_vars)
-    ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING 1
-)"""
-
 SLOT_COUNTS = """
     (SELECT count(*) FROM taken WHERE status <> 'missed') AS slots,
     (SELECT count(*) FROM taken WHERE status = 'late') AS late,

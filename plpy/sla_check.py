@@ -6,107 +6,48 @@ detected; or detected, not yet escalated), so a run costs what is new, not what 
 
 import json
 
-# One statement per check and step; {due}, {detected}, {escalated} and {kind} come from CHECKS
-# below, never from a caller.
-DETECT = """
+# One statement per check and step, built from STEP with the pieces in statements(); names
+# of columns and kinds come from CHECKS below, never from a caller. $1 run_id, $2 as_of,
+# $3 tenant_id (NULL: every firm), $4 the batch size.
+STEP = """
 WITH batch AS (
     -- the oldest first, at most $4 a statement: a backlog (a first install) goes in batches
     SELECT t.tenant_id, t.id FROM litigation.tasks AS t
-    WHERE t.status IN ('open', 'in_progress') AND t.{detected} IS NULL
-      AND t.{due} IS NOT NULL AND t.{due} <= $2
-      AND ($3::bigint IS NULL OR t.tenant_id = $3)
-    ORDER BY t.{due} LIMIT $4
-),
-detected AS (
-    UPDATE litigation.tasks AS t
-    SET {detected} = $2
-    FROM batch
-    WHERE t.tenant_id = batch.tenant_id AND t.id = batch.id
-    RETURNING t.tenant_id, t.id, t.case_id, t.title, t.priority, t.{due} AS due, t.assignee_id
-),
-recipients AS (
-    SELECT d.*, m.id AS member_id, m.name AS member_name
-    FROM detected AS d
-    JOIN litigation.members AS m ON m.tenant_id = d.tenant_id AND m.id = d.assignee_id AND m.active
-)
-{notify}
-"""
-
-ESCALATE = """
-WITH batch AS (
-    SELECT t.tenant_id, t.id FROM litigation.tasks AS t
     JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
-    WHERE t.status IN ('open', 'in_progress') AND t.{detected} IS NOT NULL AND t.{escalated} IS NULL
-      AND t.{due} <= $2 - firm.escalation_delay
+    WHERE t.status IN ('open', 'in_progress') AND {pending}
       AND ($3::bigint IS NULL OR t.tenant_id = $3)
     ORDER BY t.{due} LIMIT $4
 ),
-escalated AS (
+acted AS (
     UPDATE litigation.tasks AS t
-    SET {escalated} = $2
+    SET {mark} = $2
     FROM batch
     WHERE t.tenant_id = batch.tenant_id AND t.id = batch.id
-    RETURNING t.tenant_id, t.id, t.case_id, t.title, t.priority, t.{due} AS due, t.assignee_id
+    RETURNING t.tenant_id, t.id, t.case_id, t.title, t.priority, t.{due} AS due, t.assignee_id,
+              format('{kind}:%s:%s:%s', t.tenant_id, t.id, extract(epoch FROM t.{due})::bigint)
+                  AS dedupe
 ),
-recipients AS (
-    -- the assignee's manager; where there is none, the firm's partners
-    SELECT e.*, m.id AS member_id, m.name AS member_name
-    FROM escalated AS e
-    LEFT JOIN litigation.members AS assignee
-           ON assignee.tenant_id = e.tenant_id AND assignee.id = e.assignee_id
-    JOIN litigation.members AS m
-      ON m.tenant_id = e.tenant_id AND m.active
-     AND (m.id = assignee.manager_id
-          OR (assignee.manager_id IS NULL AND m.role = 'partner'))
-)
-{notify}
-"""
-
-# Shared tail: one notification per recipient and channel, rendered from gstjobs.templates;
-# the dedupe key names the task, its due time and the recipient, so no path sends one twice.
-NOTIFY = """
-, messages AS (
-    SELECT r.*, firm.name AS firm, firm.timezone AS zone, channel.name AS channel,
-           channel.address,
+targets AS (
+    SELECT a.tenant_id, m.id AS member_id, '{kind}' AS kind, a.dedupe, {urgency} AS urgency,
            jsonb_build_object(
-               'firm', firm.name, 'recipient', r.member_name, 'task', r.title,
+               'firm', firm.name, 'task', a.title,
                'case_reference', coalesce(c.reference, 'no case'), 'section', c.section,
-               'client', cl.name, 'priority', r.priority,
-               'due_local', gstjobs.format_local(r.due, firm.timezone),
+               'client', cl.name, 'priority', a.priority,
+               'due_local', gstjobs.format_local(a.due, firm.timezone),
                'assignee', coalesce(assignee.name, 'nobody')) AS vars
-    FROM recipients AS r
-    JOIN litigation.tenants AS firm ON firm.id = r.tenant_id
-    JOIN litigation.members AS m ON m.tenant_id = r.tenant_id AND m.id = r.member_id
+    FROM acted AS a
+    JOIN litigation.tenants AS firm ON firm.id = a.tenant_id
     LEFT JOIN litigation.members AS assignee
-           ON assignee.tenant_id = r.tenant_id AND assignee.id = r.assignee_id
-    LEFT JOIN litigation.cases AS c ON c.tenant_id = r.tenant_id AND c.id = r.case_id
+           ON assignee.tenant_id = a.tenant_id AND assignee.id = a.assignee_id
+    LEFT JOIN litigation.cases AS c ON c.tenant_id = a.tenant_id AND c.id = a.case_id
     LEFT JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
-    CROSS JOIN LATERAL (VALUES ('email', m.email),
-                               ('whatsapp', CASE WHEN firm.whatsapp_enabled THEN m.phone END))
-        AS channel (name, address)
-    WHERE channel.address IS NOT NULL
+    JOIN litigation.members AS m ON m.tenant_id = a.tenant_id AND m.active AND {recipient}
 ),
-inserted AS (
-    INSERT INTO gstjobs.notifications
-        (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
-         dedupe_key, run_id)
-    SELECT msg.tenant_id, '{kind}', msg.channel, msg.address, msg.member_id,
-           gstjobs.render(tpl.subject, msg.vars), gstjobs.render(tpl.body, msg.vars),
-           jsonb_build_object('name', '{kind}', 'params', msg.vars), {urgency},
-           format('{kind}:%s:%s:%s:%s:%s', msg.tenant_id, msg.id,
-                  extract(epoch FROM msg.due)::bigint, msg.member_id, msg.channel),
-           $1
-    FROM messages AS msg
-    -- a kind without a template fails loudly (subject NOT NULL), never silently
-    LEFT JOIN gstjobs.templates AS tpl ON tpl.kind = '{kind}'
-    ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM {acted}) AS tasks,
+{notify}
+SELECT (SELECT count(*) FROM acted) AS tasks,
        (SELECT count(*) FROM inserted) AS notified,
-       (SELECT count(*) FROM {acted} AS a
-        WHERE NOT EXISTS (SELECT FROM messages AS msg
-                          WHERE msg.tenant_id = a.tenant_id AND msg.id = a.id)) AS skipped
+       (SELECT count(*) FROM acted AS a
+        WHERE NOT EXISTS (SELECT FROM messages AS msg WHERE msg.dedupe = a.dedupe)) AS skipped
 """
 
 # (name, due column, detected column, escalated column, urgency of notice, of escalation)
@@ -119,20 +60,37 @@ CHECKS = (
 def statements():
     """(counter prefix, SQL) for each check's detection and escalation."""
     for kind, due, detected, escalated, urgency, escalation_urgency in CHECKS:
-        columns = {"due": due, "detected": detected, "escalated": escalated}
+        # first detection: the assignee is told
         yield (
             kind,
-            DETECT.format(
-                notify=NOTIFY.format(kind=kind, urgency=urgency, acted="detected"), **columns
+            STEP.format(
+                kind=kind,
+                due=due,
+                mark=detected,
+                urgency=urgency,
+                notify=NOTIFY,
+                pending=f"t.{detected} IS NULL AND t.{due} IS NOT NULL AND t.{due} <= $2",
+                recipient="m.id = a.assignee_id",
             ),
         )
+        # still open after the firm's escalation delay: the assignee's manager, else the
+        # firm's partners, once
         yield (
             kind + "-escalation",
-            ESCALATE.format(
-                notify=NOTIFY.format(
-                    kind=kind + "-escalation", urgency=escalation_urgency, acted="escalated"
+            STEP.format(
+                kind=kind + "-escalation",
+                due=due,
+                mark=escalated,
+                urgency=escalation_urgency,
+                notify=NOTIFY,
+                pending=(
+                    f"t.{detected} IS NOT NULL AND t.{escalated} IS NULL"
+                    f" AND t.{due} <= $2 - firm.escalation_delay"
                 ),
-                **columns,
+                recipient=(
+                    "(m.id = assignee.manager_id"
+                    " OR (assignee.manager_id IS NULL AND m.role = 'partner'))"
+                ),
             ),
         )
 

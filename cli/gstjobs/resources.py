@@ -2,7 +2,9 @@
 
 import hashlib
 import re
+import types
 from importlib import resources
+from typing import Any
 
 # In sql/, a PL/Python function's body is written as a call of its entry point, e.g.
 #   AS $plpy$ runner.run_job(job, as_of, tenant_id) $plpy$
@@ -41,6 +43,17 @@ def render_plpy_body(module: str, entry: str, args: str) -> str:
         '    SD["module"] = module\n'
         f"return module.{entry}({args})\n"
     )
+
+
+def load_plpy_module(module: str, plpy: Any = None) -> types.ModuleType:
+    """plpy/<module>.py as the server builds it (plpy/common.py and the module in one
+    namespace), outside the server: for unit tests with a fake plpy, and for the benchmark's
+    use of the jobs' statements."""
+    namespace = types.ModuleType(f"plpy_{module}")
+    namespace.__dict__.update(plpy=plpy, GD={}, SD={})
+    for name in ("common", module):
+        exec(compile(plpy_source(name), f"plpy/{name}.py", "exec"), namespace.__dict__)
+    return namespace
 
 
 def render(sql: str) -> str:

@@ -7,21 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from gstjobs.resources import plpy_source
-
-
-def load(module: str, fake_plpy: Any = None) -> types.ModuleType:
-    """A plpy/ module as the server builds it: common.py and the module in one namespace."""
-    namespace = types.ModuleType(f"plpy_{module}")
-    namespace.plpy, namespace.GD, namespace.SD = fake_plpy, {}, {}  # type: ignore[attr-defined]
-    for name in ("common", module):
-        exec(compile(plpy_source(name), f"plpy/{name}.py", "exec"), namespace.__dict__)
-    return namespace
+from gstjobs.resources import load_plpy_module
 
 
 @pytest.fixture(scope="module")
 def health() -> types.ModuleType:
-    return load("health_check")
+    return load_plpy_module("health_check")
 
 
 def utc(text: str) -> datetime:
@@ -82,13 +73,13 @@ def test_batches_are_added_up_and_committed_between() -> None:
     fake = FakePlpy(
         [{"runs": 2, "more": True, "healthy": True}, {"runs": 2, "more": True}, {"runs": 1}]
     )
-    runner = load("runner", fake)
+    runner = load_plpy_module("runner", fake)
     assert runner.run_batches("body", []) == {"runs": 5, "healthy": True}
     assert fake.commits == 2
 
 
 def test_spi_error_is_described_with_detail_and_hint() -> None:
-    runner = load("runner", FakePlpy([]))
+    runner = load_plpy_module("runner", FakePlpy([]))
     error = FakePlpy.SPIError("unknown tenant 9")
     error.spidata = (None, "no such firm", "list firms first")
     assert (
