@@ -68,11 +68,19 @@ SELECT {SLOT_COUNTS},
      WHERE NOT EXISTS (SELECT FROM messages AS m WHERE m.dedupe = t.dedupe)) AS skipped
 """
 
+# A deadline computed from a case event says which rule, section and dates it comes from
+# (sql/deadlines.sql); one a person set by hand says nothing more.
+BASIS = """CASE d.origin
+    WHEN 'computed' THEN E'\\n\\n' || (d.computation ->> 'summary')
+    WHEN 'overridden' THEN E'\\n\\nDate set by hand; the rule gave: ' || (d.computation ->> 'summary')
+    ELSE '' END"""
+
 DEADLINE_ALERTS = f"""
 WITH {TAKE_SLOTS.format(job="deadline-alerts")},
 upcoming AS (
     SELECT w.*, d.id AS deadline_id, d.kind AS deadline, d.due_on, d.owner_id,
-           d.due_on - w.local_date AS days_ahead, c.reference, c.section, cl.name AS client
+           d.due_on - w.local_date AS days_ahead, c.reference, c.section, cl.name AS client,
+           {BASIS} AS basis
     FROM work AS w
     JOIN litigation.deadlines AS d
       ON d.tenant_id = w.tenant_id AND d.status = 'open'
@@ -89,7 +97,7 @@ overdue AS (
     WHERE d.tenant_id = w.tenant_id AND d.status = 'open' AND d.overdue_alerted_at IS NULL
       AND d.due_on < w.local_date
     RETURNING d.tenant_id, d.id AS deadline_id, d.kind AS deadline, d.due_on, d.owner_id,
-              d.case_id, w.zone, w.firm
+              d.case_id, w.zone, w.firm, {BASIS} AS basis
 ),
 targets AS (
     SELECT u.tenant_id, u.owner_id AS member_id, 'deadline-alert' AS kind,
@@ -98,7 +106,8 @@ targets AS (
            CASE u.days_ahead WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 3 THEN 3 ELSE 5 END AS urgency,
            jsonb_build_object('firm', u.firm, 'when', {WHEN.format(days="u.days_ahead")},
                'deadline', u.deadline, 'due_local', to_char(u.due_on, 'Dy DD Mon YYYY'),
-               'case_reference', u.reference, 'section', u.section, 'client', u.client) AS vars
+               'case_reference', u.reference, 'section', u.section, 'client', u.client,
+               'basis', u.basis) AS vars
     FROM upcoming AS u
     UNION ALL
     -- the owner, and the firm's partners (the escalation)
@@ -108,7 +117,7 @@ targets AS (
            jsonb_build_object('firm', o.firm, 'deadline', o.deadline,
                'due_local', to_char(o.due_on, 'Dy DD Mon YYYY'),
                'case_reference', c.reference, 'section', c.section, 'client', cl.name,
-               'owner', coalesce(owner.name, 'nobody'))
+               'owner', coalesce(owner.name, 'nobody'), 'basis', o.basis)
     FROM overdue AS o
     JOIN litigation.cases AS c ON c.tenant_id = o.tenant_id AND c.id = o.case_id
     JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
@@ -175,7 +184,10 @@ figures AS (
            t.open_tasks, t.overdue_tasks, t.sla_compliance,
            (SELECT count(*) FROM litigation.deadlines AS d
             WHERE d.tenant_id = w.tenant_id
-              AND (d.status = 'missed' OR (d.status = 'open' AND d.due_on < w.local_date)))
+              AND (d.status = 'missed' OR (d.status = 'open' AND d.due_on < w.local_date))
+              -- the department's own time limits are watched, not the firm's to miss
+              AND NOT EXISTS (SELECT FROM gstjobs.deadline_rules AS r
+                              WHERE r.key = d.rule_key AND r.binds = 'department'))
                AS deadlines_missed
     FROM work AS w JOIN cases AS c USING (tenant_id) JOIN tasks AS t USING (tenant_id)
 ),

@@ -30,15 +30,16 @@ CREATE VIEW gstjobs.templates (kind, subject, body) AS VALUES
      'Hearing {when}: {case_reference} before {forum}',
      E'Dear {recipient},\n\nCase {case_reference} ({client}, section {section}) is listed {when}, '
      || E'{hearing_local}, before the {forum}, {venue}.\n\n{firm}, sent by gstjobs'),
-    -- firm, recipient, when, deadline, due_local, case_reference, section, client, owner
+    -- firm, recipient, when, deadline, due_local, case_reference, section, client, owner,
+    -- basis (a computed deadline: a paragraph naming the rule, section and dates; else empty)
     ('deadline-alert',
      'Deadline {when}: {deadline} ({case_reference})',
      E'Dear {recipient},\n\n{deadline} on case {case_reference} ({client}, section {section}) '
-     || E'falls due {when}, on {due_local}.\n\n{firm}, sent by gstjobs'),
+     || E'falls due {when}, on {due_local}.{basis}\n\n{firm}, sent by gstjobs'),
     ('deadline-overdue',
      'Deadline passed: {deadline} ({case_reference})',
      E'Dear {recipient},\n\n{deadline} on case {case_reference} ({client}, section {section}) '
-     || E'fell due on {due_local} and is still open. Owner: {owner}.\n\n{firm}, sent by gstjobs'),
+     || E'fell due on {due_local} and is still open. Owner: {owner}.{basis}\n\n{firm}, sent by gstjobs'),
     -- firm, recipient, local_date, anomalies
     ('analytics-anomaly',
      'Unusual figures for {firm} on {local_date}',

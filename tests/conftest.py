@@ -186,3 +186,32 @@ def conn(db: str) -> Iterator[psycopg.Connection[tuple]]:
     """An autocommit superuser connection to a fresh migrated database."""
     with psycopg.connect(db, autocommit=True) as connection:
         yield connection
+
+
+# ---------------------------------------------------------------- operators -----------------
+OPERATOR = "gstjobs_test_operator"
+
+
+@pytest.fixture(scope="session")
+def operator_role(server: str) -> str:
+    """A login role that is only a member of gstjobs_operator, as people are."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(
+            f"""DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OPERATOR}') THEN
+                    CREATE ROLE {OPERATOR} LOGIN IN ROLE gstjobs_operator;
+                END IF;
+            END $$"""
+        )
+    return OPERATOR
+
+
+def as_operator(dsn: str) -> str:
+    return dsn.replace("postgresql://postgres@", f"postgresql://{OPERATOR}@")
+
+
+@pytest.fixture
+def operator(db: str, operator_role: str) -> Iterator[psycopg.Connection[tuple]]:
+    """An autocommit connection to the test's database as the operator."""
+    with psycopg.connect(as_operator(db), autocommit=True) as connection:
+        yield connection

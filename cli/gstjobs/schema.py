@@ -12,6 +12,7 @@ REAPPLIED = (
     "settings.sql",
     "templates.sql",
     "functions.sql",
+    "deadlines.sql",
     "operations.sql",
     "views.sql",
     "jobs.sql",
@@ -52,7 +53,7 @@ $$;
 
 
 # The Alembic revision this version of gstjobs expects (a test keeps it equal to the head).
-MIGRATIONS_HEAD = "0001"
+MIGRATIONS_HEAD = "0002"
 
 
 def reapplied_sql() -> dict[str, str]:

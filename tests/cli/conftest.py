@@ -4,30 +4,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from gstjobs.main import cli
 
-OPERATOR = "gstjobs_test_operator"
-
-
-@pytest.fixture(scope="session")
-def operator_role(server: str) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OPERATOR}') THEN
-                    CREATE ROLE {OPERATOR} LOGIN IN ROLE gstjobs_operator;
-                END IF;
-            END $$"""
-        )
-    return OPERATOR
-
-
-def as_operator(dsn: str) -> str:
-    return dsn.replace("postgresql://postgres@", f"postgresql://{OPERATOR}@")
-
+from tests.conftest import as_operator
 
 Invoke = Callable[..., Result]
 

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.cli.conftest import OPERATOR, Invoke, as_json
-from tests.conftest import JOBS
+from tests.cli.conftest import Invoke, as_json
+from tests.conftest import JOBS, OPERATOR
 from tests.integration.conftest import FIRM
 
 

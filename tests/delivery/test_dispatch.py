@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.cli.conftest import OPERATOR
+from tests.conftest import OPERATOR
 from tests.delivery.conftest import TOKEN, SmtpSink, WhatsAppApi, add, statuses
 from tests.integration.conftest import run
 

@@ -7,12 +7,17 @@ import psycopg
 
 ROLES = ("gstjobs_runner", "gstjobs_operator", "gstjobs_app", "public")
 APP_RW = {"gstjobs_app": "SELECT INSERT UPDATE DELETE"}
+# the statutory rules: the firm reads them, operators change them through functions
+READ_LAW = {"gstjobs_app": "SELECT", "gstjobs_operator": "SELECT"}
 
 # table or view -> role -> privileges (the owner has all, PUBLIC none, unless said)
 TABLES: dict[str, dict[str, str]] = {
     "gstjobs.analytics_snapshots": {"gstjobs_operator": "SELECT", "gstjobs_app": "SELECT"},
+    "gstjobs.annual_return_due_dates": READ_LAW,
     "gstjobs.audit_log": {"gstjobs_operator": "SELECT"},
+    "gstjobs.case_event_kinds": READ_LAW,
     "gstjobs.configuration": {"gstjobs_operator": "SELECT"},
+    "gstjobs.deadline_rules": READ_LAW,
     "gstjobs.health": {"gstjobs_operator": "SELECT"},
     "gstjobs.health_reports": {"gstjobs_operator": "SELECT"},
     "gstjobs.installed_extensions": {},
@@ -28,10 +33,13 @@ TABLES: dict[str, dict[str, str]] = {
     "gstjobs.settings": {},
     "gstjobs.slots": {},
     "gstjobs.templates": {"gstjobs_operator": "SELECT"},
+    "litigation.case_events": APP_RW,
     "litigation.cases": APP_RW,
     "litigation.clients": APP_RW,
     "litigation.deadlines": APP_RW,
     "litigation.hearings": APP_RW,
+    "litigation.holiday_calendars": APP_RW,
+    "litigation.holidays": APP_RW,
     "litigation.members": APP_RW,
     "litigation.tasks": APP_RW,
     "litigation.tenants": {"gstjobs_app": "SELECT UPDATE"},
@@ -41,11 +49,19 @@ BODY = "gstjobs_runner gstjobs_operator"
 # function -> roles that may execute it
 FUNCTIONS: dict[str, str] = {
     "gstjobs.cron_problem(text)": "gstjobs_operator",
+    "gstjobs.compute_event_deadlines(bigint,bigint)": "",
+    "gstjobs.deadline_dates(gstjobs.deadline_rules,litigation.case_events)": "",
+    "gstjobs.define_deadline_rule(jsonb,text)": "gstjobs_operator",
     "gstjobs.doctor_facts()": "gstjobs_operator",
+    "gstjobs.forget_event_deadlines(bigint,bigint)": "",
     "gstjobs.due_slots(text,timestamp with time zone,bigint)": "",
     "gstjobs.format_local(timestamp with time zone,text)": "",
     "gstjobs.job(text)": "",
+    "gstjobs.legal_date(date)": "",
     "gstjobs.mark_crashed_runs()": "",
+    "gstjobs.next_open_day(bigint,text,date)": "",
+    "gstjobs.period_end(date,integer,text)": "",
+    "gstjobs.recompute_deadlines(bigint,text[],text)": "",
     "gstjobs.registered_job(text)": "",
     "gstjobs.render(text,jsonb)": "",
     "gstjobs.reschedule(text,text,text)": "gstjobs_operator",
@@ -57,12 +73,16 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.run_start(text,timestamp with time zone,bigint,boolean,text,boolean)": BODY,
     "gstjobs.secret(text)": "",
     "gstjobs.set_active(text,boolean,text)": "gstjobs_operator",
+    "gstjobs.set_annual_return_due_date(text,date,text,date,text)": "gstjobs_operator",
     "gstjobs.set_setting(text,text,text)": "gstjobs_operator",
     "gstjobs.setting(text)": "",
+    "litigation.calendar_changed()": "",
+    "litigation.event_changed()": "",
     "litigation.forget_detection()": "",
     "litigation.gstin_check_character(text)": "gstjobs_app",
     "litigation.is_iana_timezone(text)": "gstjobs_app",
     "litigation.is_valid_gstin(text)": "gstjobs_app",
+    "litigation.note_hand_change()": "",
 }
 for job in (
     "analytics_snapshot",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from tests.conftest import CRON_DB, JOBS, PORT, ROOT, alembic
+from tests.integration.conftest import FIRM
 
 
 def schema_dump(dsn: str) -> str:
@@ -122,3 +123,31 @@ def test_upgrade_outside_the_cron_database_fails_clearly(server: str) -> None:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute("DROP DATABASE not_the_cron_db WITH (FORCE)")
+
+
+def test_one_step_down_keeps_the_firms_deadlines_and_up_again_restores_head(cron_db: str) -> None:
+    fresh = schema_dump(cron_db)
+    with psycopg.connect(cron_db, autocommit=True) as conn:
+        conn.execute(FIRM.encode())
+        conn.execute(
+            "INSERT INTO litigation.case_events (tenant_id, case_id, kind, event_on)"
+            " VALUES (1, 1, 'order_communicated', '2026-08-31')"
+        )
+    try:
+        alembic(cron_db, "downgrade", "0001")
+        with psycopg.connect(cron_db) as conn:
+            # the computed deadlines stay, as plain deadlines; the events and rules go
+            assert conn.execute(
+                "SELECT kind, due_on::text FROM litigation.deadlines ORDER BY kind"
+            ).fetchall() == [
+                ("Appeal to Appellate Authority", "2026-11-29"),
+                ("Payment of the demand", "2026-11-29"),
+            ]
+            assert conn.execute(
+                "SELECT to_regclass('litigation.case_events'), to_regclass('gstjobs.deadline_rules')"
+            ).fetchone() == (None, None)
+        alembic(cron_db, "upgrade", "head")
+        assert schema_dump(cron_db) == fresh
+    finally:
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            conn.execute("TRUNCATE litigation.tenants CASCADE")

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from gstjobs.main import cli
 
-from tests.cli.conftest import OPERATOR
+from tests.conftest import OPERATOR
 from tests.integration.conftest import FIRM
 
 INJECTION = "x'); DROP TABLE gstjobs.runs; --"

@@ -1,0 +1,348 @@
+-- Statutory deadlines from case events (docs/DEADLINES.md): counting as the law counts, the
+-- firm's holiday calendars, the safe date, and recomputation when an event is corrected.
+-- Re-applied on every upgrade to head. The triggers of migration 0002 call these.
+
+SET ROLE gstjobs_owner;
+
+CREATE FUNCTION gstjobs.legal_date(day date) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN to_char(day, 'FMDD Mon YYYY');
+COMMENT ON FUNCTION gstjobs.legal_date(date) IS 'a date as an order writes it: 31 Aug 2026';
+
+CREATE FUNCTION gstjobs.period_end(start date, period integer, unit text) RETURNS date
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    -- The day of the event is excluded: 30 days from 1 Sep end on 1 Oct. A calendar month
+    -- ends on the same day of the month, or the month's last day when it has none:
+    -- 31 Aug + 3 months = 30 Nov; 30 Nov 2023 + 3 months = 29 Feb 2024.
+    RETURN CASE unit
+        WHEN 'days' THEN start + period
+        WHEN 'months' THEN (start + make_interval(months => period))::date
+    END;
+COMMENT ON FUNCTION gstjobs.period_end(date, integer, text) IS 'the last day of a period of days or calendar months from a date, that date excluded';
+
+CREATE FUNCTION gstjobs.next_open_day(
+    tenant_id bigint, forum text, day date, OUT open_on date, OUT skipped jsonb, OUT calendar text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    chosen litigation.holiday_calendars;
+    closed_because text;
+BEGIN
+    -- the firm's calendar for this forum, else its calendar for every forum
+    SELECT * INTO chosen FROM litigation.holiday_calendars AS c
+    WHERE c.tenant_id = next_open_day.tenant_id
+      AND (c.forum = next_open_day.forum OR c.forum IS NULL)
+    ORDER BY c.forum NULLS LAST
+    LIMIT 1;
+    calendar := CASE WHEN chosen.id IS NULL THEN 'none recorded: Saturdays and Sundays closed'
+                     ELSE format('%s (calendar %s)', chosen.name, chosen.id) END;
+    open_on := day;
+    skipped := '[]';
+    -- a chain of closed days (a Sunday, then a holiday) is walked day by day
+    FOR step IN 1..366 LOOP
+        closed_because := NULL;
+        IF extract(isodow FROM open_on)::smallint = ANY (coalesce(chosen.closed_weekdays, '{6,7}')) THEN
+            closed_because := to_char(open_on, 'FMDay');
+        ELSE
+            SELECT h.name INTO closed_because FROM litigation.holidays AS h
+            WHERE h.tenant_id = next_open_day.tenant_id AND h.calendar_id = chosen.id
+              AND h.holiday_on = open_on;
+        END IF;
+        IF closed_because IS NULL THEN
+            RETURN;
+        END IF;
+        skipped := skipped || jsonb_build_object('on', open_on, 'closed', closed_because);
+        open_on := open_on + 1;
+    END LOOP;
+    RAISE EXCEPTION 'calendar % is closed for more than a year from %', calendar, day
+        USING ERRCODE = 'data_exception';
+END
+$$;
+COMMENT ON FUNCTION gstjobs.next_open_day(bigint, text, date) IS
+    'the first day from `day` on which the firm''s calendar for the forum is open, and the closed days passed over';
+
+CREATE FUNCTION gstjobs.deadline_dates(
+    rule gstjobs.deadline_rules, event litigation.case_events,
+    OUT due_on date, OUT statutory_on date, OUT condonable_until date, OUT computation jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    start date;
+    start_text text;
+    period integer := rule.period;
+    period_text text;
+    last_day date;
+    days_reading date;
+    transitional boolean;
+    closed_days jsonb;
+    calendar text;
+    summary text;
+BEGIN
+    IF rule.counted_from = 'event' THEN
+        start := event.event_on;
+        start_text := (SELECT k.label FROM gstjobs.case_event_kinds AS k WHERE k.kind = event.kind)
+                      || ' ' || gstjobs.legal_date(start);
+    ELSIF event.financial_year IS NULL THEN
+        computation := jsonb_build_object('problem', 'the event has no financial year: the limitation counts from that year''s annual-return due date');
+        RETURN;
+    ELSE
+        SELECT a.due_on INTO start FROM gstjobs.annual_return_due_dates AS a
+        WHERE a.financial_year = event.financial_year;
+        IF start IS NULL THEN
+            computation := jsonb_build_object('problem', format('no annual-return due date recorded for financial year %s', event.financial_year));
+            RETURN;
+        END IF;
+        start_text := format('annual return for %s due %s', event.financial_year, gstjobs.legal_date(start));
+    END IF;
+
+    IF rule.notice_may_set AND event.notice_period_days IS NOT NULL THEN
+        period := least(event.notice_period_days, coalesce(rule.period_cap, event.notice_period_days));
+        period_text := format('%s days (the notice gave %s%s)', period, event.notice_period_days,
+                              CASE WHEN period < event.notice_period_days
+                                   THEN format(', at most %s', rule.period_cap) ELSE '' END);
+    ELSE
+        period_text := format('%s %s', period, rule.unit);
+    END IF;
+    last_day := gstjobs.period_end(start, period, rule.unit);
+
+    -- the safe reading: where a period in months could also be read as 30 days a month, the
+    -- earlier of the two (a firm's own act only)
+    IF rule.binds = 'taxpayer' AND rule.unit = 'months' THEN
+        days_reading := start + 30 * period;
+    END IF;
+    due_on := least(last_day, days_reading);
+
+    transitional := rule.later_of IS NOT NULL AND event.event_on < rule.later_of_for_events_before
+                    AND rule.later_of > last_day;
+    IF transitional THEN
+        last_day := rule.later_of;
+        due_on := rule.later_of;
+    END IF;
+
+    IF rule.rolls_forward THEN
+        SELECT r.open_on, r.skipped, r.calendar INTO statutory_on, closed_days, calendar
+        FROM gstjobs.next_open_day(event.tenant_id, rule.forum, last_day) AS r;
+    ELSE
+        statutory_on := last_day;
+    END IF;
+    -- condonation runs from the last day of the period itself and is never rolled
+    IF rule.extension IS NOT NULL THEN
+        condonable_until := gstjobs.period_end(last_day, rule.extension, rule.extension_unit);
+    END IF;
+
+    summary := format('%s, section %s: %s: ', rule.name, rule.section, start_text)
+        || CASE WHEN rule.binds = 'taxpayer'
+                THEN format('safe date %s, statutory %s', gstjobs.legal_date(due_on), gstjobs.legal_date(statutory_on))
+                     || coalesce(', condonable to ' || gstjobs.legal_date(condonable_until), '')
+                ELSE format('last date %s', gstjobs.legal_date(statutory_on))
+                     || coalesce(', extendable to ' || gstjobs.legal_date(condonable_until), '') END
+        || CASE WHEN transitional THEN format(' (notified date for events before %s)',
+                                              gstjobs.legal_date(rule.later_of_for_events_before))
+                ELSE '' END;
+    computation := jsonb_strip_nulls(jsonb_build_object(
+        'rule', rule.key, 'section', rule.section, 'source', rule.source,
+        'rule_verified_on', rule.verified_on,
+        'counted_from', jsonb_build_object('what', start_text, 'on', start),
+        'period', period_text,
+        'period_end', gstjobs.period_end(start, period, rule.unit),
+        'days_reading', CASE WHEN days_reading IS NOT NULL
+                             THEN jsonb_build_object('days', 30 * period, 'end', days_reading) END,
+        'transitional', CASE WHEN transitional THEN jsonb_build_object(
+                             'later_of', rule.later_of, 'for_events_before', rule.later_of_for_events_before) END,
+        'calendar', calendar,
+        'closed_days_skipped', closed_days,
+        'safe', due_on, 'statutory', statutory_on, 'condonable_until', condonable_until,
+        'summary', summary));
+END
+$$;
+COMMENT ON FUNCTION gstjobs.deadline_dates(gstjobs.deadline_rules, litigation.case_events) IS
+    'the dates one rule gives for one event, and the arithmetic; computation->>''problem'' when it cannot be computed';
+
+CREATE FUNCTION gstjobs.compute_event_deadlines(tenant_id bigint, event_id bigint) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    event litigation.case_events;
+    rule gstjobs.deadline_rules;
+    dates record;
+    owner bigint;
+    problems jsonb := '[]';
+    written integer := 0;
+    n integer;
+BEGIN
+    SELECT * INTO event FROM litigation.case_events AS e
+    WHERE e.tenant_id = compute_event_deadlines.tenant_id AND e.id = compute_event_deadlines.event_id;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    SELECT c.owner_id INTO owner FROM litigation.cases AS c
+    WHERE c.tenant_id = event.tenant_id AND c.id = event.case_id;
+    -- our own date changes are not a person's (litigation.note_hand_change)
+    PERFORM set_config('gstjobs.computing_deadlines', 'on', true);
+
+    FOR rule IN SELECT * FROM gstjobs.deadline_rules AS r WHERE r.trigger_event = event.kind AND r.active
+                ORDER BY r.key LOOP
+        dates := gstjobs.deadline_dates(rule, event);
+        IF dates.due_on IS NULL THEN
+            problems := problems || jsonb_build_object('rule', rule.key, 'problem', dates.computation ->> 'problem');
+            CONTINUE;
+        END IF;
+        -- a deadline a person set, changed, or marked met, missed or waived stays as it is
+        INSERT INTO litigation.deadlines AS d
+            (tenant_id, case_id, kind, due_on, owner_id, origin, event_id, rule_key,
+             statutory_on, condonable_until, computation)
+        VALUES (event.tenant_id, event.case_id, rule.name, dates.due_on, owner, 'computed', event.id,
+                rule.key, dates.statutory_on, dates.condonable_until, dates.computation)
+        ON CONFLICT ON CONSTRAINT deadlines_one_per_event_and_rule DO UPDATE
+        SET case_id = excluded.case_id, kind = excluded.kind, due_on = excluded.due_on,
+            statutory_on = excluded.statutory_on, condonable_until = excluded.condonable_until,
+            computation = excluded.computation
+        WHERE d.origin = 'computed' AND d.status = 'open'
+          AND (d.case_id, d.kind, d.due_on, d.statutory_on, d.condonable_until, d.computation)
+              IS DISTINCT FROM (excluded.case_id, excluded.kind, excluded.due_on,
+                                excluded.statutory_on, excluded.condonable_until, excluded.computation);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        written := written + n;
+    END LOOP;
+
+    -- deadlines of rules this event no longer gives (its kind changed, a rule was retired, a
+    -- date can no longer be computed) go, unless a person has taken them over
+    DELETE FROM litigation.deadlines AS d
+    WHERE d.tenant_id = event.tenant_id AND d.event_id = event.id
+      AND d.origin = 'computed' AND d.status = 'open'
+      AND NOT EXISTS (SELECT FROM gstjobs.deadline_rules AS r
+                      WHERE r.key = d.rule_key AND r.trigger_event = event.kind AND r.active
+                        AND NOT problems @> jsonb_build_array(jsonb_build_object('rule', r.key)));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    written := written + n;
+
+    UPDATE litigation.case_events AS e SET unresolved = problems
+    WHERE e.tenant_id = event.tenant_id AND e.id = event.id AND e.unresolved IS DISTINCT FROM problems;
+    PERFORM set_config('gstjobs.computing_deadlines', '', true);
+    RETURN written;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.compute_event_deadlines(bigint, bigint) IS
+    'computes (again) the deadlines an event gives; returns how many deadlines were written or removed';
+
+CREATE FUNCTION gstjobs.forget_event_deadlines(tenant_id bigint, event_id bigint) RETURNS integer
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    -- an event removed: its untouched deadlines go; the others stay, no longer linked
+    WITH gone AS (
+        DELETE FROM litigation.deadlines AS d
+        WHERE d.tenant_id = forget_event_deadlines.tenant_id
+          AND d.event_id = forget_event_deadlines.event_id
+          AND d.origin = 'computed' AND d.status = 'open'
+        RETURNING 1)
+    SELECT count(*)::integer FROM gone;
+END;
+
+CREATE FUNCTION gstjobs.recompute_deadlines(tenant_id bigint DEFAULT NULL, event_kinds text[] DEFAULT NULL,
+                                            financial_year text DEFAULT NULL) RETURNS integer
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    -- every event of a firm (a calendar changed), of some kinds (a rule changed) or of a
+    -- financial year (its annual-return due date changed); NULL: any
+    SELECT coalesce(sum(gstjobs.compute_event_deadlines(e.tenant_id, e.id)), 0)::integer
+    FROM litigation.case_events AS e
+    WHERE (recompute_deadlines.tenant_id IS NULL OR e.tenant_id = recompute_deadlines.tenant_id)
+      AND (recompute_deadlines.event_kinds IS NULL OR e.kind = ANY (recompute_deadlines.event_kinds))
+      AND (recompute_deadlines.financial_year IS NULL OR e.financial_year = recompute_deadlines.financial_year);
+END;
+COMMENT ON FUNCTION gstjobs.recompute_deadlines(bigint, text[], text) IS
+    'computes again the deadlines of the matching events; returns how many deadlines changed';
+
+-- ------------------------------------------------------------------ for operators ----------
+CREATE FUNCTION gstjobs.define_deadline_rule(rule jsonb, reason text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old gstjobs.deadline_rules;
+    new gstjobs.deadline_rules;
+    unknown text;
+    fields text;
+    recomputed integer;
+BEGIN
+    IF jsonb_typeof(rule) IS DISTINCT FROM 'object' OR NOT rule ? 'key' THEN
+        RAISE EXCEPTION 'a rule is a JSON object with at least its "key"'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(quote_literal(left(field, 60)), ', ') INTO unknown
+    FROM jsonb_object_keys(rule) AS field
+    WHERE field NOT IN (SELECT attname FROM pg_attribute
+                        WHERE attrelid = 'gstjobs.deadline_rules'::regclass AND attnum > 0 AND NOT attisdropped);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown rule field(s) %', unknown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'fields are the columns of gstjobs.deadline_rules';
+    END IF;
+    SELECT * INTO old FROM gstjobs.deadline_rules AS r WHERE r.key = rule ->> 'key';
+    -- only the fields given are written: a new rule gets the defaults for the rest, a
+    -- changed one keeps them (field names were checked against the columns above)
+    SELECT string_agg(quote_ident(field), ', ') INTO fields FROM jsonb_object_keys(rule) AS field;
+    IF old.key IS NULL THEN
+        EXECUTE format('INSERT INTO gstjobs.deadline_rules (%s) SELECT %s
+                        FROM jsonb_populate_record(NULL::gstjobs.deadline_rules, $1)', fields, fields)
+            USING rule;
+    ELSE
+        EXECUTE format('UPDATE gstjobs.deadline_rules SET (%s) = (SELECT %s
+                        FROM jsonb_populate_record(NULL::gstjobs.deadline_rules, $1)) WHERE key = $2',
+                       fields, fields)
+            USING rule, old.key;
+    END IF;
+    SELECT * INTO new FROM gstjobs.deadline_rules AS r WHERE r.key = rule ->> 'key';
+    recomputed := gstjobs.recompute_deadlines(
+        event_kinds => ARRAY[new.trigger_event, old.trigger_event]);
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('deadline-rule.' || CASE WHEN old.key IS NULL THEN 'add' ELSE 'change' END,
+            jsonb_build_object('key', new.key, 'old', to_jsonb(old), 'new', to_jsonb(new),
+                               'deadlines_recomputed', recomputed), reason);
+    RETURN to_jsonb(new) || jsonb_build_object('deadlines_recomputed', recomputed);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.define_deadline_rule(jsonb, text) IS
+    'adds or changes a deadline rule (fields as gstjobs.deadline_rules), recomputes the deadlines it gives; audited';
+
+CREATE FUNCTION gstjobs.set_annual_return_due_date(
+    financial_year text, due_on date, source text, verified_on date DEFAULT NULL, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old gstjobs.annual_return_due_dates;
+    recomputed integer;
+BEGIN
+    SELECT * INTO old FROM gstjobs.annual_return_due_dates AS a
+    WHERE a.financial_year = set_annual_return_due_date.financial_year;
+    INSERT INTO gstjobs.annual_return_due_dates AS a (financial_year, due_on, source, verified_on)
+    VALUES (financial_year, due_on, source, verified_on)
+    ON CONFLICT ON CONSTRAINT annual_return_due_dates_pkey
+    DO UPDATE SET due_on = excluded.due_on, source = excluded.source, verified_on = excluded.verified_on;
+    recomputed := gstjobs.recompute_deadlines(financial_year => set_annual_return_due_date.financial_year);
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('annual-return-due.set', jsonb_build_object(
+                'financial_year', financial_year, 'old', old.due_on, 'new', due_on,
+                'deadlines_recomputed', recomputed), reason);
+    RETURN jsonb_build_object('financial_year', financial_year, 'due_on', due_on,
+                              'deadlines_recomputed', recomputed);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.set_annual_return_due_date(text, date, text, date, text) IS
+    'records a financial year''s annual-return due date, recomputes the limitation dates counted from it; audited';
+
+RESET ROLE;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gstjobs.define_deadline_rule(jsonb, text),
+                          gstjobs.set_annual_return_due_date(text, date, text, date, text)
+    TO gstjobs_operator;
