@@ -428,3 +428,15 @@ def test_the_firm_records_events_for_itself_only(firm: psycopg.Connection[Any]) 
         firm.execute("SELECT set_config('app.tenant_id', '2', true)")
         assert firm.execute("SELECT count(*) FROM litigation.case_events").fetchone() == (0,)
         assert firm.execute("SELECT count(*) FROM litigation.deadlines").fetchone() == (0,)
+
+
+def test_the_departments_lapsed_limit_is_not_a_deadline_the_firm_missed(
+    firm: psycopg.Connection[Any],
+) -> None:
+    # reply and penalty waiver passed in Dec 2022 (the firm's); the order limit in Feb 2023
+    record_event(firm, "scn_73_issued", "2022-11-01", financial_year="2017-18")
+    run(firm, "analytics-snapshot", at("2026-11-20 23:50"))
+    missed = firm.execute(
+        "SELECT deadlines_missed FROM gstjobs.analytics_snapshots WHERE tenant_id = 1"
+    ).fetchone()
+    assert missed == (2,)
