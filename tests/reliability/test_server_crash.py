@@ -1,6 +1,7 @@
 """The server stopped dead (pg_ctl stop -m immediate) while pg_cron runs a job, then started."""
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 from gstjobs.main import cli
 
 from tests.conftest import CRON_DB, cluster
+from tests.integration.conftest import FIRM
 
 SLOW_JOB = """
 CREATE SCHEMA IF NOT EXISTS test_crash;
@@ -104,3 +106,76 @@ def test_a_crash_under_a_running_job_shows_in_history_and_health(cron_db: str) -
             conn.execute(CLEANUP.encode())
             conn.execute("DELETE FROM gstjobs.health_reports")
             conn.execute("DELETE FROM gstjobs.notifications")
+
+
+@pytest.mark.slow
+def test_a_local_slot_passed_while_the_server_was_down_is_caught_up_once(cron_db: str) -> None:
+    """A real outage across a firm's local slot: pg_cron never runs the ticks it missed, the
+    toolkit's slot ledger does the slot late, once."""
+    with psycopg.connect(cron_db, autocommit=True) as conn:
+        now_local = conn.execute("SELECT now() AT TIME ZONE 'Asia/Kolkata'").fetchone()[0]  # type: ignore[index]
+        slot = (now_local + timedelta(minutes=2)).replace(second=0, microsecond=0)
+        if slot.date() != now_local.date():
+            pytest.skip("too close to midnight in Asia/Kolkata for a same-day slot")
+        conn.execute(FIRM.encode())
+        conn.execute(
+            "INSERT INTO litigation.hearings (tenant_id, case_id, starts_at, forum)"
+            " VALUES (1, 1, ((%s::date + 1) + time '10:30') AT TIME ZONE 'Asia/Kolkata',"
+            " 'Appellate Authority')",
+            (slot.date(),),
+        )
+        # the slot comes two minutes from now; yesterday's was done; pg_cron polls every minute
+        conn.execute(
+            "UPDATE gstjobs.jobs SET local_time = %s WHERE name = 'hearing-reminders'",
+            (slot.time(),),
+        )
+        conn.execute(
+            "INSERT INTO gstjobs.slots (job, tenant_id, local_date, status, due_at)"
+            " VALUES ('hearing-reminders', 1, %s::date - 1, 'done', now() - interval '1 day')",
+            (slot.date(),),
+        )
+        conn.execute("SELECT gstjobs.set_setting('slots.late_after_minutes', '1', NULL)")
+        conn.execute(
+            "UPDATE cron.job SET schedule = '* * * * *' WHERE jobname = 'hearing-reminders'"
+        )
+    try:
+        cluster("crash", CRON_DB)
+        # down across the slot
+        time.sleep(max(0.0, (slot - now_local).total_seconds()) + 20)
+        cluster("start", CRON_DB)
+        taken = wait(
+            cron_db,
+            "SELECT status, run_id FROM gstjobs.slots WHERE job = 'hearing-reminders'"
+            f" AND tenant_id = 1 AND local_date = '{slot.date()}'",
+            90,
+        )
+        assert taken[0] == "late"
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            trigger = conn.execute(
+                "SELECT trigger FROM gstjobs.runs WHERE id = %s", (taken[1],)
+            ).fetchone()
+            assert trigger == ("cron",)
+            # once: another run finds nothing to do, and the reminder exists once per channel
+            again = conn.execute("CALL gstjobs.run_job('hearing-reminders')").fetchone()
+            counts = conn.execute(
+                "SELECT counts FROM gstjobs.runs WHERE id = %s",
+                (again[0],),  # type: ignore[index]
+            ).fetchone()
+            assert counts is not None and counts[0]["slots"] == 0
+            reminders = conn.execute(
+                "SELECT channel, count(*) FROM gstjobs.notifications"
+                " WHERE kind = 'hearing-reminder' GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+            assert reminders == [("email", 1), ("whatsapp", 1)]
+    finally:
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE cron.job SET schedule = '*/15 * * * *' WHERE jobname = 'hearing-reminders'"
+            )
+            conn.execute(
+                "UPDATE gstjobs.jobs SET local_time = '08:00' WHERE name = 'hearing-reminders'"
+            )
+            conn.execute("DELETE FROM gstjobs.settings WHERE key = 'slots.late_after_minutes'")
+            conn.execute("DELETE FROM gstjobs.slots")
+            conn.execute("DELETE FROM gstjobs.notifications")
+            conn.execute("TRUNCATE litigation.tenants CASCADE")
