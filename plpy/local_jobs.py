@@ -47,6 +47,15 @@ hearings AS (
     JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
     WHERE (h.starts_at AT TIME ZONE w.zone)::date - w.local_date IN (7, 1, 0)
 ),
+past AS (
+    -- hearings of the last week still marked scheduled: nobody recorded what happened
+    SELECT count(*) AS n
+    FROM work AS w
+    JOIN litigation.hearings AS h
+      ON h.tenant_id = w.tenant_id AND h.status = 'scheduled'
+     AND h.starts_at >= (w.local_date - 7)::timestamp AT TIME ZONE w.zone
+     AND h.starts_at < w.local_date::timestamp AT TIME ZONE w.zone
+),
 targets AS (
     SELECT h.tenant_id, h.owner_id AS member_id, 'hearing-reminder' AS kind,
            -- the hearing's local date is in the key: a hearing moved to a new date is reminded again
@@ -63,6 +72,7 @@ targets AS (
 {NOTIFY}
 SELECT {SLOT_COUNTS},
     (SELECT count(*) FROM hearings) AS found,
+    (SELECT n FROM past) AS past_still_scheduled,
     (SELECT count(*) FROM inserted) AS notified,
     (SELECT count(*) FROM targets AS t
      WHERE NOT EXISTS (SELECT FROM messages AS m WHERE m.dedupe = t.dedupe)) AS skipped

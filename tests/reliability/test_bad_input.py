@@ -77,6 +77,27 @@ SQL_CASES: list[tuple[str, str, str]] = [
     ("SELECT gstjobs.set_setting('smtp.port', '-1')", "22023", "a port is"),
     ("SELECT gstjobs.retry_notification(1)", "42704", "no notification"),
     ("SELECT gstjobs.job_sla_check(1, now(), NULL, false)", "55000", "not running in this session"),
+    (
+        """SELECT gstjobs.define_deadline_rule('{"key": "appeal-107", "perod": 2}')""",
+        "22023",
+        "unknown rule field(s) 'perod'",
+    ),
+    ("SELECT gstjobs.define_deadline_rule('[1]')", "22023", "a rule is a JSON object"),
+    (
+        """SELECT gstjobs.define_deadline_rule('{"key": "appeal-107", "period": -3}')""",
+        "23514",
+        "deadline_rules_period_check",
+    ),
+    (
+        """SELECT gstjobs.define_deadline_rule('{"key": "appeal-107", "trigger_event": "x''); DROP TABLE gstjobs.runs; --"}')""",
+        "23503",
+        "deadline_rules_trigger_event_fkey",
+    ),
+    (
+        "SELECT gstjobs.set_annual_return_due_date('2024-26', '2026-12-31', 'x')",
+        "23514",
+        "annual_return_due_dates_financial_year_check",
+    ),
 ]
 
 CHECKSUM = """
