@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test stop bench deps venv lint test-only clean-test-cluster
+.PHONY: demo test stop bench soak deps venv lint test-only clean-test-cluster
 
 demo: venv
 	@scripts/demo.sh
@@ -15,6 +15,11 @@ test: venv lint test-only
 # BENCH_ARGS="--size seed --only sla-check" for a quick partial run.
 bench: venv
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Ten minutes of real pg_cron scheduling under 100 changes a second; writes bench/soak.json.
+# SOAK_ARGS="--minutes 2 --rate 50" for a shorter run.
+soak: venv
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 stop:
 	@scripts/cluster.sh stop demo
