@@ -29,8 +29,12 @@ def guard(run_id):
 # gstjobs.templates. The dedupe key is the target's dedupe plus recipient and channel, so no
 # path (rerun, overlap, crash, catch-up) writes one twice. Defines `messages` and `inserted`.
 NOTIFY = """
-messages AS (
-    SELECT t.*, m.name AS member_name, channel.name AS channel, channel.address
+messages AS MATERIALIZED (
+    -- materialized: the rendering below reads vars once per placeholder, and must not
+    -- rebuild it each time
+    SELECT t.tenant_id, t.member_id, t.kind, t.dedupe, t.urgency,
+           t.vars || jsonb_build_object('recipient', m.name) AS vars,
+           channel.name AS channel, channel.address
     FROM targets AS t
     JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
     JOIN litigation.members AS m ON m.tenant_id = t.tenant_id AND m.id = t.member_id AND m.active
@@ -43,15 +47,12 @@ inserted AS (
     INSERT INTO gstjobs.notifications
         (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
          dedupe_key, run_id)
+    -- a kind without a template renders NULL and fails loudly (subject NOT NULL)
     SELECT msg.tenant_id, msg.kind, msg.channel, msg.address, msg.member_id,
-           gstjobs.render(tpl.subject, v.all_vars), gstjobs.render(tpl.body, v.all_vars),
-           jsonb_build_object('name', msg.kind, 'params', v.all_vars), msg.urgency,
+           gstjobs.render_subject(msg.kind, msg.vars), gstjobs.render_body(msg.kind, msg.vars),
+           jsonb_build_object('name', msg.kind, 'params', msg.vars), msg.urgency,
            msg.dedupe || ':' || msg.member_id || ':' || msg.channel, $1
     FROM messages AS msg
-    -- a kind without a template fails loudly (subject NOT NULL), never silently
-    LEFT JOIN gstjobs.templates AS tpl ON tpl.kind = msg.kind
-    CROSS JOIN LATERAL (SELECT msg.vars || jsonb_build_object('recipient', msg.member_name))
-        AS v (all_vars)
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING 1
 )"""

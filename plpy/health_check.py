@@ -81,7 +81,7 @@ ALERT = """
 INSERT INTO gstjobs.notifications
     (tenant_id, kind, channel, recipient, subject, body, template, urgency, dedupe_key, run_id)
 SELECT NULL, 'health-alert', 'email', address,
-       gstjobs.render(tpl.subject, vars), gstjobs.render(tpl.body, vars),
+       gstjobs.render_subject('health-alert', vars), gstjobs.render_body('health-alert', vars),
        jsonb_build_object('name', 'health-alert', 'params', vars), 1,
        format('health:%s:%s:%s:%s', $1, $2, $3, address), $3
 FROM unnest(string_to_array(gstjobs.setting('ops.email'), ',')) AS raw (address_raw)
@@ -89,7 +89,6 @@ CROSS JOIN LATERAL (SELECT trim(address_raw) AS address) AS a
 CROSS JOIN LATERAL (SELECT jsonb_build_object('problem', $4::text, 'advice', $5::text,
                            'detected_local', gstjobs.format_local($6, gstjobs.setting('ops.timezone')))
                     AS vars) AS v
-LEFT JOIN gstjobs.templates AS tpl ON tpl.kind = 'health-alert'
 WHERE a.address <> ''
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING 1
