@@ -11,7 +11,7 @@ hearings at --rate changes per second. Then it checks and prints (and writes ben
 
   every SLA breach notified exactly once (none lost, none twice), every email the sink got
   was sent once; every run succeeded or was skipped (ledger and cron.job_run_details);
-  lock waits of 1 s or more (server log); the server's private memory, minute by minute.
+  lock waits of 1 s or more (server log); the server's own memory (RssAnon) by kind of process, minute by minute.
 """
 
 import argparse
@@ -214,20 +214,41 @@ class Load:
             )
 
 
-def private_mb() -> float:
-    """The server's private memory: every postgres process's Private_* (shared buffers excluded)."""
-    total = 0
+def own_memory_mb() -> dict[str, float]:
+    """The server's own memory (RssAnon: heap and stack, not the shared buffers, which are
+    RssShmem), in MB, summed by kind of process: postmaster, pg_cron launcher, checkpointer,
+    client backend (the load), pg_cron worker (the jobs), ..."""
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        kinds = dict(conn.execute("SELECT pid, backend_type FROM pg_stat_activity").fetchall())
+    processes: dict[int, tuple[int, int]] = {}  # pid -> (parent, RssAnon kB)
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            if "\nName:\tpostgres" not in "\n" + status.read_text():
+            text = status.read_text()
+            if not re.search(r"^Name:\s+postgres$", text, re.M):
                 continue
-            rollup = (status.parent / "smaps_rollup").read_text()
         except OSError:
-            continue
-        for line in rollup.splitlines():
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                total += int(line.split()[1])
-    return round(total / 1024, 1)
+            continue  # ended meanwhile
+        parent = int(re.search(r"^PPid:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+        kb = int(re.search(r"^RssAnon:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+        processes[int(status.parent.name)] = (parent, kb)
+    totals: dict[str, float] = {}
+    for pid, (parent, kb) in processes.items():
+        kind = kinds.get(pid) or ("postmaster" if parent not in processes else "other")
+        totals[kind] = round(totals.get(kind, 0) + kb / 1024, 1)
+    return dict(sorted(totals.items()))
+
+
+def growth(samples: list[dict[str, float]]) -> dict[str, float]:
+    """Per kind of long-lived process, its memory at the end less at the second minute."""
+    short_lived = {"pg_cron worker", "client backend", "autovacuum worker", "other"}
+    if len(samples) < 3:
+        return {}
+    first, last = samples[1], samples[-1]
+    return {
+        k: round(last.get(k, 0) - first.get(k, 0), 1)
+        for k in sorted(set(first) | set(last))
+        if k not in short_lived
+    }
 
 
 def check(started: datetime, ended: datetime, received: list[str]) -> dict[str, Any]:
@@ -328,10 +349,10 @@ def main() -> None:
         deadline = time.monotonic() + args.minutes * 60
         print(f"== soaking {args.minutes} min at {args.rate} changes/s", flush=True)
         while time.monotonic() < deadline:
-            memory.append(private_mb())
+            memory.append(own_memory_mb())
             print(
-                f"  {datetime.now(UTC):%H:%M:%S} private memory {memory[-1]} MB, "
-                f"changes {sum(load.changes.values())}",
+                f"  {datetime.now(UTC):%H:%M:%S} changes {sum(load.changes.values())},"
+                f" memory MB by process kind {memory[-1]}",
                 flush=True,
             )
             time.sleep(min(60, max(0, deadline - time.monotonic())))
@@ -340,7 +361,7 @@ def main() -> None:
         ended = datetime.now(UTC)
         # let the last breaches be found and their emails sent: two more minutes of ticks
         time.sleep(150)
-        memory.append(private_mb())
+        memory.append(own_memory_mb())
         results = check(started, ended, received)
         waits = [
             line
@@ -356,7 +377,8 @@ def main() -> None:
             slowest_change_seconds=round(load.slowest, 3),
             lock_waits_over_1s=len(waits),
             lock_wait_examples=waits[:5],
-            private_memory_mb_per_minute=memory,
+            memory_mb_per_minute=memory,
+            long_lived_memory_growth_mb=growth(memory),
             started=started.isoformat(),
             ended=ended.isoformat(),
         )
