@@ -1,5 +1,5 @@
 """What every PL/Python module of gstjobs gets: prepared plans kept for the session, the run
-guard, and the statement tail that writes notifications."""
+check that starts every job body, and the statement tail that writes notifications."""
 
 
 def plan(key, query, types):
@@ -18,9 +18,22 @@ def one(key, query, types, args):
 JOB_ARG_TYPES = ["bigint", "timestamptz", "bigint", "boolean"]
 
 
-def guard(run_id):
-    """Refuse to work outside a run this session started (see gstjobs.run_guard)."""
-    one("guard", "SELECT gstjobs.run_guard($1)", ["bigint"], [run_id])
+def enter_run(run_id):
+    """Refuse to work outside a run this session started (see gstjobs.run_guard), and plan
+    the job's statements in the order they are written.
+
+    Each statement starts from the few rows it acts on and joins the rest by primary key, the
+    order written. pg_cron starts every run in a new session, so every run plans its
+    statements afresh: searching all join orders of an 8-table statement took ~10 ms a
+    statement at L size, more than executing some of them (docs/BENCHMARKS.md).
+    """
+    one(
+        "guard",
+        "SELECT gstjobs.run_guard($1), set_config('join_collapse_limit', '1', true),"
+        " set_config('from_collapse_limit', '1', true)",
+        ["bigint"],
+        [run_id],
+    )
 
 
 # The tail of every notifying statement. From a CTE `targets` (tenant_id, member_id, kind,

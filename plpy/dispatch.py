@@ -278,7 +278,7 @@ def run_state(run_id):
 
 
 def dispatch(run_id, as_of, tenant_id, dry_run):
-    guard(run_id)
+    enter_run(run_id)
     if dry_run:
         # never contact a server in a dry run: say what is due
         due = plpy.execute(plan("due", DUE, ["timestamptz", "bigint"]), [as_of, tenant_id])

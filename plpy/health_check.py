@@ -176,7 +176,7 @@ def problem(code, subject, message, advice):
 
 
 def health_check(run_id, as_of, tenant_id, dry_run):
-    guard(run_id)
+    enter_run(run_id)
     slot = plpy.execute(plan("slot", SLOT, ["bigint", "timestamptz"]), [run_id, as_of])
     manual = one("trigger", TRIGGER, ["bigint"], [run_id])["trigger"] == "manual"
     if not manual and (len(slot) == 0 or slot[0]["status"] == "missed"):

@@ -74,8 +74,8 @@ SELECT {SLOT_COUNTS},
     (SELECT count(*) FROM hearings) AS found,
     (SELECT n FROM past) AS past_still_scheduled,
     (SELECT count(*) FROM inserted) AS notified,
-    (SELECT count(*) FROM targets AS t
-     WHERE NOT EXISTS (SELECT FROM messages AS m WHERE m.dedupe = t.dedupe)) AS skipped
+    (SELECT count(DISTINCT dedupe) FROM targets) - (SELECT count(DISTINCT dedupe) FROM messages)
+        AS skipped
 """
 
 # A deadline computed from a case event says which rule, section and dates it comes from
@@ -140,8 +140,8 @@ SELECT {SLOT_COUNTS},
     (SELECT count(*) FROM upcoming) AS found,
     (SELECT count(*) FROM overdue) AS overdue,
     (SELECT count(*) FROM inserted) AS notified,
-    (SELECT count(*) FROM targets AS t
-     WHERE NOT EXISTS (SELECT FROM messages AS m WHERE m.dedupe = t.dedupe)) AS skipped
+    (SELECT count(DISTINCT dedupe) FROM targets) - (SELECT count(DISTINCT dedupe) FROM messages)
+        AS skipped
 """
 
 
@@ -265,6 +265,6 @@ def analytics_snapshot(run_id, as_of, tenant_id, dry_run):
 
 
 def run_statement(name, query, run_id, as_of, tenant_id):
-    guard(run_id)
+    enter_run(run_id)
     row = one(name, query, ["bigint", "timestamptz", "bigint"], [run_id, as_of, tenant_id])
     return json.dumps(dict(row))

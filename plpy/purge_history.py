@@ -67,7 +67,7 @@ SELECT (SELECT count(*) FROM runs) AS runs,
 
 
 def purge_history(run_id, as_of, tenant_id, dry_run):
-    guard(run_id)
+    enter_run(run_id)
     row = dict(one("purge", PURGE, ["bigint", "timestamptz"], [run_id, as_of]))
     batch = row.pop("batch")
     row["more"] = any(count >= batch for count in row.values())
