@@ -20,6 +20,7 @@ SELECT current_setting('gstjobs_gen.firms')::int AS firms,
        current_setting('gstjobs_gen.hearings')::int AS hearings,
        current_setting('gstjobs_gen.deadlines')::int AS deadlines,
        current_setting('gstjobs_gen.anchor')::timestamptz AS anchor,
+       coalesce(current_setting('gstjobs_gen.open_share', true)::numeric, 0.30) AS open_share,
        -- people, clients and cases per firm grow with the work the firm has
        greatest(6, least(40, current_setting('gstjobs_gen.tasks')::int / current_setting('gstjobs_gen.firms')::int / 25)) AS members_per_firm,
        greatest(3, current_setting('gstjobs_gen.tasks')::int / current_setting('gstjobs_gen.firms')::int / 20) AS clients_per_firm,
@@ -119,7 +120,8 @@ FROM gen, generate_series(1, gen.hearings) AS i,
                      AT TIME ZONE tn.timezone AS starts_at
               FROM litigation.tenants AS tn WHERE tn.id = t.tenant_id) AS h;
 
--- Tasks: about 30% open (a quarter of those overdue, some about to breach their SLA).
+-- Tasks: open_share open or in progress, 30% by default (a quarter of those overdue, some
+-- about to breach their SLA); of the rest, 13 in 14 completed.
 INSERT INTO litigation.tasks (tenant_id, id, case_id, title, assignee_id, priority, status, due_at, sla_due_at, completed_at)
 SELECT t.tenant_id, i,
        (t.tenant_id - 1) * gen.cases_per_firm + 1 + ((i - 1) / gen.firms) % gen.cases_per_firm,
@@ -135,9 +137,11 @@ SELECT t.tenant_id, i,
             THEN s.due_at - (pg_temp.rnd('done', i) * 60 - 12) * interval '1 hour' END
 FROM gen, generate_series(1, gen.tasks) AS i,
      LATERAL (SELECT 1 + (i - 1) % gen.firms AS tenant_id) AS t,
-     LATERAL (SELECT CASE WHEN r < 0.20 THEN 'open' WHEN r < 0.30 THEN 'in_progress'
-                          WHEN r < 0.95 THEN 'completed' ELSE 'cancelled' END AS status,
-                     CASE WHEN r < 0.30
+     LATERAL (SELECT CASE WHEN r < gen.open_share * 2 / 3 THEN 'open'
+                          WHEN r < gen.open_share THEN 'in_progress'
+                          WHEN r < gen.open_share + (1 - gen.open_share) * 13 / 14 THEN 'completed'
+                          ELSE 'cancelled' END AS status,
+                     CASE WHEN r < gen.open_share
                           THEN gen.anchor + (pg_temp.rnd('due', i) * 20 - 5) * interval '1 day'
                           ELSE gen.anchor - (pg_temp.rnd('due', i) * 90 + 1) * interval '1 day' END AS due_at
               FROM (SELECT pg_temp.rnd('status', i) AS r) AS roll) AS s;

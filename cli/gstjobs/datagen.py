@@ -17,6 +17,8 @@ class Size:
     tasks: int
     hearings: int
     deadlines: int
+    # the share of tasks still open or in progress (the benchmark's growth series varies it)
+    open_share: float = 0.30
 
 
 SIZES = {

@@ -23,6 +23,9 @@ def test_bench_runs_and_the_three_ways_agree(tmp_path: Path) -> None:
             "tiny",
             "--repeat",
             "1",
+            "--growth",
+            "--growth-scale",
+            "0.005",
             "--output",
             str(output),
         ],
@@ -41,5 +44,12 @@ def test_bench_runs_and_the_three_ways_agree(tmp_path: Path) -> None:
     assert {"job", "limit", "replaced"} == set(jobs["sla-check"]["ways"])
     for run in results["sizes"]["tiny"]["dispatch"]:
         assert run["sent"] == run["received"] == run["messages"]
+    # the growth series: the same new breaches at each size, found by the job and the limit
+    growth = results["growth"]
+    assert list(growth) == ["10k open", "100k open", "1M open"]
+    detected = {entry["sla-check"]["tasks_detected"] for entry in growth.values()}
+    assert detected == {10}, growth
+    for entry in growth.values():
+        assert entry["sla-check"]["same_effects"] and entry["hearing-reminders"]["same_effects"]
     assert "target" in result.stdout and "same effects" in result.stdout
     subprocess.run([str(ROOT / "scripts/cluster.sh"), "stop", "bench-test"], env=env, check=True)
