@@ -228,3 +228,261 @@ def hearing_reminders(conn: psycopg.Connection[Any], as_of: datetime) -> int:
             )
     conn.commit()
     return sent
+
+
+def slot_due(firm: dict[str, Any], as_of: datetime, at: time) -> tuple[Any, datetime] | None:
+    """Today's local slot of a firm, if it has come (within 12 hours: no catch-up)."""
+    zone = ZoneInfo(firm["timezone"])
+    today = as_of.astimezone(zone).date()
+    due = datetime.combine(today, at, zone)
+    if due > as_of or (as_of - due).total_seconds() > 12 * 3600:
+        return None
+    return today, due
+
+
+def take_slot(
+    client: Client, job: str, firm: dict[str, Any], today: Any, due: datetime, as_of: datetime
+) -> None:
+    client.cur.execute(
+        "INSERT INTO gstjobs.slots (job, tenant_id, local_date, status, due_at) VALUES (%s, %s, %s, %s, %s)",
+        (job, firm["id"], today, "late" if (as_of - due).total_seconds() > 1800 else "done", due),
+    )
+
+
+def basis(deadline: dict[str, Any]) -> str:
+    summary = (deadline["computation"] or {}).get("summary")
+    if deadline["origin"] == "computed":
+        return "\n\n" + summary
+    if deadline["origin"] == "overridden":
+        return "\n\nDate set by hand; the rule gave: " + summary
+    return ""
+
+
+def deadline_alerts(conn: psycopg.Connection[Any], as_of: datetime) -> int:
+    """Each firm whose 09:00 has come today: deadlines 7, 3, 1, 0 days ahead; overdue once."""
+    client, sent = Client(conn), 0
+    for firm in client.cur.execute("SELECT * FROM litigation.tenants ORDER BY id").fetchall():
+        slot = slot_due(firm, as_of, time(9))
+        if slot is None:
+            continue
+        today, due = slot
+        take_slot(client, "deadline-alerts", firm, today, due, as_of)
+        upcoming = client.cur.execute(
+            "SELECT * FROM litigation.deadlines WHERE tenant_id = %s AND status = 'open'"
+            " AND due_on BETWEEN %s AND %s",
+            (firm["id"], today, today + timedelta(days=7)),
+        ).fetchall()
+        overdue = client.cur.execute(
+            "SELECT * FROM litigation.deadlines WHERE tenant_id = %s AND status = 'open'"
+            " AND overdue_alerted_at IS NULL AND due_on < %s",
+            (firm["id"], today),
+        ).fetchall()
+        partners = client.cur.execute(
+            "SELECT * FROM litigation.members WHERE tenant_id = %s AND role = 'partner' AND active",
+            (firm["id"],),
+        ).fetchall()
+        for deadline in upcoming + overdue:
+            days = (deadline["due_on"] - today).days
+            if days >= 0 and days not in (7, 3, 1, 0):
+                continue
+            case = client.one(
+                "SELECT * FROM litigation.cases WHERE tenant_id = %s AND id = %s",
+                firm["id"],
+                deadline["case_id"],
+            )
+            assert case is not None
+            customer = client.one(
+                "SELECT * FROM litigation.clients WHERE tenant_id = %s AND id = %s",
+                firm["id"],
+                case["client_id"],
+            )
+            assert customer is not None
+            owner = client.member(firm["id"], deadline["owner_id"])
+            values = {
+                "firm": firm["name"],
+                "deadline": deadline["kind"],
+                "due_local": deadline["due_on"].strftime("%a %d %b %Y"),
+                "case_reference": case["reference"],
+                "section": case["section"],
+                "client": customer["name"],
+                "basis": basis(deadline),
+            }
+            if days >= 0:
+                if owner is not None and owner["active"]:
+                    sent += client.notify(
+                        "deadline-alert",
+                        firm,
+                        owner,
+                        {**values, "when": when(days)},
+                        {0: 0, 1: 1, 3: 3}.get(days, 5),
+                        f"deadline-alert:{firm['id']}:{deadline['id']}:{deadline['due_on']}:T-{days}",
+                    )
+                continue
+            client.cur.execute(
+                "UPDATE litigation.deadlines SET overdue_alerted_at = %s WHERE tenant_id = %s AND id = %s",
+                (as_of, firm["id"], deadline["id"]),
+            )
+            recipients = {m["id"]: m for m in partners}
+            if owner is not None and owner["active"]:
+                recipients[owner["id"]] = owner
+            for member in recipients.values():
+                sent += client.notify(
+                    "deadline-overdue",
+                    firm,
+                    member,
+                    {**values, "owner": owner["name"] if owner else "nobody"},
+                    0,
+                    f"deadline-overdue:{firm['id']}:{deadline['id']}:{deadline['due_on']}",
+                )
+    conn.commit()
+    return sent
+
+
+METRICS = (
+    "demand_in_dispute",
+    "hearings_next_7_days",
+    "open_tasks",
+    "overdue_tasks",
+    "sla_compliance",
+    "deadlines_missed",
+)
+
+
+def analytics_snapshot(conn: psycopg.Connection[Any], as_of: datetime) -> int:
+    """Each firm whose 23:45 has come today: its rows fetched and counted here, one by one."""
+    from decimal import ROUND_HALF_UP, Decimal
+    from statistics import mean, stdev
+
+    from psycopg.types.json import Jsonb
+
+    client, sent = Client(conn), 0
+    department = {
+        r["key"]
+        for r in client.cur.execute(
+            "SELECT key FROM gstjobs.deadline_rules WHERE binds = 'department'"
+        ).fetchall()
+    }
+    for firm in client.cur.execute("SELECT * FROM litigation.tenants ORDER BY id").fetchall():
+        slot = slot_due(firm, as_of, time(23, 45))
+        if slot is None:
+            continue
+        today, due = slot
+        take_slot(client, "analytics-snapshot", firm, today, due, as_of)
+        by_stage: dict[str, int] = {}
+        demand = Decimal(0)
+        for case in client.cur.execute(
+            "SELECT stage, demand_amount FROM litigation.cases WHERE tenant_id = %s AND status = 'open'",
+            (firm["id"],),
+        ).fetchall():
+            by_stage[case["stage"]] = by_stage.get(case["stage"], 0) + 1
+            demand += case["demand_amount"]
+        open_tasks = overdue = 0
+        sla: list[int] = []
+        for task in client.cur.execute(
+            "SELECT status, due_at, sla_due_at, completed_at FROM litigation.tasks WHERE tenant_id = %s",
+            (firm["id"],),
+        ).fetchall():
+            if task["status"] in ("open", "in_progress"):
+                open_tasks += 1
+                overdue += task["due_at"] is not None and task["due_at"] < due
+            if (
+                task["status"] != "cancelled"
+                and task["sla_due_at"] is not None
+                and due - timedelta(days=30) <= task["sla_due_at"] < due
+            ):
+                met = (
+                    task["completed_at"] is not None and task["completed_at"] <= task["sla_due_at"]
+                )
+                sla.append(1 if met else 0)
+        hearings = len(
+            client.cur.execute(
+                "SELECT id FROM litigation.hearings WHERE tenant_id = %s AND status = 'scheduled'"
+                " AND starts_at >= %s AND starts_at < %s",
+                (firm["id"], due, due + timedelta(days=7)),
+            ).fetchall()
+        )
+        missed = sum(
+            1
+            for d in client.cur.execute(
+                "SELECT status, due_on, rule_key FROM litigation.deadlines WHERE tenant_id = %s",
+                (firm["id"],),
+            ).fetchall()
+            if (d["status"] == "missed" or (d["status"] == "open" and d["due_on"] < today))
+            and d["rule_key"] not in department
+        )
+        figures = {
+            "demand_in_dispute": demand,
+            "hearings_next_7_days": hearings,
+            "open_tasks": open_tasks,
+            "overdue_tasks": overdue,
+            "sla_compliance": (
+                (Decimal(sum(sla)) / len(sla)).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+                if sla
+                else None
+            ),
+            "deadlines_missed": missed,
+        }
+        history = client.cur.execute(
+            "SELECT * FROM gstjobs.analytics_snapshots WHERE tenant_id = %s"
+            " AND local_date >= %s AND local_date < %s",
+            (firm["id"], today - timedelta(days=28), today),
+        ).fetchall()
+        anomalies = []
+        for metric in sorted(METRICS):
+            now, past = (
+                figures[metric],
+                [Decimal(h[metric]) for h in history if h[metric] is not None],
+            )
+            if now is None or len(past) < 7:
+                continue
+            average, spread = mean(past), stdev(past)
+            if spread > 0 and abs(Decimal(now) - average) > 3 * spread:
+                anomalies.append(
+                    {
+                        "metric": metric,
+                        "value": Decimal(now),
+                        "mean": average.quantize(Decimal("0.01"), ROUND_HALF_UP),
+                        "stddev": spread.quantize(Decimal("0.01"), ROUND_HALF_UP),
+                    }
+                )
+        # numbers go into JSON as numeric, with their scale, as the job writes them
+        client.cur.execute(
+            "INSERT INTO gstjobs.analytics_snapshots (tenant_id, local_date, open_cases_by_stage,"
+            " demand_in_dispute, hearings_next_7_days, open_tasks, overdue_tasks, sla_compliance,"
+            " deadlines_missed, anomalies) SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " (SELECT coalesce(jsonb_agg(jsonb_build_object('metric', m, 'value', v, 'mean', a,"
+            " 'stddev', s) ORDER BY m), '[]') FROM unnest(%s::text[], %s::numeric[], %s::numeric[],"
+            " %s::numeric[]) AS x (m, v, a, s))"
+            " ON CONFLICT (tenant_id, local_date) DO NOTHING",
+            (
+                firm["id"],
+                today,
+                Jsonb(by_stage),
+                *(figures[m] for m in METRICS),
+                *([a[key] for a in anomalies] for key in ("metric", "value", "mean", "stddev")),
+            ),
+        )
+        if not anomalies:
+            continue
+        lines = "\n".join(
+            f"- {a['metric']}: {a['value']} (28-day mean {a['mean']}, standard deviation {a['stddev']})"
+            for a in anomalies
+        )
+        for admin in client.cur.execute(
+            "SELECT * FROM litigation.members WHERE tenant_id = %s AND role = 'admin' AND active",
+            (firm["id"],),
+        ).fetchall():
+            sent += client.notify(
+                "analytics-anomaly",
+                firm,
+                admin,
+                {
+                    "firm": firm["name"],
+                    "local_date": today.strftime("%d %b %Y"),
+                    "anomalies": lines,
+                },
+                4,
+                f"analytics-anomaly:{firm['id']}:{today}",
+            )
+    conn.commit()
+    return sent

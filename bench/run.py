@@ -151,8 +151,12 @@ class Case:
                 c.commit()
 
             found["limit"] = limit
-            if job == "hearing-reminders":
-                found["replaced"] = lambda c: replaced.hearing_reminders(c, as_of) and None
+            client = {
+                "hearing-reminders": replaced.hearing_reminders,
+                "deadline-alerts": replaced.deadline_alerts,
+                "analytics-snapshot": replaced.analytics_snapshot,
+            }[job]
+            found["replaced"] = lambda c: client(c, as_of) and None
         return found
 
     def reset(self, conn: psycopg.Connection[Any], mark: int) -> None:

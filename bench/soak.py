@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 100]
 
-Sets up its own cluster (scripts/cluster.sh soak, port 54323) with log_lock_waits on
+Sets up its own cluster (scripts/cluster.sh soak, port 54324) with log_lock_waits on
 (deadlock_timeout = 1 s, so any lock wait of a second or more is logged), generates firms
 with the shared generator, points dispatch-notifications at an SMTP sink on 127.0.0.1, and
 for --minutes lets pg_cron run everything while a loopback load generator, as the firms'
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from gstjobs.datagen import Size, generate  # noqa: E402
 
-PORT = int(os.environ.get("GSTJOBS_SOAK_PORT", "54323"))
+PORT = int(os.environ.get("GSTJOBS_SOAK_PORT", "54324"))
 CLUSTER = "soak"
 DB = "gstjobs_soak"
 ADMIN = f"postgresql://postgres@127.0.0.1:{PORT}/postgres"
