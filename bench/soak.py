@@ -228,9 +228,12 @@ def own_memory_mb() -> dict[str, float]:
                 continue
         except OSError:
             continue  # ended meanwhile
-        parent = int(re.search(r"^PPid:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
-        kb = int(re.search(r"^RssAnon:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
-        processes[int(status.parent.name)] = (parent, kb)
+        parent = re.search(r"^PPid:\s+(\d+)", text, re.M)
+        anon = re.search(r"^RssAnon:\s+(\d+)", text, re.M)
+        if parent is None or anon is None:
+            continue  # exiting: no memory left to count
+        kb = int(anon.group(1))
+        processes[int(status.parent.name)] = (int(parent.group(1)), kb)
     totals: dict[str, float] = {}
     for pid, (parent, kb) in processes.items():
         kind = kinds.get(pid) or ("postmaster" if parent not in processes else "other")
@@ -334,15 +337,15 @@ def main() -> None:
             return "250 OK"
 
     smtp_port = PORT + 1000
+    stop = threading.Event()
     sink = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
     sink.start()
     try:
         print("== setting up the soak cluster", flush=True)
         log = setup(smtp_port)
         log_offset = log.stat().st_size
-        stop = threading.Event()
         load = Load(args.rate, stop)
-        loader = threading.Thread(target=load.run)
+        loader = threading.Thread(target=load.run, daemon=True)
         started = datetime.now(UTC)
         loader.start()
         memory = []
@@ -385,6 +388,7 @@ def main() -> None:
         (ROOT / "bench/soak.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
         print(json.dumps(results, indent=2, default=str))
     finally:
+        stop.set()
         sink.stop()
         cluster("stop")
 
