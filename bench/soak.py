@@ -214,30 +214,26 @@ class Load:
             )
 
 
-def own_memory_mb() -> dict[str, float]:
-    """The server's own memory (RssAnon: heap and stack, not the shared buffers, which are
-    RssShmem), in MB, summed by kind of process: postmaster, pg_cron launcher, checkpointer,
-    client backend (the load), pg_cron worker (the jobs), ..."""
+def own_memory_mb(postmaster: int) -> dict[str, float]:
+    """The soak server's own memory (RssAnon: heap and stack, not the shared buffers, which
+    are RssShmem), in MB, summed by kind of process: postmaster, pg_cron launcher,
+    checkpointer, client backend (the load), pg_cron worker (the jobs), ..."""
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         kinds = dict(conn.execute("SELECT pid, backend_type FROM pg_stat_activity").fetchall())
-    processes: dict[int, tuple[int, int]] = {}  # pid -> (parent, RssAnon kB)
+    totals: dict[str, float] = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
-            if not re.search(r"^Name:\s+postgres$", text, re.M):
-                continue
         except OSError:
             continue  # ended meanwhile
+        pid = int(status.parent.name)
         parent = re.search(r"^PPid:\s+(\d+)", text, re.M)
         anon = re.search(r"^RssAnon:\s+(\d+)", text, re.M)
-        if parent is None or anon is None:
-            continue  # exiting: no memory left to count
-        kb = int(anon.group(1))
-        processes[int(status.parent.name)] = (int(parent.group(1)), kb)
-    totals: dict[str, float] = {}
-    for pid, (parent, kb) in processes.items():
-        kind = kinds.get(pid) or ("postmaster" if parent not in processes else "other")
-        totals[kind] = round(totals.get(kind, 0) + kb / 1024, 1)
+        # this server only: its postmaster and the processes it started
+        if anon is None or parent is None or postmaster not in (pid, int(parent.group(1))):
+            continue
+        kind = "postmaster" if pid == postmaster else kinds.get(pid, "other")
+        totals[kind] = round(totals.get(kind, 0) + int(anon.group(1)) / 1024, 1)
     return dict(sorted(totals.items()))
 
 
@@ -344,6 +340,7 @@ def main() -> None:
         print("== setting up the soak cluster", flush=True)
         log = setup(smtp_port)
         log_offset = log.stat().st_size
+        postmaster = int((log.parent / "data/postmaster.pid").read_text().split()[0])
         load = Load(args.rate, stop)
         loader = threading.Thread(target=load.run, daemon=True)
         started = datetime.now(UTC)
@@ -352,7 +349,7 @@ def main() -> None:
         deadline = time.monotonic() + args.minutes * 60
         print(f"== soaking {args.minutes} min at {args.rate} changes/s", flush=True)
         while time.monotonic() < deadline:
-            memory.append(own_memory_mb())
+            memory.append(own_memory_mb(postmaster))
             print(
                 f"  {datetime.now(UTC):%H:%M:%S} changes {sum(load.changes.values())},"
                 f" memory MB by process kind {memory[-1]}",
@@ -364,7 +361,7 @@ def main() -> None:
         ended = datetime.now(UTC)
         # let the last breaches be found and their emails sent: two more minutes of ticks
         time.sleep(150)
-        memory.append(own_memory_mb())
+        memory.append(own_memory_mb(postmaster))
         results = check(started, ended, received)
         waits = [
             line
