@@ -28,6 +28,19 @@ if [ "$(psql "$GSTJOBS_DSN" -XAtc 'SELECT count(*) FROM litigation.tenants')" = 
   .venv/bin/python -m gstjobs.datagen --size seed
 fi
 
+if [ "$(psql "$GSTJOBS_DSN" -XAtc 'SELECT count(*) FROM litigation.case_events')" = "0" ]; then
+  echo "== recording case events: their statutory deadlines are computed (docs/DEADLINES.md)"
+  # an order communicated 80 days ago, and a show cause notice under section 73 last week
+  psql "$GSTJOBS_DSN" -Xq -o /dev/null <<'SQL'
+INSERT INTO litigation.case_events (tenant_id, case_id, kind, event_on, document_ref, financial_year)
+SELECT c.tenant_id, c.id, e.kind, current_date - e.days_ago, e.ref, e.fy
+FROM (SELECT tenant_id, min(id) AS id FROM litigation.cases WHERE tenant_id = 1 GROUP BY 1) AS c,
+     (VALUES ('order_communicated', 80, 'DIN 20260900000001', NULL),
+             ('scn_73_issued', 7, 'DIN 20261100000042', '2023-24')) AS e (kind, days_ago, ref, fy);
+SQL
+  psql "$GSTJOBS_DSN" -X -c "SELECT kind, due_on AS safe, statutory_on, condonable_until FROM litigation.deadlines WHERE origin = 'computed' ORDER BY due_on"
+fi
+
 echo "== delivery: a local SMTP server for the demo's email"
 scripts/mail-sink.sh start
 mail=${GSTJOBS_DEMO_MAIL:-/var/tmp/gstjobs-demo-mail}
