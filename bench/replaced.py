@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from gstjobs.resources import load_plpy_module
 from psycopg.rows import dict_row
 
 
@@ -338,14 +339,8 @@ def deadline_alerts(conn: psycopg.Connection[Any], as_of: datetime) -> int:
     return sent
 
 
-METRICS = (
-    "demand_in_dispute",
-    "hearings_next_7_days",
-    "open_tasks",
-    "overdue_tasks",
-    "sla_compliance",
-    "deadlines_missed",
-)
+# the figures of a snapshot, as the job has them
+METRICS = load_plpy_module("local_jobs").METRICS
 
 
 def analytics_snapshot(conn: psycopg.Connection[Any], as_of: datetime) -> int:

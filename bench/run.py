@@ -36,7 +36,7 @@ from gstjobs.resources import load_plpy_module  # noqa: E402
 sla_check = load_plpy_module("sla_check")
 local_jobs = load_plpy_module("local_jobs")
 
-from bench import replaced  # noqa: E402
+from bench import database, replaced  # noqa: E402
 
 BENCH_SIZES = {"tiny": Size(firms=3, tasks=300, hearings=60, deadlines=60), **SIZES}
 PORT = int(os.environ.get("GSTJOBS_BENCH_PORT", "54322"))
@@ -70,16 +70,8 @@ def setup(size: Size) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        # dropping pg_cron's database also stops its launcher: nothing ticks during the bench
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-x", f"dsn={DSN}", "upgrade", "head"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
+    # dropping pg_cron's database also stops its launcher: nothing ticks during the bench
+    database.recreate(ADMIN, DB, DSN)
     with psycopg.connect(DSN, autocommit=True) as conn:
         conn.execute("UPDATE cron.job SET active = false")
         started = time.perf_counter()

@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from gstjobs.datagen import Size, generate  # noqa: E402
 
+from bench import database  # noqa: E402
+
 PORT = int(os.environ.get("GSTJOBS_SOAK_PORT", "54324"))
 CLUSTER = "soak"
 DB = "gstjobs_soak"
@@ -71,14 +73,7 @@ def setup(smtp_port: int) -> Path:
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         conn.execute("ALTER SYSTEM SET log_lock_waits = on")
         conn.execute("ALTER SYSTEM SET deadlock_timeout = '1s'")
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-x", f"dsn={DSN}", "upgrade", "head"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
+    database.recreate(ADMIN, DB, DSN)
     with psycopg.connect(DSN, autocommit=True) as conn:
         # pg_cron's launcher ends for good when its database is dropped: a restart brings it
         # back (and applies the settings above)

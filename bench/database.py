@@ -1,0 +1,23 @@
+"""A fresh gstjobs database on a bench cluster: dropped, created and migrated to head."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def recreate(admin_dsn: str, name: str, dsn: str) -> None:
+    """Drop and create database `name` (pg_cron's: its launcher stops until a restart), then
+    `alembic upgrade head` in it, as a DBA would."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", f"dsn={dsn}", "upgrade", "head"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
