@@ -40,6 +40,23 @@ class Client:
             member_id,
         )
 
+    def case_and_client(
+        self, tenant_id: int, case_id: int | None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """A case and its client, one query each, as the old functions looked them up."""
+        if case_id is None:
+            return None, None
+        case = self.one(
+            "SELECT * FROM litigation.cases WHERE tenant_id = %s AND id = %s", tenant_id, case_id
+        )
+        if case is None:
+            return None, None
+        return case, self.one(
+            "SELECT * FROM litigation.clients WHERE tenant_id = %s AND id = %s",
+            tenant_id,
+            case["client_id"],
+        )
+
     def notify(
         self,
         kind: str,
@@ -113,20 +130,7 @@ def sla_check(conn: psycopg.Connection[Any], as_of: datetime) -> int:
                 )
                 firm = client.firm(task["tenant_id"])
                 assignee = client.member(task["tenant_id"], task["assignee_id"])
-                case = client.one(
-                    "SELECT * FROM litigation.cases WHERE tenant_id = %s AND id = %s",
-                    task["tenant_id"],
-                    task["case_id"],
-                )
-                customer = (
-                    client.one(
-                        "SELECT * FROM litigation.clients WHERE tenant_id = %s AND id = %s",
-                        task["tenant_id"],
-                        case["client_id"],
-                    )
-                    if case
-                    else None
-                )
+                case, customer = client.case_and_client(task["tenant_id"], task["case_id"])
                 if step == "detect":
                     recipients = [assignee] if assignee and assignee["active"] else []
                     name, level = kind, urgency
@@ -167,20 +171,35 @@ def when(days: int) -> str:
     return {0: "today", 1: "tomorrow"}.get(days, f"in {days} days")
 
 
+def slot_due(firm: dict[str, Any], as_of: datetime, at: time) -> tuple[Any, datetime] | None:
+    """Today's local slot of a firm, if it has come (within 12 hours: no catch-up)."""
+    zone = ZoneInfo(firm["timezone"])
+    today = as_of.astimezone(zone).date()
+    due = datetime.combine(today, at, zone)
+    if due > as_of or (as_of - due).total_seconds() > 12 * 3600:
+        return None
+    return today, due
+
+
+def take_slot(
+    client: Client, job: str, firm: dict[str, Any], today: Any, due: datetime, as_of: datetime
+) -> None:
+    client.cur.execute(
+        "INSERT INTO gstjobs.slots (job, tenant_id, local_date, status, due_at) VALUES (%s, %s, %s, %s, %s)",
+        (job, firm["id"], today, "late" if (as_of - due).total_seconds() > 1800 else "done", due),
+    )
+
+
 def hearing_reminders(conn: psycopg.Connection[Any], as_of: datetime) -> int:
     """Each firm whose 08:00 has come today (no catch-up: the old system had none)."""
     client, sent = Client(conn), 0
     for firm in client.cur.execute("SELECT * FROM litigation.tenants ORDER BY id").fetchall():
-        zone = ZoneInfo(firm["timezone"])
-        today = as_of.astimezone(zone).date()
-        due = datetime.combine(today, time(8), zone)
-        if due > as_of or (as_of - due).total_seconds() > 12 * 3600:
+        slot = slot_due(firm, as_of, time(8))
+        if slot is None:
             continue
-        client.cur.execute(
-            "INSERT INTO gstjobs.slots (job, tenant_id, local_date, status, due_at)"
-            " VALUES ('hearing-reminders', %s, %s, %s, %s)",
-            (firm["id"], today, "late" if (as_of - due).total_seconds() > 1800 else "done", due),
-        )
+        today, due = slot
+        zone = ZoneInfo(firm["timezone"])
+        take_slot(client, "hearing-reminders", firm, today, due, as_of)
         hearings = client.cur.execute(
             "SELECT * FROM litigation.hearings WHERE tenant_id = %s AND status = 'scheduled'"
             " AND starts_at >= %s AND starts_at < %s",
@@ -194,17 +213,8 @@ def hearing_reminders(conn: psycopg.Connection[Any], as_of: datetime) -> int:
             days = (hearing["starts_at"].astimezone(zone).date() - today).days
             if days not in (7, 1, 0):
                 continue
-            case = client.one(
-                "SELECT * FROM litigation.cases WHERE tenant_id = %s AND id = %s",
-                firm["id"],
-                hearing["case_id"],
-            )
+            case, customer = client.case_and_client(firm["id"], hearing["case_id"])
             assert case is not None
-            customer = client.one(
-                "SELECT * FROM litigation.clients WHERE tenant_id = %s AND id = %s",
-                firm["id"],
-                case["client_id"],
-            )
             owner = client.member(firm["id"], case["owner_id"])
             if owner is None or not owner["active"] or customer is None:
                 continue
@@ -229,25 +239,6 @@ def hearing_reminders(conn: psycopg.Connection[Any], as_of: datetime) -> int:
             )
     conn.commit()
     return sent
-
-
-def slot_due(firm: dict[str, Any], as_of: datetime, at: time) -> tuple[Any, datetime] | None:
-    """Today's local slot of a firm, if it has come (within 12 hours: no catch-up)."""
-    zone = ZoneInfo(firm["timezone"])
-    today = as_of.astimezone(zone).date()
-    due = datetime.combine(today, at, zone)
-    if due > as_of or (as_of - due).total_seconds() > 12 * 3600:
-        return None
-    return today, due
-
-
-def take_slot(
-    client: Client, job: str, firm: dict[str, Any], today: Any, due: datetime, as_of: datetime
-) -> None:
-    client.cur.execute(
-        "INSERT INTO gstjobs.slots (job, tenant_id, local_date, status, due_at) VALUES (%s, %s, %s, %s, %s)",
-        (job, firm["id"], today, "late" if (as_of - due).total_seconds() > 1800 else "done", due),
-    )
 
 
 def basis(deadline: dict[str, Any]) -> str:
@@ -286,18 +277,8 @@ def deadline_alerts(conn: psycopg.Connection[Any], as_of: datetime) -> int:
             days = (deadline["due_on"] - today).days
             if days >= 0 and days not in (7, 3, 1, 0):
                 continue
-            case = client.one(
-                "SELECT * FROM litigation.cases WHERE tenant_id = %s AND id = %s",
-                firm["id"],
-                deadline["case_id"],
-            )
-            assert case is not None
-            customer = client.one(
-                "SELECT * FROM litigation.clients WHERE tenant_id = %s AND id = %s",
-                firm["id"],
-                case["client_id"],
-            )
-            assert customer is not None
+            case, customer = client.case_and_client(firm["id"], deadline["case_id"])
+            assert case is not None and customer is not None
             owner = client.member(firm["id"], deadline["owner_id"])
             values = {
                 "firm": firm["name"],
