@@ -19,9 +19,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -215,3 +217,18 @@ def operator(db: str, operator_role: str) -> Iterator[psycopg.Connection[tuple]]
     """An autocommit connection to the test's database as the operator."""
     with psycopg.connect(as_operator(db), autocommit=True) as connection:
         yield connection
+
+
+def wait_until(target: str, query: str, params: tuple[Any, ...] = (), seconds: float = 60) -> Any:
+    """The first row of query once it has one (the server may be restarting meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(target, autocommit=True) as conn:
+                row = conn.execute(query, params).fetchone()
+                if row is not None:
+                    return row
+        except psycopg.OperationalError:
+            pass  # the server is starting, or restarting after a crash
+        time.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s: {query} {params}")

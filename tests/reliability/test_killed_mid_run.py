@@ -20,11 +20,11 @@ import psycopg
 import pytest
 from gstjobs.datagen import SIZES, generate
 
-from tests.conftest import admin, dsn
+from tests.conftest import admin, dsn, wait_until
 from tests.integration.conftest import at
+from tests.reliability.tripwire import TRIP_LOCK, TRIPWIRE
 
 BASE = "kill_base"
-TRIP_LOCK = 7007
 AS_OF = {
     "sla-check": at("2026-11-20 07:00"),
     "hearing-reminders": at("2026-11-20 08:05"),
@@ -60,20 +60,6 @@ SELECT t.id, DATE '2026-11-20' - d, '{}', d % 2, d % 2, d % 2, d % 2, 0.5 + (d %
 FROM litigation.tenants AS t, generate_series(1, 10) AS d;
 """
 
-TRIPWIRE = """
-CREATE SCHEMA tripwire;
-CREATE SEQUENCE tripwire.rows;
-CREATE FUNCTION tripwire.trip() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
-AS $$
-BEGIN
-    IF nextval('tripwire.rows') = TG_ARGV[0]::bigint THEN
-        PERFORM pg_advisory_lock(7007);  -- held by the test: the run stops here
-    END IF;
-    RETURN NEW;
-END
-$$;
-"""
 
 # what a job leaves behind: compared as sorted lists of rows
 EFFECTS = {
@@ -180,20 +166,6 @@ def kill_points(written: dict[str, int]) -> list[tuple[str, int]]:
         points.add((busiest, max(1, math.ceil(written[busiest] * share))))
     assert len(points) >= 10, f"too few rows to kill at ten points: {written}"
     return sorted(points)[:10]
-
-
-def wait_until(target: str, query: str, params: tuple[Any, ...], seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with psycopg.connect(target, autocommit=True) as conn:
-                row = conn.execute(query, params).fetchone()
-                if row is not None:
-                    return row
-        except psycopg.OperationalError:
-            pass  # the server is restarting after a SIGKILL
-        time.sleep(0.1)
-    raise AssertionError(f"not within {seconds} s: {query} {params}")
 
 
 def kill_once(target: str, job: str, table: str, k: int, sigkill: bool) -> int:

@@ -7,8 +7,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.conftest import wait_until
 from tests.integration.conftest import FIRM
-from tests.reliability.test_killed_mid_run import TRIP_LOCK, TRIPWIRE, wait_until
+from tests.reliability.tripwire import TRIP_LOCK, TRIPWIRE
 
 RUNS = 50
 # three tasks past their SLA (and due time): each is found once, whoever runs

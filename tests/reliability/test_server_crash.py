@@ -2,14 +2,13 @@
 
 import time
 from datetime import timedelta
-from typing import Any
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 from gstjobs.main import cli
 
-from tests.conftest import CRON_DB, cluster
+from tests.conftest import CRON_DB, cluster, wait_until
 from tests.integration.conftest import FIRM
 
 SLOW_JOB = """
@@ -37,40 +36,26 @@ DROP SCHEMA IF EXISTS test_crash CASCADE;
 """
 
 
-def wait(dsn: str, query: str, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                row = conn.execute(query).fetchone()
-                if row is not None:
-                    return row
-        except psycopg.OperationalError:
-            pass  # the server is still starting
-        time.sleep(0.5)
-    raise AssertionError(f"not within {seconds} s: {query}")
-
-
 @pytest.mark.slow
 def test_a_crash_under_a_running_job_shows_in_history_and_health(cron_db: str) -> None:
     with psycopg.connect(cron_db, autocommit=True) as conn:
         conn.execute(SLOW_JOB.encode())
     try:
         # pg_cron starts it at the next minute; the ledger shows it running
-        wait(
+        wait_until(
             cron_db,
             "SELECT id FROM gstjobs.runs WHERE job = 'test-crash' AND status = 'running'"
             " AND trigger = 'cron'",
-            75,
+            seconds=75,
         )
         cluster("crash", CRON_DB)
         cluster("start", CRON_DB)
-        detail = wait(
+        detail = wait_until(
             cron_db,
             "SELECT status, return_message FROM cron.job_run_details AS d"
             " JOIN cron.job AS j USING (jobid) WHERE j.jobname = 'test-crash'"
             " AND d.status = 'failed'",
-            30,
+            seconds=30,
         )
         assert detail == ("failed", "server restarted")
 
@@ -143,11 +128,11 @@ def test_a_local_slot_passed_while_the_server_was_down_is_caught_up_once(cron_db
         # down across the slot
         time.sleep(max(0.0, (slot - now_local).total_seconds()) + 20)
         cluster("start", CRON_DB)
-        taken = wait(
+        taken = wait_until(
             cron_db,
             "SELECT status, run_id FROM gstjobs.slots WHERE job = 'hearing-reminders'"
             f" AND tenant_id = 1 AND local_date = '{slot.date()}'",
-            90,
+            seconds=90,
         )
         assert taken[0] == "late"
         with psycopg.connect(cron_db, autocommit=True) as conn:
