@@ -151,3 +151,18 @@ def test_one_step_down_keeps_the_firms_deadlines_and_up_again_restores_head(cron
     finally:
         with psycopg.connect(cron_db, autocommit=True) as conn:
             conn.execute("TRUNCATE litigation.tenants CASCADE")
+
+
+def test_claim_index_revision_steps_down_to_the_old_index_and_up_again(cron_db: str) -> None:
+    fresh = schema_dump(cron_db)
+    indexes = (
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'notifications'"
+        " AND indexname IN ('notifications_due_idx', 'notifications_claim_idx')"
+    )
+    alembic(cron_db, "downgrade", "0002")
+    with psycopg.connect(cron_db) as conn:
+        assert conn.execute(indexes).fetchall() == [("notifications_due_idx",)]
+    alembic(cron_db, "upgrade", "head")
+    with psycopg.connect(cron_db) as conn:
+        assert conn.execute(indexes).fetchall() == [("notifications_claim_idx",)]
+    assert schema_dump(cron_db) == fresh

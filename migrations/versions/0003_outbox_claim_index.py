@@ -1,0 +1,21 @@
+"""The outbox claim index: the most urgent due message of a channel without a sort.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-29
+"""
+
+from migrations.helpers import run_sql_file
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql_file("0003_up.sql")
+
+
+def downgrade() -> None:
+    run_sql_file("0003_down.sql")
