@@ -1,6 +1,8 @@
 """The replaced design, for comparison: a client that fetches candidate rows over the
 connection and, row by row, looks up what it needs and inserts one notification at a time, as
-the old edge functions did. It writes exactly what the jobs write (checked by bench/run.py)."""
+the old edge functions did. It writes exactly what the jobs write (checked by bench/run.py).
+bench/run.py runs it twice: on an autocommit connection (every statement its own transaction,
+as each PostgREST request of the edge functions was) and in one transaction."""
 
 from datetime import datetime, time, timedelta
 from typing import Any
