@@ -19,13 +19,11 @@ import contextlib
 import hashlib
 import json
 import random
-import smtplib
-import ssl
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
+
+# smtplib, ssl, email and urllib are imported where a message is built or sent: pg_cron runs
+# this job every minute in a new session, most runs have nothing to send, and importing them
+# cost such a run ~25 ms, half its time (docs/BENCHMARKS.md).
 
 CLAIM = """
 SELECT n.id, n.tenant_id, n.kind, n.channel, n.recipient, n.subject, n.body,
@@ -91,6 +89,9 @@ def message_id(dedupe_key, sender):
 
 
 def build_email(note, settings, now):
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
     sender = note["email_from"] or settings["smtp.from"]
     email = EmailMessage()
     email["From"] = sender
@@ -114,6 +115,9 @@ class Mailer:
         self.connection = None
 
     def connect(self):
+        import smtplib
+        import ssl
+
         s = self.settings
         timeout = int(s["smtp.timeout_seconds"])
         try:
@@ -143,6 +147,8 @@ class Mailer:
 
     def send(self, email):
         """The server's reply on acceptance; Retry or Refused otherwise."""
+        import smtplib
+
         if self.connection is None:
             self.connect()
         smtp = self.connection
@@ -173,6 +179,8 @@ class Mailer:
 
     def reset(self):
         """Leave the session clean for the next message after a refusal."""
+        import smtplib
+
         try:
             self.connection.rset()
         except (OSError, smtplib.SMTPException):
@@ -184,14 +192,20 @@ class Mailer:
         return Refused(text) if code >= 500 else Retry(text)
 
     def close(self):
-        if self.connection is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self.connection.quit()
-            self.connection = None
+        if self.connection is None:
+            return
+        import smtplib
+
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            self.connection.quit()
+        self.connection = None
 
 
 def send_whatsapp(note, settings):
     """The message id WhatsApp returned; Retry or Refused otherwise."""
+    import urllib.error
+    import urllib.request
+
     template = json.loads(note["template"] or "{}")
     payload = {
         "messaging_product": "whatsapp",
