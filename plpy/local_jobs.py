@@ -132,8 +132,14 @@ targets AS (
     JOIN litigation.cases AS c ON c.tenant_id = o.tenant_id AND c.id = o.case_id
     JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
     LEFT JOIN litigation.members AS owner ON owner.tenant_id = o.tenant_id AND owner.id = o.owner_id
-    JOIN litigation.members AS m
-      ON m.tenant_id = o.tenant_id AND m.active AND (m.id = o.owner_id OR m.role = 'partner')
+    -- each by its key (members_pkey, members_partners_idx), not a scan of the firm's members
+    -- for every deadline
+    CROSS JOIN LATERAL (
+        SELECT o.owner_id
+        UNION
+        SELECT p.id FROM litigation.members AS p WHERE p.tenant_id = o.tenant_id AND p.role = 'partner'
+    ) AS r (id)
+    JOIN litigation.members AS m ON m.tenant_id = o.tenant_id AND m.id = r.id AND m.active
 ),
 {NOTIFY}
 SELECT {SLOT_COUNTS},

@@ -41,7 +41,8 @@ targets AS (
            ON assignee.tenant_id = a.tenant_id AND assignee.id = a.assignee_id
     LEFT JOIN litigation.cases AS c ON c.tenant_id = a.tenant_id AND c.id = a.case_id
     LEFT JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
-    JOIN litigation.members AS m ON m.tenant_id = a.tenant_id AND m.active AND {recipient}
+    {recipients}
+    JOIN litigation.members AS m ON m.tenant_id = a.tenant_id AND m.id = r.id AND m.active
 ),
 {notify}
 SELECT (SELECT count(*) FROM acted) AS tasks,
@@ -71,7 +72,7 @@ def statements():
                 urgency=urgency,
                 notify=NOTIFY,
                 pending=f"t.{detected} IS NULL AND t.{due} IS NOT NULL AND t.{due} <= $2",
-                recipient="m.id = a.assignee_id",
+                recipients="CROSS JOIN LATERAL (VALUES (a.assignee_id)) AS r (id)",
             ),
         )
         # still open after the firm's escalation delay: the assignee's manager, else the
@@ -91,9 +92,13 @@ def statements():
                     # that long ago can be escalated, not every one detected and still open
                     f" AND t.{due} <= $2 - (SELECT min(escalation_delay) FROM litigation.tenants)"
                 ),
-                recipient=(
-                    "(m.id = assignee.manager_id"
-                    " OR (assignee.manager_id IS NULL AND m.role = 'partner'))"
+                # each by its key (members_pkey, members_partners_idx), not a scan of the
+                # firm's members for every task
+                recipients=(
+                    "CROSS JOIN LATERAL (SELECT assignee.manager_id WHERE assignee.manager_id IS NOT NULL"
+                    " UNION ALL SELECT p.id FROM litigation.members AS p"
+                    " WHERE assignee.manager_id IS NULL AND p.tenant_id = a.tenant_id"
+                    " AND p.role = 'partner') AS r (id)"
                 ),
             ),
         )

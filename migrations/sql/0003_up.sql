@@ -8,3 +8,17 @@ CREATE INDEX notifications_claim_idx
     ON gstjobs.notifications (channel, urgency, next_attempt_at, id)
     WHERE status IN ('pending', 'failed');
 DROP INDEX gstjobs.notifications_due_idx;
+
+-- Escalations go to the firm's partners: sla-check (a task whose assignee has no manager) and
+-- deadline-alerts (every overdue deadline) find them by this index instead of reading all the
+-- firm's members for each task or deadline.
+CREATE INDEX members_partners_idx ON litigation.members (tenant_id) WHERE role = 'partner';
+
+-- A run's rows point at it with ON DELETE SET NULL. Without these indexes purge-history's
+-- deletion of each old run read all of every table below: 5,000 runs past retention beside
+-- 300,000 notifications and 300,000 slots took 8 minutes (docs/BENCHMARKS.md). Rows whose run
+-- is gone (run_id NULL) leave the indexes.
+CREATE INDEX notifications_run_idx ON gstjobs.notifications (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX slots_run_idx ON gstjobs.slots (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX analytics_snapshots_run_idx ON gstjobs.analytics_snapshots (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX health_reports_run_idx ON gstjobs.health_reports (run_id) WHERE run_id IS NOT NULL;

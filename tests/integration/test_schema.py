@@ -77,6 +77,32 @@ def test_every_foreign_key_between_firm_tables_includes_the_tenant(
             assert columns[0] == "tenant_id" and target_columns[0] == "tenant_id", (name, table)
 
 
+def test_every_foreign_key_that_acts_on_delete_has_an_index(
+    conn: psycopg.Connection[tuple],
+) -> None:
+    """Deleting a referenced row (purge-history deletes old runs every day) looks up its
+    referencing rows: without an index leading with the key's columns, that is a scan of the
+    whole referencing table for every row deleted."""
+    rows = conn.execute("""
+        SELECT con.conname, con.conrelid::regclass::text
+        FROM pg_constraint AS con
+        WHERE con.contype = 'f'
+          AND con.connamespace IN ('gstjobs'::regnamespace, 'litigation'::regnamespace)
+          AND con.confdeltype IN ('c', 'n', 'd')  -- CASCADE, SET NULL, SET DEFAULT
+          AND NOT EXISTS (
+              SELECT FROM pg_index AS i
+              WHERE i.indrelid = con.conrelid
+                AND (i.indkey::int2[])[0:cardinality(con.conkey) - 1] @> con.conkey
+                AND (i.indkey::int2[])[0:cardinality(con.conkey) - 1] <@ con.conkey)
+    """).fetchall()
+    acting = conn.execute(
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confdeltype IN ('c', 'n', 'd')"
+        " AND connamespace IN ('gstjobs'::regnamespace, 'litigation'::regnamespace)"
+    ).fetchone()
+    assert acting is not None and acting[0] >= 6  # the four run_id keys, events, holidays
+    assert rows == []
+
+
 def test_application_role_sees_and_writes_only_its_own_firm(
     seeded: psycopg.Connection[tuple],
 ) -> None:

@@ -1,4 +1,4 @@
-"""The outbox claim index: the most urgent due message of a channel without a sort.
+"""Indexes for the hot paths: the outbox claim without a sort, the firm's partners by firm.
 
 Revision ID: 0003
 Revises: 0002
