@@ -5,11 +5,12 @@
 Sets up its own cluster (scripts/cluster.sh bench, port 54322), generates the data with the
 shared generator, and for each job measures, from the same starting state each time:
   job       CALL gstjobs.run_job(...), exactly as pg_cron calls it
-  limit     the job's own set-based statements, run bare (no ledger, lock or PL/Python)
+  limit     the job's own set-based statements, run bare in a new session (no ledger, lock or
+            PL/Python), planned as the job plans them
   replaced  a psycopg client fetching rows and inserting notifications one at a time, each
             statement its own transaction, as the old edge functions' PostgREST requests were
   replaced_1tx  the same client in one transaction (the most favourable case for it)
-The effects of the three are compared (a digest of the notifications and state they leave),
+The effects of all ways are compared (a digest of the notifications and state they leave),
 not assumed. Medians of --repeat runs; results go to bench/results.json (see docs/BENCHMARKS.md).
 """
 
@@ -131,7 +132,9 @@ class Case:
         if job == "sla-check":
 
             def limit(c: psycopg.Connection[Any]) -> None:
-                for i, _ in enumerate(sla_check.statements()):
+                bare(c)
+                for i, (_, statement) in enumerate(sla_check.statements()):
+                    prepared(c, f"sla{i}", "bigint, timestamptz, bigint, integer", statement)
                     execute(c, f"EXECUTE sla{i}(NULL, %s::timestamptz, NULL, 1000)", as_of)
                 c.commit()
 
@@ -140,8 +143,11 @@ class Case:
             found["replaced_1tx"] = found["replaced"]
         else:
             name = job.replace("-", "_")
+            statement = getattr(local_jobs, name.upper())
 
             def limit(c: psycopg.Connection[Any]) -> None:
+                bare(c)
+                prepared(c, name, "bigint, timestamptz, bigint", statement)
                 execute(c, f"EXECUTE {name}(NULL, %s::timestamptz, NULL)", as_of)
                 c.commit()
 
@@ -160,15 +166,11 @@ class Case:
             conn.execute(statement.encode(), {"mark": mark, "as_of": self.as_of})
 
 
-def prepare_all(conn: psycopg.Connection[Any]) -> None:
-    for i, (_, statement) in enumerate(sla_check.statements()):
-        prepared(conn, f"sla{i}", "bigint, timestamptz, bigint, integer", statement)
-    for job, statement in (
-        ("hearing_reminders", local_jobs.HEARING_REMINDERS),
-        ("deadline_alerts", local_jobs.DEADLINE_ALERTS),
-        ("analytics_snapshot", local_jobs.ANALYTICS_SNAPSHOT),
-    ):
-        prepared(conn, job, "bigint, timestamptz, bigint", statement)
+def bare(conn: psycopg.Connection[Any]) -> None:
+    """The limit starts where the job does, in a new session, and plans as the job does
+    (gstjobs' enter_run): parsing, catalog look-ups and planning are counted in both."""
+    conn.execute("SET LOCAL join_collapse_limit = 1")
+    conn.execute("SET LOCAL from_collapse_limit = 1")
 
 
 def sla_case(as_of: datetime) -> Case:
@@ -235,9 +237,6 @@ def measure(case: Case, repeat: int, ways: tuple[str, ...] | None = None) -> dic
                 # statement; the limit and replaced_1tx commit once at the end
                 autocommit = way in ("job", "replaced")
                 with psycopg.connect(DSN, autocommit=autocommit) as conn:
-                    if way == "limit":
-                        prepare_all(conn)
-                        conn.commit()
                     started = time.perf_counter()
                     run(conn)
                     times.append(time.perf_counter() - started)
