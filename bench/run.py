@@ -313,6 +313,50 @@ def dispatch_throughput(count: int, batch: int) -> dict[str, Any]:
     }
 
 
+# purge-history's daily work: a day of runs past retention (the minute jobs alone make ~3,500),
+# while the outbox and the slots keep their recent rows, each pointing at its run
+PURGE_SETUP = """
+INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, finished_at)
+SELECT 'heartbeat', 'cron', t, 'succeeded', t, t
+FROM generate_series(1, %(runs)s) AS g,
+     LATERAL (SELECT now() - interval '200 days' + g * interval '1 minute' AS t) AS at;
+INSERT INTO gstjobs.runs (job, trigger, as_of, status, finished_at)
+VALUES ('heartbeat', 'cron', now(), 'succeeded', now());
+INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, subject, body, dedupe_key,
+                                   status, sent_at, run_id)
+SELECT 1, 'bench', 'email', 'ops@example.in', 'Hearing ' || g, 'Case ' || g || ' is listed.',
+       'purge:' || g, 'sent', now() - interval '1 day', currval('gstjobs.runs_id_seq')
+FROM generate_series(1, %(rows)s) AS g;
+INSERT INTO gstjobs.slots (job, tenant_id, local_date, status, due_at, run_id)
+-- tenant ids no firm has: the slots of the data stay as they are
+SELECT 'analytics-snapshot', -g, current_date, 'done', now(), currval('gstjobs.runs_id_seq')
+FROM generate_series(1, %(rows)s) AS g;
+"""
+
+
+def purge(runs: int, rows: int) -> dict[str, Any]:
+    """purge-history deleting `runs` old runs beside `rows` recent notifications and slots."""
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        for statement in filter(str.strip, PURGE_SETUP.split(";")):
+            conn.execute(statement.encode(), {"runs": runs, "rows": rows})
+        conn.execute("VACUUM ANALYZE gstjobs.runs, gstjobs.notifications, gstjobs.slots")
+        started = time.perf_counter()
+        conn.execute("CALL gstjobs.run_job('purge-history')")
+        seconds = time.perf_counter() - started
+        row = conn.execute(
+            "SELECT status, counts FROM gstjobs.runs WHERE job = 'purge-history'"
+            " ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    status, counts = row if row else (None, {})
+    return {
+        "old_runs": runs,
+        "rows_beside": rows,
+        "seconds": round(seconds, 2),
+        "status": status,
+        "runs_deleted": counts.get("runs"),
+    }
+
+
 def backlog(base: datetime) -> dict[str, Any]:
     """The first sla-check after installing on old data: every open breach at once."""
     with psycopg.connect(DSN, autocommit=True) as conn:
@@ -400,7 +444,7 @@ def growth(repeat: int, scale: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", action="append", choices=sorted(BENCH_SIZES))
-    parser.add_argument("--only", choices=(*JOBS, "dispatch-notifications"))
+    parser.add_argument("--only", choices=(*JOBS, "dispatch-notifications", "purge-history"))
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--output", default=str(ROOT / "bench/results.json"))
     parser.add_argument(
@@ -448,6 +492,12 @@ def main() -> None:
             count = {"tiny": 100, "seed": 1000}.get(size_name, 10000)
             entry["dispatch"] = [dispatch_throughput(count, 1), dispatch_throughput(count, 50)]
             print(f"  dispatch: {entry['dispatch']}", flush=True)
+        if args.only in (None, "purge-history"):
+            runs, rows = {"tiny": (50, 1_000), "seed": (500, 10_000)}.get(
+                size_name, (5_000, 300_000)
+            )
+            entry["purge"] = purge(runs, rows)
+            print(f"  purge-history: {entry['purge']}", flush=True)
         results["sizes"][size_name] = entry
     if args.growth:
         results["growth"] = growth(args.repeat, args.growth_scale)

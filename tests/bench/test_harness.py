@@ -45,6 +45,8 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
         assert {"job", "limit", "replaced", "replaced_1tx"} == set(jobs[job]["ways"]), job
     for run in results["sizes"]["tiny"]["dispatch"]:
         assert run["sent"] == run["received"] == run["messages"]
+    purge = results["sizes"]["tiny"]["purge"]
+    assert purge["status"] == "succeeded" and purge["runs_deleted"] == purge["old_runs"] == 50
     # the growth series: the same new breaches at each size, found by the job and the limit
     growth = results["growth"]
     assert list(growth) == ["10k open", "100k open", "1M open"]
