@@ -10,6 +10,7 @@ shared generator, and for each job measures, from the same starting state each t
   replaced  a psycopg client fetching rows and inserting notifications one at a time, each
             statement its own transaction, as the old edge functions' PostgREST requests were
   replaced_1tx  the same client in one transaction (the most favourable case for it)
+health-check is measured as the job only, against the replaced system's own time.
 The effects of all ways are compared (a digest of the notifications and state they leave),
 not assumed. Medians of --repeat runs; results go to bench/results.json (see docs/BENCHMARKS.md).
 """
@@ -47,7 +48,7 @@ CLUSTER = os.environ.get("GSTJOBS_BENCH_CLUSTER", "bench")
 DB = "gstjobs_bench"
 ADMIN = f"postgresql://postgres@127.0.0.1:{PORT}/postgres"
 DSN = f"postgresql://postgres@127.0.0.1:{PORT}/{DB}"
-JOBS = ("sla-check", "hearing-reminders", "deadline-alerts", "analytics-snapshot")
+JOBS = ("sla-check", "hearing-reminders", "deadline-alerts", "analytics-snapshot", "health-check")
 
 # the replaced system's own figures (docs: background-jobs-report.md), in seconds
 REPLACED_REPORTED = {
@@ -129,6 +130,9 @@ class Case:
         found: dict[str, Callable[[psycopg.Connection[Any]], None]] = {
             "job": lambda c: c.execute("CALL gstjobs.run_job(%s, as_of => %s)", (job, as_of)),
         }
+        if job == "health-check":
+            # measured as the job only: against the replaced system's own time (issue 6)
+            return found
         if job == "sla-check":
 
             def limit(c: psycopg.Connection[Any]) -> None:
@@ -218,6 +222,13 @@ def cases(base: datetime) -> dict[str, Case]:
             " hearings_next_7_days, open_tasks, overdue_tasks, sla_compliance, deadlines_missed,"
             " anomalies)::text, '|' ORDER BY tenant_id)) FROM gstjobs.analytics_snapshots",
         ),
+        # a manual run: it reports whatever the time (a scheduled one waits for 07:00)
+        "health-check": Case(
+            "health-check",
+            base,
+            slots.format("health-check") + " DELETE FROM gstjobs.health_reports;",
+            "SELECT count(*) FROM gstjobs.health_reports",
+        ),
     }
 
 
@@ -254,7 +265,8 @@ def measure(case: Case, repeat: int, ways: tuple[str, ...] | None = None) -> dic
                 result["ways"][way]["backend_heap_mb"] = memory.get("RssAnon")
     ways = result["ways"]
     result["same_effects"] = len({w["effects"] for w in ways.values()}) == 1
-    result["job_over_limit"] = round(ways["job"]["median_ms"] / ways["limit"]["median_ms"], 2)
+    if "limit" in ways:
+        result["job_over_limit"] = round(ways["job"]["median_ms"] / ways["limit"]["median_ms"], 2)
     for way in ("replaced", "replaced_1tx"):
         if way in ways:
             result[f"{way}_over_job"] = round(ways[way]["median_ms"] / ways["job"]["median_ms"], 1)
@@ -519,11 +531,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 measured["same_effects"],
                 measured["same_effects"],
             )
-            check(
-                f"{size_name} {job}: job/limit <= 1.5",
-                measured["job_over_limit"],
-                measured["job_over_limit"] <= 1.5,
-            )
+            if "job_over_limit" in measured:
+                check(
+                    f"{size_name} {job}: job/limit <= 1.5",
+                    measured["job_over_limit"],
+                    measured["job_over_limit"] <= 1.5,
+                )
             if size_name == "l" and "replaced_over_job" in measured and job != "analytics-snapshot":
                 check(
                     f"l {job}: replaced/job >= 20 (statement per transaction)",
@@ -582,7 +595,7 @@ def print_table(results: dict[str, Any]) -> None:
                     for w in ("job", "limit", "replaced", "replaced_1tx")
                 ]
                 + [
-                    measured["job_over_limit"],
+                    measured.get("job_over_limit", ""),
                     measured.get("replaced_over_job", ""),
                     measured.get("replaced_1tx_over_job", ""),
                     measured["same_effects"],
