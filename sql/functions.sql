@@ -116,10 +116,15 @@ BEGIN
            d.jobid, d.runid
     FROM (SELECT) AS one
     LEFT JOIN LATERAL (
-        SELECT d.jobid, d.runid FROM cron.job_run_details AS d
+        -- pg_cron added this run's row as it started the run, moments ago, and it starts at
+        -- most cron.max_running_jobs (32) runs at once: the row is among the newest by
+        -- pg_cron's key. Looking there (through its primary key) instead of in the months of
+        -- history kept took 28 ms to 0.06 ms with 90 days of runs (docs/BENCHMARKS.md).
+        SELECT d.jobid, d.runid
+        FROM (SELECT * FROM cron.job_run_details ORDER BY runid DESC LIMIT 1000) AS d
         WHERE run_trigger = 'cron' AND d.job_pid = pg_backend_pid()
           AND d.status IN ('starting', 'running')
-        ORDER BY d.start_time DESC LIMIT 1) AS d ON true
+        ORDER BY d.runid DESC LIMIT 1) AS d ON true
     RETURNING r.id INTO run_id;
     body := registered.body::text;
     IF run_trigger = 'manual' THEN
