@@ -1,3 +1,4 @@
+DROP INDEX gstjobs.notifications_dead_idx;
 DROP INDEX gstjobs.notifications_run_idx, gstjobs.slots_run_idx, gstjobs.analytics_snapshots_run_idx,
     gstjobs.health_reports_run_idx;
 DROP INDEX litigation.members_partners_idx;

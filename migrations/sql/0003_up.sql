@@ -22,3 +22,7 @@ CREATE INDEX notifications_run_idx ON gstjobs.notifications (run_id) WHERE run_i
 CREATE INDEX slots_run_idx ON gstjobs.slots (run_id) WHERE run_id IS NOT NULL;
 CREATE INDEX analytics_snapshots_run_idx ON gstjobs.analytics_snapshots (run_id) WHERE run_id IS NOT NULL;
 CREATE INDEX health_reports_run_idx ON gstjobs.health_reports (run_id) WHERE run_id IS NOT NULL;
+
+-- Dead letters: health-check counts them every day and `gstjobs outbox --status dead` lists
+-- them newest first, without reading the sent notifications around them.
+CREATE INDEX notifications_dead_idx ON gstjobs.notifications (id) WHERE status = 'dead';
