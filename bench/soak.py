@@ -212,7 +212,7 @@ class Load:
 def own_memory_mb(postmaster: int) -> dict[str, float]:
     """The soak server's own memory (RssAnon: heap and stack, not the shared buffers, which
     are RssShmem), in MB, summed by kind of process: postmaster, pg_cron launcher,
-    checkpointer, client backend (the load), pg_cron worker (the jobs), ..."""
+    checkpointer, client backend (the load), pg_cron (a job's worker), ..."""
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         kinds = dict(conn.execute("SELECT pid, backend_type FROM pg_stat_activity").fetchall())
     totals: dict[str, float] = {}
@@ -234,7 +234,8 @@ def own_memory_mb(postmaster: int) -> dict[str, float]:
 
 def growth(samples: list[dict[str, float]]) -> dict[str, float]:
     """Per kind of long-lived process, its memory at the end less at the second minute."""
-    short_lived = {"pg_cron worker", "client backend", "autovacuum worker", "other"}
+    # pg_cron's job workers are of type "pg_cron": one lives as long as its run
+    short_lived = {"pg_cron", "client backend", "autovacuum worker", "other"}
     if len(samples) < 3:
         return {}
     first, last = samples[1], samples[-1]
