@@ -17,11 +17,10 @@ only the owner may call, and they appear in no error, log line or ledger row.
 
 import contextlib
 import hashlib
-import json
 import random
 from datetime import UTC, datetime, timedelta
 
-# smtplib, ssl, email and urllib are imported where a message is built or sent: pg_cron runs
+# json, smtplib, ssl, email and urllib are imported where a message is built or sent: pg_cron runs
 # this job every minute in a new session, most runs have nothing to send, and importing them
 # cost such a run ~25 ms, half its time (docs/BENCHMARKS.md).
 
@@ -203,6 +202,7 @@ class Mailer:
 
 def send_whatsapp(note, settings):
     """The message id WhatsApp returned; Retry or Refused otherwise."""
+    import json
     import urllib.error
     import urllib.request
 
@@ -296,7 +296,7 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
     if dry_run:
         # never contact a server in a dry run: say what is due
         due = plpy.execute(plan("due", DUE, ["timestamptz", "bigint"]), [as_of, tenant_id])
-        return json.dumps({f"due.{r['channel']}": r["due"] for r in due})
+        return {f"due.{r['channel']}": r["due"] for r in due}
     state = run_state(run_id)
     settings = state["settings"]
     per_run = int(settings["dispatch.per_run_limit"])
@@ -332,7 +332,7 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
     if not more:
         state["mailer"].close()
     counts["more"] = more
-    return json.dumps(counts)
+    return counts
 
 
 def deliver(note, state):

@@ -7,8 +7,6 @@ catch-up limit is recorded as missed and not run (health-check reports it). Ever
 does is one statement per job: the slots it takes and the work for them go together.
 """
 
-import json
-
 # $1 run_id, $2 as_of, $3 tenant_id (NULL: every firm); the slots taken by this run.
 TAKE_SLOTS = """
 taken AS (
@@ -273,4 +271,4 @@ def analytics_snapshot(run_id, as_of, tenant_id, dry_run):
 def run_statement(name, query, run_id, as_of, tenant_id):
     enter_run(run_id)
     row = one(name, query, ["bigint", "timestamptz", "bigint"], [run_id, as_of, tenant_id])
-    return json.dumps(dict(row))
+    return dict(row)

@@ -7,8 +7,6 @@ purged, whatever its age. The body returns {"more": true} while a batch came bac
 the runner commits between calls, so no transaction grows with the backlog.
 """
 
-import json
-
 PURGE = """
 WITH limits AS (
     SELECT $2 - gstjobs.setting('retention.run_history_days')::integer * interval '1 day' AS history,
@@ -71,4 +69,4 @@ def purge_history(run_id, as_of, tenant_id, dry_run):
     row = dict(one("purge", PURGE, ["bigint", "timestamptz"], [run_id, as_of]))
     batch = row.pop("batch")
     row["more"] = any(count >= batch for count in row.values())
-    return json.dumps(row)
+    return row

@@ -1,13 +1,26 @@
-"""Run one toolkit job: ledger row committed first, the job's body, the outcome, one commit."""
+"""Run one toolkit job: ledger row committed first, the job's body, the outcome, one commit.
 
-import json
+Counts stay jsonb from the body to the ledger, added up in SQL (gstjobs.add_counts): the
+runner never parses JSON, so a run does not import json (and re), ~6 ms of every new session
+pg_cron starts (docs/BENCHMARKS.md).
+"""
 
 # The procedure runs with the caller's rights (a SECURITY DEFINER procedure may not commit),
 # so every privileged step is a SECURITY DEFINER function of sql/functions.sql.
 
 START = "SELECT run_id, acquired, body, run_as_of FROM gstjobs.run_start($1, $2, $3, $4, $5, $6)"
 # what a dry run would have sent, read before it is rolled back
-WOULD_NOTIFY = "SELECT * FROM gstjobs.run_notifications($1)"
+# (a statement of its own: one that also called the body would not see what the body wrote)
+WOULD_NOTIFY = """
+SELECT $2::jsonb || jsonb_build_object('would_notify', coalesce(
+           (SELECT jsonb_agg(n) FROM gstjobs.run_notifications($1) AS n), '[]')) AS counts
+"""
+# one batch of the body: its counts and whether it has more to do
+BATCH = """
+SELECT counts - 'more' AS counts, coalesce((counts ->> 'more')::boolean, false) AS more
+FROM {body}($1, $2, $3, $4) AS counts
+"""
+ADD = "SELECT gstjobs.add_counts($1::jsonb, $2::jsonb) AS total"
 FINISH = "SELECT gstjobs.run_finish($1, $2, $3::jsonb, $4)"
 
 
@@ -35,52 +48,50 @@ def run_job(job, as_of, tenant_id, dry_run, reason, wait):
     # body is a regprocedure the registry holds, such as gstjobs.job_heartbeat(bigint,...):
     # its name comes from the catalog, never from the caller.
     body_name = started["body"].split("(", 1)[0]
-    body = plan("body:" + body_name, f"SELECT {body_name}($1, $2, $3, $4) AS counts", JOB_ARG_TYPES)
     finish = plan("finish", FINISH, ["bigint", "text", "text", "text"])
     args = [run_id, started["run_as_of"], tenant_id, dry_run]
     try:
-        counts = run_and_roll_back(body, args) if dry_run else run_batches(body, args)
+        batch = plan("batch:" + body_name, BATCH.format(body=body_name), JOB_ARG_TYPES)
+        counts = run_and_roll_back(batch, args) if dry_run else run_batches(batch, args)
     except plpy.SPIError as error:
         # The failed statement was rolled back by PL/Python's implicit subtransaction.
         plpy.execute(finish, [run_id, "failed", "{}", describe(error)])
     else:
-        plpy.execute(finish, [run_id, "succeeded", json.dumps(counts), None])
+        plpy.execute(finish, [run_id, "succeeded", counts, None])
     # Effects and the ledger's outcome commit together: a run that dies before this line
     # leaves no effect and is later marked crashed.
     plpy.commit()
     return {"run_id": run_id}
 
 
-def run_batches(body, args):
+def run_batches(batch, args):
     """Call the body until it says it has no more to do, committing between batches.
 
     A body that works in bounded batches returns {"more": true, ...} while work remains; the
-    counts of all its batches are added up.
+    counts of all its batches are added up. Returns the total as jsonb text.
     """
-    total = {}
+    add = plan("add", ADD, ["text", "text"])
+    total = "{}"
     while True:
-        counts = json.loads(plpy.execute(body, args)[0]["counts"])
-        more = counts.pop("more", False)
-        for name, value in counts.items():
-            countable = isinstance(value, int) and not isinstance(value, bool)
-            total[name] = total.get(name, 0) + value if countable else value
-        if not more:
+        row = plpy.execute(batch, args)[0]
+        total = plpy.execute(add, [total, row["counts"]])[0]["total"]
+        if not row["more"]:
             return total
         plpy.commit()
 
 
-def run_and_roll_back(body, args):
-    """One call of the body whose effects are undone: what a dry run would have done."""
+def run_and_roll_back(batch, args):
+    """One call of the body whose effects are undone: what a dry run would have done, with
+    the notifications it would have sent, as jsonb text."""
+    would = plan("would", WOULD_NOTIFY, ["bigint", "text"])
     result = {}
     try:
         with plpy.subtransaction():
-            result["counts"] = json.loads(plpy.execute(body, args)[0]["counts"])
-            would = plpy.execute(plan("would", WOULD_NOTIFY, ["bigint"]), [args[0]])
-            result["counts"]["would_notify"] = [dict(row) for row in would]
+            counts = plpy.execute(batch, args)[0]["counts"]
+            result["counts"] = plpy.execute(would, [args[0], counts])[0]["counts"]
             raise DryRunRollback()
     except DryRunRollback:
         pass
-    result["counts"].pop("more", None)
     return result["counts"]
 
 

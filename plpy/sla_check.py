@@ -4,8 +4,6 @@ Each statement starts from a partial index holding only the tasks it may act on 
 detected; or detected, not yet escalated), so a run costs what is new, not what is open.
 """
 
-import json
-
 # One statement per check and step, built from STEP with the pieces in statements(); names
 # of columns and kinds come from CHECKS below, never from a caller. $1 run_id, $2 as_of,
 # $3 tenant_id (NULL: every firm), $4 the batch size.
@@ -124,4 +122,4 @@ def sla_check(run_id, as_of, tenant_id, dry_run):
     counts["skipped"] = sum(v for k, v in counts.items() if k.endswith(".skipped"))
     # a full batch may have left more: the runner commits and calls again
     counts["more"] = any(v >= batch_size for k, v in counts.items() if k.endswith(".tasks"))
-    return json.dumps(counts)
+    return counts

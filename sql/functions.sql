@@ -168,6 +168,19 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.run_finish(bigint, text, jsonb, text) IS 'records a run''s outcome and releases its lock';
 
+-- A run's counts over its batches: numbers are added up, anything else is the last batch's.
+CREATE FUNCTION gstjobs.add_counts(total jsonb, batch jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+RETURN total || coalesce((
+    SELECT jsonb_object_agg(b.key, CASE
+        WHEN jsonb_typeof(b.value) = 'number' AND jsonb_typeof(total -> b.key) = 'number'
+        THEN to_jsonb((total ->> b.key)::numeric + (b.value #>> '{}')::numeric)
+        ELSE b.value END)
+    FROM jsonb_each(batch) AS b), '{}');
+COMMENT ON FUNCTION gstjobs.add_counts(jsonb, jsonb) IS
+    'adds a batch''s counts to a run''s: numbers are summed, anything else is the batch''s';
+
 CREATE FUNCTION gstjobs.run_guard(run_id bigint) RETURNS void
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -286,21 +299,23 @@ AS $plpy$ runner.run_job(job, as_of, tenant_id, dry_run, reason, wait) $plpy$;
 COMMENT ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, boolean, bigint) IS
     'runs a toolkit job now, as pg_cron does: CALL gstjobs.run_job(''sla-check''); returns its run_id';
 
--- The jobs' bodies: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb, their counts.
+-- The jobs' bodies: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb, their counts, which
+-- they return as a Python dict through jsonb_plpython3u's transform: no json module to import
+-- in a new session (health-check, once a day, reads and writes JSON itself).
 CREATE FUNCTION gstjobs.job_sla_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ sla_check.sla_check(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 CREATE FUNCTION gstjobs.job_hearing_reminders(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ local_jobs.hearing_reminders(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 CREATE FUNCTION gstjobs.job_deadline_alerts(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ local_jobs.deadline_alerts(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 CREATE FUNCTION gstjobs.job_analytics_snapshot(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ local_jobs.analytics_snapshot(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 CREATE FUNCTION gstjobs.job_health_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
@@ -308,11 +323,11 @@ CREATE FUNCTION gstjobs.job_health_check(run_id bigint, as_of timestamptz, tenan
 AS $plpy$ health_check.health_check(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 CREATE FUNCTION gstjobs.job_purge_history(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ purge_history.purge_history(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 CREATE FUNCTION gstjobs.job_dispatch_notifications(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ dispatch.dispatch(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 DO $$
@@ -337,6 +352,7 @@ GRANT EXECUTE ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, t
 GRANT EXECUTE ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text, boolean),
                           gstjobs.run_finish(bigint, text, jsonb, text),
                           gstjobs.run_guard(bigint),
-                          gstjobs.run_notifications(bigint)
+                          gstjobs.run_notifications(bigint),
+                          gstjobs.add_counts(jsonb, jsonb)
     TO gstjobs_runner, gstjobs_operator;
 -- The jobs' bodies are granted in sql/jobs.sql, once the registry names them.

@@ -26,3 +26,13 @@ CREATE INDEX health_reports_run_idx ON gstjobs.health_reports (run_id) WHERE run
 -- Dead letters: health-check counts them every day and `gstjobs outbox --status dead` lists
 -- them newest first, without reading the sent notifications around them.
 CREATE INDEX notifications_dead_idx ON gstjobs.notifications (id) WHERE status = 'dead';
+
+-- The jobs' bodies return their counts as jsonb through PL/Python's jsonb transform instead of
+-- the json module, whose import (with re) cost every run's new session ~6 ms. Recorded like
+-- pg_cron and plpython3u, so that downgrade drops it only if gstjobs created it.
+CREATE TEMPORARY TABLE gstjobs_preexisting_extensions AS
+    SELECT extname FROM pg_extension WHERE extname = 'jsonb_plpython3u';
+CREATE EXTENSION IF NOT EXISTS jsonb_plpython3u;
+INSERT INTO gstjobs.installed_extensions (name)
+    SELECT 'jsonb_plpython3u' WHERE NOT EXISTS (SELECT FROM gstjobs_preexisting_extensions);
+DROP TABLE gstjobs_preexisting_extensions;

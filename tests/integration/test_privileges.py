@@ -48,6 +48,7 @@ TABLES: dict[str, dict[str, str]] = {
 BODY = "gstjobs_runner gstjobs_operator"
 # function -> roles that may execute it
 FUNCTIONS: dict[str, str] = {
+    "gstjobs.add_counts(jsonb,jsonb)": BODY,
     "gstjobs.cron_problem(text)": "gstjobs_operator",
     "gstjobs.compute_event_deadlines(bigint,bigint)": "",
     "gstjobs.deadline_dates(gstjobs.deadline_rules,litigation.case_events)": "",

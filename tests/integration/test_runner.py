@@ -221,3 +221,13 @@ def test_pg_cron_runs_the_jobs_by_themselves(cron_db: str) -> None:
             "SELECT rolsuper FROM pg_roles WHERE rolname = 'gstjobs_runner'"
         ).fetchone()
         assert runner == (False,)
+
+
+def test_counts_of_a_runs_batches_are_added_up(conn: psycopg.Connection[tuple]) -> None:
+    """Numbers are summed; anything else (a flag, a list) is the last batch's."""
+    row = conn.execute(
+        "SELECT gstjobs.add_counts(gstjobs.add_counts('{}',"
+        """ '{"runs": 2, "healthy": true, "ratio": 0.5}'),"""
+        """ '{"runs": 3, "due.email": 1, "healthy": false, "ratio": 0.25}')"""
+    ).fetchone()
+    assert row == ({"runs": 5, "healthy": False, "ratio": 0.75, "due.email": 1},)

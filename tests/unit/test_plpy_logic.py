@@ -1,6 +1,5 @@
 """The pure logic of plpy/ modules, run with a fake plpy (the real one is proven in integration/)."""
 
-import json
 import types
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -50,31 +49,40 @@ def test_timestamps_from_the_server_parse(health: Any) -> None:
 
 
 class FakePlpy:
-    """Just enough of plpy for the runner: a body answering from a script of batches."""
+    """Just enough of plpy for the runner: a body answering from a script of batches, and
+    the adding up (gstjobs.add_counts, tested in integration/) recording what it was given."""
 
     class SPIError(Exception):
         spidata = (None, None, None)
 
-    def __init__(self, batches: list[dict[str, Any]]) -> None:
-        self.batches: Iterator[dict[str, Any]] = iter(batches)
+    def __init__(self, batches: list[tuple[str, bool]]) -> None:
+        self.batches: Iterator[tuple[str, bool]] = iter(batches)
         self.commits = 0
+        self.added: list[list[Any]] = []
 
     def prepare(self, query: str, types: list[str]) -> str:
         return query
 
     def execute(self, plan: str, args: list[Any]) -> list[dict[str, Any]]:
-        return [{"counts": json.dumps(next(self.batches))}]
+        if "add_counts" in plan:
+            self.added.append(args)
+            return [{"total": f"total after {len(self.added)}"}]
+        counts, more = next(self.batches)
+        return [{"counts": counts, "more": more}]
 
     def commit(self) -> None:
         self.commits += 1
 
 
 def test_batches_are_added_up_and_committed_between() -> None:
-    fake = FakePlpy(
-        [{"runs": 2, "more": True, "healthy": True}, {"runs": 2, "more": True}, {"runs": 1}]
-    )
+    fake = FakePlpy([('{"runs": 2}', True), ('{"runs": 2}', True), ('{"runs": 1}', False)])
     runner = load_plpy_module("runner", fake)
-    assert runner.run_batches("body", []) == {"runs": 5, "healthy": True}
+    assert runner.run_batches("batch", []) == "total after 3"
+    assert fake.added == [
+        ["{}", '{"runs": 2}'],
+        ["total after 1", '{"runs": 2}'],
+        ["total after 2", '{"runs": 1}'],
+    ]
     assert fake.commits == 2
 
 
