@@ -20,9 +20,9 @@ import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 
-# json, smtplib, ssl, email and urllib are imported where a message is built or sent: pg_cron runs
-# this job every minute in a new session, most runs have nothing to send, and importing them
-# cost such a run ~25 ms, half its time (docs/BENCHMARKS.md).
+# json, smtplib, ssl, email and urllib are imported where a message is built or sent: pg_cron
+# runs this job every minute in a new session, most runs have nothing to send, and importing
+# them cost such a run ~25 ms, half its time (docs/BENCHMARKS.md).
 
 CLAIM = """
 SELECT n.id, n.tenant_id, n.kind, n.channel, n.recipient, n.subject, n.body,
