@@ -15,12 +15,13 @@ WOULD_NOTIFY = """
 SELECT $2::jsonb || jsonb_build_object('would_notify', coalesce(
            (SELECT jsonb_agg(n) FROM gstjobs.run_notifications($1) AS n), '[]')) AS counts
 """
-# one batch of the body: its counts and whether it has more to do
+# one batch of the body: the run's counts so far ($5) with this batch's added, and whether
+# the body has more to do
 BATCH = """
-SELECT counts - 'more' AS counts, coalesce((counts ->> 'more')::boolean, false) AS more
+SELECT gstjobs.add_counts($5::jsonb, counts - 'more') AS total,
+       coalesce((counts ->> 'more')::boolean, false) AS more
 FROM {body}($1, $2, $3, $4) AS counts
 """
-ADD = "SELECT gstjobs.add_counts($1::jsonb, $2::jsonb) AS total"
 FINISH = "SELECT gstjobs.run_finish($1, $2, $3::jsonb, $4)"
 
 
@@ -51,7 +52,7 @@ def run_job(job, as_of, tenant_id, dry_run, reason, wait):
     finish = plan("finish", FINISH, ["bigint", "text", "text", "text"])
     args = [run_id, started["run_as_of"], tenant_id, dry_run]
     try:
-        batch = plan("batch:" + body_name, BATCH.format(body=body_name), JOB_ARG_TYPES)
+        batch = plan("batch:" + body_name, BATCH.format(body=body_name), [*JOB_ARG_TYPES, "text"])
         counts = run_and_roll_back(batch, args) if dry_run else run_batches(batch, args)
     except plpy.SPIError as error:
         # The failed statement was rolled back by PL/Python's implicit subtransaction.
@@ -70,11 +71,10 @@ def run_batches(batch, args):
     A body that works in bounded batches returns {"more": true, ...} while work remains; the
     counts of all its batches are added up. Returns the total as jsonb text.
     """
-    add = plan("add", ADD, ["text", "text"])
     total = "{}"
     while True:
-        row = plpy.execute(batch, args)[0]
-        total = plpy.execute(add, [total, row["counts"]])[0]["total"]
+        row = plpy.execute(batch, [*args, total])[0]
+        total = row["total"]
         if not row["more"]:
             return total
         plpy.commit()
@@ -87,7 +87,7 @@ def run_and_roll_back(batch, args):
     result = {}
     try:
         with plpy.subtransaction():
-            counts = plpy.execute(batch, args)[0]["counts"]
+            counts = plpy.execute(batch, [*args, "{}"])[0]["total"]
             result["counts"] = plpy.execute(would, [args[0], counts])[0]["counts"]
             raise DryRunRollback()
     except DryRunRollback:

@@ -1,4 +1,5 @@
-"""Indexes for the hot paths: the outbox claim without a sort, the firm's partners by firm.
+"""Indexes for the hot paths (the outbox claim, run_id of the tables that point at a run, the
+firm's partners, dead letters) and jsonb_plpython3u, through which job bodies return counts.
 
 Revision ID: 0003
 Revises: 0002

@@ -49,8 +49,8 @@ def test_timestamps_from_the_server_parse(health: Any) -> None:
 
 
 class FakePlpy:
-    """Just enough of plpy for the runner: a body answering from a script of batches, and
-    the adding up (gstjobs.add_counts, tested in integration/) recording what it was given."""
+    """Just enough of plpy for the runner: a body answering from a script of batches, each
+    adding its counts (gstjobs.add_counts, tested in integration/) to the total it was given."""
 
     class SPIError(Exception):
         spidata = (None, None, None)
@@ -64,11 +64,9 @@ class FakePlpy:
         return query
 
     def execute(self, plan: str, args: list[Any]) -> list[dict[str, Any]]:
-        if "add_counts" in plan:
-            self.added.append(args)
-            return [{"total": f"total after {len(self.added)}"}]
         counts, more = next(self.batches)
-        return [{"counts": counts, "more": more}]
+        self.added.append([args[-1], counts])
+        return [{"total": f"total after {len(self.added)}", "more": more}]
 
     def commit(self) -> None:
         self.commits += 1
