@@ -194,11 +194,16 @@ def sla_case(as_of: datetime) -> Case:
     return Case("sla-check", as_of, forget, detected)
 
 
+SLA_EVERY_MINUTE = "sla-check (1 min)"
+
+
 def cases(base: datetime) -> dict[str, Case]:
     slots = "DELETE FROM gstjobs.notifications WHERE id > %(mark)s; DELETE FROM gstjobs.slots WHERE job = '{}';"
     return {
-        # after the backlog run at base: the tasks breaching in the next 10 minutes (steady state)
+        # after the backlog run at base: the tasks breaching in the next 10 minutes (about 1,000
+        # at L, the most issue 6 calls steady state), and in the next minute, the job's schedule
         "sla-check": sla_case(base + timedelta(minutes=10)),
+        SLA_EVERY_MINUTE: sla_case(base + timedelta(minutes=1)),
         "hearing-reminders": Case(
             "hearing-reminders",
             base,
@@ -487,7 +492,7 @@ def main() -> None:
             version = conn.execute("SHOW server_version").fetchone()
             results["machine"]["postgresql"] = version[0] if version else None
         for job, case in cases(base).items():
-            if args.only and args.only != job:
+            if args.only and args.only != case.job:
                 continue
             entry["jobs"][job] = measure(case, args.repeat)
             print(
@@ -552,10 +557,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     ms * 100 <= REPLACED_REPORTED[job] * 1000,
                 )
         if size_name == "l":
-            sla = entry["jobs"].get("sla-check")
-            if sla:
-                ms = sla["ways"]["job"]["median_ms"]
-                check("l sla-check steady state <= 50 ms", ms, ms <= 50)
+            for job, label in (
+                (SLA_EVERY_MINUTE, "run every minute, as scheduled"),
+                ("sla-check", "10 minutes of new breaches in one run"),
+            ):
+                sla = entry["jobs"].get(job)
+                if sla:
+                    ms = sla["ways"]["job"]["median_ms"]
+                    tasks = sla["ways"]["job"]["effects"].split(":")[2]
+                    check(
+                        f"l sla-check steady state <= 50 ms: {label} ({tasks} tasks)", ms, ms <= 50
+                    )
             analytics = entry["jobs"].get("analytics-snapshot")
             if analytics:
                 ms = analytics["ways"]["job"]["median_ms"]

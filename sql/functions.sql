@@ -301,7 +301,7 @@ COMMENT ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, b
 
 -- The jobs' bodies: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb, their counts, which
 -- they return as a Python dict through jsonb_plpython3u's transform: no json module to import
--- in a new session (health-check, once a day, reads and writes JSON itself).
+-- in a new session (the transform also carries health-check's report in and out).
 CREATE FUNCTION gstjobs.job_sla_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ sla_check.sla_check(run_id, as_of, tenant_id, dry_run) $plpy$;
@@ -319,7 +319,7 @@ CREATE FUNCTION gstjobs.job_analytics_snapshot(run_id bigint, as_of timestamptz,
 AS $plpy$ local_jobs.analytics_snapshot(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 CREATE FUNCTION gstjobs.job_health_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ health_check.health_check(run_id, as_of, tenant_id, dry_run) $plpy$;
 
 CREATE FUNCTION gstjobs.job_purge_history(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)

@@ -139,6 +139,47 @@ def test_problems_are_reported_with_advice_and_alerted_once(
     stuck.close()
 
 
+def test_ticks_are_counted_per_job_from_when_it_was_scheduled(
+    watched: psycopg.Connection[Any],
+) -> None:
+    """pg_cron's runs of each job, read in one pass over cron.job_run_details: only those since
+    the job was scheduled (at most 24 h back) count against what its schedule called for."""
+    conn = watched
+    since = {"sla-check": timedelta(hours=2), "heartbeat": timedelta(minutes=30)}
+    for job, back in since.items():
+        conn.execute(
+            "UPDATE gstjobs.jobs SET scheduled_since = now() - %s WHERE name = %s", (back, job)
+        )
+    # sla-check (every minute): 50 runs in its two hours, 7 more before it was scheduled;
+    # heartbeat (every minute): 12 runs in its half hour
+    for job, count, first in (("sla-check", 50, 100), ("sla-check", 7, 150), ("heartbeat", 12, 20)):
+        conn.execute(
+            "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command,"
+            " status, start_time, end_time)"
+            " SELECT j.jobid, 1, current_database(), j.username, j.command, 'succeeded', at, at"
+            " FROM cron.job AS j, generate_series(0, %s - 1) AS g,"
+            " LATERAL (SELECT now() - (%s - g) * interval '1 minute' AS at) AS t"
+            " WHERE j.jobname = %s",
+            (count, first, job),
+        )
+    _, _, details = health(conn)
+    ran = {
+        p["subject"]: p["message"].split(" ran ")[1].split(" times")[0]
+        for p in details
+        if p["code"] == "missed-ticks"
+    }
+    assert ran["sla-check"].startswith("50 of the ") and int(ran["sla-check"][10:]) >= 115
+    assert ran["heartbeat"].startswith("12 of the ") and int(ran["heartbeat"][10:]) >= 26
+    report = conn.execute(
+        "SELECT report FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert report is not None
+    counted = {j["job"]: j.get("ticks") for j in report[0]["jobs"]}
+    assert counted["sla-check"] == 50 and counted["heartbeat"] == 12
+    # a job with no run at all in its window is counted as 0, not left out
+    assert counted["dispatch-notifications"] == 0
+
+
 def test_health_check_slot_is_seven_in_the_operations_zone(
     watched: psycopg.Connection[Any],
 ) -> None:
