@@ -16,8 +16,10 @@ BEGIN ATOMIC
             finished_at = clock_timestamp(),
             error = format('the backend running it (pid %s) ended before the run finished', r.backend_pid)
         WHERE r.status = 'running'
+          -- the backend by its pid (pg_stat_activity without its joins: this runs at the
+          -- start of every run, in the new session pg_cron starts)
           AND NOT EXISTS (
-              SELECT FROM pg_stat_activity AS a
+              SELECT FROM pg_stat_get_activity(r.backend_pid) AS a
               WHERE a.pid = r.backend_pid
                 AND a.backend_start IS NOT DISTINCT FROM r.backend_start)
         RETURNING 1)
@@ -52,6 +54,7 @@ AS $$
 DECLARE
     registered gstjobs.jobs;
     run_trigger text;
+    this_backend_start timestamptz;
     job_key bigint;
 BEGIN
     registered := gstjobs.job(run_start.job);
@@ -73,9 +76,9 @@ BEGIN
     PERFORM gstjobs.mark_crashed_runs();
 
     -- pg_cron runs a job in a background worker of type 'pg_cron'; everything else is by hand.
-    SELECT CASE WHEN a.backend_type = 'pg_cron' THEN 'cron' ELSE 'manual' END
-    INTO run_trigger
-    FROM pg_stat_activity AS a WHERE a.pid = pg_backend_pid();
+    SELECT CASE WHEN a.backend_type = 'pg_cron' THEN 'cron' ELSE 'manual' END, a.backend_start
+    INTO run_trigger, this_backend_start
+    FROM pg_stat_get_activity(pg_backend_pid()) AS a;
 
     -- One run of a job at a time: a run over all tenants holds the job's lock exclusively, a
     -- one-tenant run holds it shared plus the (job, tenant) lock, so runs over distinct tenants
@@ -112,8 +115,7 @@ BEGIN
            CASE WHEN acquired THEN 'running' ELSE 'skipped' END,
            CASE WHEN acquired THEN NULL ELSE clock_timestamp() END,
            CASE WHEN acquired THEN NULL ELSE 'another run of this job was in progress' END,
-           (SELECT a.backend_start FROM pg_stat_activity AS a WHERE a.pid = pg_backend_pid()),
-           d.jobid, d.runid
+           this_backend_start, d.jobid, d.runid
     FROM (SELECT) AS one
     LEFT JOIN LATERAL (
         -- pg_cron added this run's row as it started the run, moments ago, and it starts at

@@ -139,11 +139,12 @@ def test_problems_are_reported_with_advice_and_alerted_once(
     stuck.close()
 
 
-def test_ticks_are_counted_per_job_from_when_it_was_scheduled(
+def test_ticks_and_failures_are_counted_per_job(
     watched: psycopg.Connection[Any],
 ) -> None:
     """pg_cron's runs of each job, read in one pass over cron.job_run_details: only those since
-    the job was scheduled (at most 24 h back) count against what its schedule called for."""
+    the job was scheduled (at most 24 h back) count against what its schedule called for; its
+    failures are the ledger's and those pg_cron alone saw."""
     conn = watched
     since = {"sla-check": timedelta(hours=2), "heartbeat": timedelta(minutes=30)}
     for job, back in since.items():
@@ -162,22 +163,78 @@ def test_ticks_are_counted_per_job_from_when_it_was_scheduled(
             " WHERE j.jobname = %s",
             (count, first, job),
         )
+    # failures: a run pg_cron could not start (no ledger row), and a ledger failure pg_cron
+    # also saw, told in pg_cron's words
+    conn.execute(
+        "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status,"
+        " return_message, start_time, end_time)"
+        " SELECT jobid, 1, current_database(), username, command, 'failed', %s, now() - interval '5 minutes', now()"
+        " FROM cron.job WHERE jobname = 'sla-check'",
+        ("could not start background process; more details may be available in the server log",),
+    )
+    conn.execute(
+        "WITH tick AS (INSERT INTO cron.job_run_details (jobid, job_pid, database, username,"
+        " command, status, return_message, start_time, end_time)"
+        " SELECT jobid, 1, current_database(), username, command, 'failed', 'server restarted',"
+        " now() - interval '7 minutes', now() FROM cron.job WHERE jobname = 'heartbeat'"
+        " RETURNING jobid, runid, start_time)"
+        " INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, finished_at, error,"
+        " cron_jobid, cron_runid) SELECT 'heartbeat', 'cron', start_time, 'crashed', start_time,"
+        " now(), 'the backend ended', jobid, runid FROM tick"
+    )
     _, _, details = health(conn)
+    failed = {p["subject"]: p["message"] for p in details if p["code"] == "failed-runs"}
+    assert failed == {
+        "sla-check": "sla-check failed 1 time(s) in 24 h; last: could not start background"
+        " process; more details may be available in the server log",
+        "heartbeat": "heartbeat failed 1 time(s) in 24 h; last: server restarted",
+    }
     ran = {
         p["subject"]: p["message"].split(" ran ")[1].split(" times")[0]
         for p in details
         if p["code"] == "missed-ticks"
     }
-    assert ran["sla-check"].startswith("50 of the ") and int(ran["sla-check"][10:]) >= 115
-    assert ran["heartbeat"].startswith("12 of the ") and int(ran["heartbeat"][10:]) >= 26
+    # the failed runs were started too: 51 and 13
+    assert ran["sla-check"].startswith("51 of the ") and int(ran["sla-check"][10:]) >= 115
+    assert ran["heartbeat"].startswith("13 of the ") and int(ran["heartbeat"][10:]) >= 26
     report = conn.execute(
         "SELECT report FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1"
     ).fetchone()
     assert report is not None
     counted = {j["job"]: j.get("ticks") for j in report[0]["jobs"]}
-    assert counted["sla-check"] == 50 and counted["heartbeat"] == 12
+    assert counted["sla-check"] == 51 and counted["heartbeat"] == 13
     # a job with no run at all in its window is counted as 0, not left out
     assert counted["dispatch-notifications"] == 0
+
+
+def test_a_run_much_slower_than_its_median_is_reported(watched: psycopg.Connection[Any]) -> None:
+    """The last successful run against the median of the 20 before it; dry runs, skipped and
+    failed runs, and older runs do not count."""
+    conn = watched
+
+    def add_run(
+        job: str, hours_ago: float, seconds: float, status: str = "succeeded", dry: bool = False
+    ) -> None:
+        conn.execute(
+            "INSERT INTO gstjobs.runs (job, trigger, as_of, status, dry_run, started_at, finished_at)"
+            " SELECT %s, 'cron', at, %s, %s, at, at + %s * interval '1 second'"
+            " FROM (SELECT now() - %s * interval '1 hour' AS at) AS t",
+            (job, status, dry, seconds, hours_ago),
+        )
+
+    for job, last in (("hearing-reminders", 30.0), ("deadline-alerts", 5.0)):
+        add_run(job, 200, 1000.0)  # older than the 21 newest: not in the median
+        for hour in range(40, 20, -1):
+            add_run(job, hour, 2.0)
+        add_run(job, 3, last)
+        # newer, and not counted: a dry run, a skipped run, a failed run
+        add_run(job, 2, 500.0, dry=True)
+        add_run(job, 1.5, 0.0, status="skipped")
+        add_run(job, 1, 400.0, status="failed")
+    _, _, details = health(conn)
+    slow = {p["subject"]: p["message"] for p in details if p["code"] == "slow-run"}
+    # 30 s is more than 3 times the median 2 s; 5 s is not
+    assert slow == {"hearing-reminders": "hearing-reminders took 30.0 s, its median is 2.0 s"}
 
 
 def test_health_check_slot_is_seven_in_the_operations_zone(
