@@ -1,5 +1,7 @@
 """Loading sql/ and rendering plpy/ bodies, without a server."""
 
+import types
+
 import pytest
 from gstjobs.db import describe_target, mask_dsn
 from gstjobs.resources import named_queries, plpy_source, render, render_plpy_body
@@ -20,7 +22,8 @@ def test_rendered_body_compiles_and_calls_the_entry_point_once_per_session() -> 
     namespace: dict[str, object] = {}
     exec("def body(error):\n" + "\n".join("    " + line for line in body.splitlines()), namespace)
     fake_sd: dict[str, object] = {}
-    namespace.update(SD=fake_sd, GD={}, plpy=object())
+    # the server's plpy is a module, and the body makes its own module of the same type
+    namespace.update(SD=fake_sd, GD={}, plpy=types.ModuleType("plpy"))
 
     class FakeSPIError(Exception):
         spidata = (None, "the detail", None)
