@@ -133,6 +133,12 @@ def digest(conn: psycopg.Connection[Any], mark: int, extra: str = "SELECT ''") -
     return str(row[0])
 
 
+def effects_counts(measured: dict[str, Any]) -> tuple[int, int]:
+    """(notifications, the job's own state count) of a way's digest, as digest() writes it."""
+    notified, _, state = measured["ways"]["job"]["effects"].split(":")
+    return int(notified), int(state)
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """A backend's memory after a run: VmHWM (peak resident, the shared buffers it touched
     included) and RssAnon (its own heap: PostgreSQL's memory contexts are freed after a
@@ -483,10 +489,9 @@ def growth(repeat: int, scale: float) -> dict[str, Any]:
         entry["hearing-reminders"] = measure(
             cases(base)["hearing-reminders"], repeat, ("job", "limit")
         )
-        # the digest is "notifications:md5:tasks detected" (sla) or ":slots" (reminders)
-        notified, _, detected = entry["sla-check"]["ways"]["job"]["effects"].split(":")
-        entry["sla-check"]["tasks_detected"] = int(detected)
-        entry["sla-check"]["notifications"] = int(notified)
+        notified, detected = effects_counts(entry["sla-check"])
+        entry["sla-check"]["tasks_detected"] = detected
+        entry["sla-check"]["notifications"] = notified
         print(
             f"  sla-check {entry['sla-check']['ways']['job']['median_ms']} ms"
             f" ({detected} tasks, {notified} notifications),"
@@ -607,7 +612,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 sla = entry["jobs"].get(job)
                 if sla:
                     ms = sla["ways"]["job"]["median_ms"]
-                    tasks = sla["ways"]["job"]["effects"].split(":")[2]
+                    tasks = effects_counts(sla)[1]
                     check(
                         f"l sla-check steady state <= 50 ms: {label} ({tasks} newly detected)",
                         ms,

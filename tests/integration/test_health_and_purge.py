@@ -1,5 +1,6 @@
 """health-check reports and alerts once per problem; purge-history keeps what it must."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,6 +140,25 @@ def test_problems_are_reported_with_advice_and_alerted_once(
     stuck.close()
 
 
+def add_ticks(
+    conn: psycopg.Connection[Any],
+    job: str,
+    minutes_ago: Iterable[int],
+    status: str = "succeeded",
+    message: str | None = None,
+) -> list[tuple[int, int, datetime]]:
+    """pg_cron's record of runs of a job started so many minutes ago: (jobid, runid, start)."""
+    return conn.execute(
+        "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status,"
+        " return_message, start_time, end_time)"
+        " SELECT j.jobid, 1, current_database(), j.username, j.command, %s, %s, at, at"
+        " FROM cron.job AS j, unnest(%s::integer[]) AS m,"
+        " LATERAL (SELECT now() - m * interval '1 minute' AS at) AS t"
+        " WHERE j.jobname = %s RETURNING jobid, runid, start_time",
+        (status, message, list(minutes_ago), job),
+    ).fetchall()
+
+
 def test_ticks_and_failures_are_counted_per_job(
     watched: psycopg.Connection[Any],
 ) -> None:
@@ -153,34 +173,24 @@ def test_ticks_and_failures_are_counted_per_job(
         )
     # sla-check (every minute): 50 runs in its two hours, 7 more before it was scheduled;
     # heartbeat (every minute): 12 runs in its half hour
-    for job, count, first in (("sla-check", 50, 100), ("sla-check", 7, 150), ("heartbeat", 12, 20)):
-        conn.execute(
-            "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command,"
-            " status, start_time, end_time)"
-            " SELECT j.jobid, 1, current_database(), j.username, j.command, 'succeeded', at, at"
-            " FROM cron.job AS j, generate_series(0, %s - 1) AS g,"
-            " LATERAL (SELECT now() - (%s - g) * interval '1 minute' AS at) AS t"
-            " WHERE j.jobname = %s",
-            (count, first, job),
-        )
+    add_ticks(conn, "sla-check", range(100, 50, -1))
+    add_ticks(conn, "sla-check", range(150, 143, -1))
+    add_ticks(conn, "heartbeat", range(20, 8, -1))
     # failures: a run pg_cron could not start (no ledger row), and a ledger failure pg_cron
     # also saw, told in pg_cron's words
-    conn.execute(
-        "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command, status,"
-        " return_message, start_time, end_time)"
-        " SELECT jobid, 1, current_database(), username, command, 'failed', %s, now() - interval '5 minutes', now()"
-        " FROM cron.job WHERE jobname = 'sla-check'",
-        ("could not start background process; more details may be available in the server log",),
+    add_ticks(
+        conn,
+        "sla-check",
+        [5],
+        "failed",
+        "could not start background process; more details may be available in the server log",
     )
+    [(jobid, runid, started)] = add_ticks(conn, "heartbeat", [7], "failed", "server restarted")
     conn.execute(
-        "WITH tick AS (INSERT INTO cron.job_run_details (jobid, job_pid, database, username,"
-        " command, status, return_message, start_time, end_time)"
-        " SELECT jobid, 1, current_database(), username, command, 'failed', 'server restarted',"
-        " now() - interval '7 minutes', now() FROM cron.job WHERE jobname = 'heartbeat'"
-        " RETURNING jobid, runid, start_time)"
-        " INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, finished_at, error,"
-        " cron_jobid, cron_runid) SELECT 'heartbeat', 'cron', start_time, 'crashed', start_time,"
-        " now(), 'the backend ended', jobid, runid FROM tick"
+        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, finished_at, error,"
+        " cron_jobid, cron_runid) VALUES ('heartbeat', 'cron', %s, 'crashed', %s, now(),"
+        " 'the backend ended', %s, %s)",
+        (started, started, jobid, runid),
     )
     _, _, details = health(conn)
     failed = {p["subject"]: p["message"] for p in details if p["code"] == "failed-runs"}
