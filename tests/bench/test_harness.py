@@ -55,6 +55,13 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
         assert measured["same_effects"], job
         ways = {"job", "limit", "replaced", "replaced_1tx"} if job in compared else {"job"}
         assert set(measured["ways"]) == ways, job
+        if job in compared:
+            # the replaced client sends a statement per notification, after fetching candidates
+            # (counted: the computed network lower bound multiplies this)
+            notified = int(measured["ways"]["replaced"]["effects"].split(":")[0])
+            for way in ("replaced", "replaced_1tx"):
+                assert measured["ways"][way]["statements"] > notified, (job, way)
+            assert measured["replaced_net_over_job"] > measured["replaced_over_job"], job
     assert jobs["health-check"]["ways"]["job"]["effects"].endswith(":1")  # one report
     for run in results["sizes"]["tiny"]["dispatch"]:
         assert run["sent"] == run["received"] == run["messages"]
