@@ -247,6 +247,26 @@ def test_a_run_much_slower_than_its_median_is_reported(watched: psycopg.Connecti
     assert slow == {"hearing-reminders": "hearing-reminders took 30.0 s, its median is 2.0 s"}
 
 
+def test_outbox_counts_stop_at_the_cap(watched: psycopg.Connection[Any]) -> None:
+    """A backed-up outbox is counted up to 10,000 (not read whole); a small one exactly."""
+    watched.execute(
+        "INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, subject, body,"
+        " dedupe_key, next_attempt_at) SELECT 1, 'sla-breach', 'email', 'a@b.in', 's', 'b',"
+        " 'due:' || g, now() - interval '1 hour' FROM generate_series(1, 10001) AS g"
+    )
+    for key in ("d1", "d2"):
+        add_notification(watched, key, "dead", attempts=8)
+    _, _, details = health(watched)
+    messages = {p["code"]: p["message"] for p in details}
+    assert messages["outbox-backlog"].startswith("more than 10000 notification(s) due for more")
+    assert messages["dead-letters"] == "2 notification(s) gave up after their last attempt"
+    # one under the cap is counted exactly
+    watched.execute("DELETE FROM gstjobs.notifications WHERE dedupe_key = 'due:1'")
+    _, _, details = health(watched)
+    backlog = next(p for p in details if p["code"] == "outbox-backlog")
+    assert backlog["message"].startswith("10000 notification(s) due for more than")
+
+
 def test_health_check_slot_is_seven_in_the_operations_zone(
     watched: psycopg.Connection[Any],
 ) -> None:
