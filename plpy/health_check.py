@@ -189,28 +189,42 @@ def cron_problem(schedule):
     return None
 
 
-def matches(parsed, moment):
-    minutes, hours, days, months, weekdays, dom_restricted, dow_restricted = parsed
-    if moment.minute not in minutes or moment.hour not in hours or moment.month not in months:
+def hour_matches(parsed, hour):
+    """Whether a schedule fires at some minute of this hour: its hour, month and day fields."""
+    _, hours, days, months, weekdays, dom_restricted, dow_restricted = parsed
+    if hour.hour not in hours or hour.month not in months:
         return False
-    day_ok = moment.day in days
-    weekday_ok = (moment.isoweekday() % 7) in weekdays
+    day_ok = hour.day in days
+    weekday_ok = (hour.isoweekday() % 7) in weekdays
     # cron's rule: when both day fields are restricted, either may match
     if dom_restricted and dow_restricted:
         return day_ok or weekday_ok
     return day_ok and weekday_ok
 
 
+def minutes_to(hour, moment):
+    """The first whole minute of an hour at or after moment: 0 before the hour, 60 after it."""
+    whole = -(-(moment - hour) // timedelta(minutes=1))  # rounded up
+    return min(max(whole, 0), 60)
+
+
 def expected_ticks(schedule, start, end):
-    """How many times a schedule (in UTC, as pg_cron reads it) fires in [start, end)."""
+    """How many times a schedule (in UTC, as pg_cron reads it) fires in [start, end).
+
+    Hour by hour, counting the schedule's minutes that fall in the window: 25 steps for a day,
+    not 1,440 (the minute by minute loop took ~15 ms of every report).
+    """
     parsed = parse_cron(schedule)
-    moment = start.replace(second=0, microsecond=0)
-    if moment < start:
-        moment += timedelta(minutes=1)
+    hour = start.replace(minute=0, second=0, microsecond=0)
     count = 0
-    while moment < end:
-        count += matches(parsed, moment)
-        moment += timedelta(minutes=1)
+    while hour < end:
+        if hour_matches(parsed, hour):
+            first, last = minutes_to(hour, start), minutes_to(hour, end)
+            if first == 0 and last == 60:
+                count += len(parsed[0])
+            else:
+                count += sum(1 for minute in parsed[0] if first <= minute < last)
+        hour += timedelta(hours=1)
     return count
 
 

@@ -2,7 +2,7 @@
 
 import types
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -35,6 +35,39 @@ def utc(text: str) -> datetime:
 )
 def test_expected_ticks(health: Any, schedule: str, start: str, end: str, ticks: int) -> None:
     assert health.expected_ticks(schedule, utc(start), utc(end)) == ticks
+
+
+@pytest.mark.parametrize(
+    "schedule", ["* * * * *", "*/15 * * * *", "30 21 * * *", "5,35 8-9 * * 1-5", "0 0 1 * 1"]
+)
+def test_expected_ticks_agree_with_every_minute_checked(health: Any, schedule: str) -> None:
+    """Counted hour by hour, the same as checking each minute of the window against the cron
+    fields, for windows that start and end anywhere in a minute or an hour."""
+    minutes, hours, days, months, weekdays, dom_restricted, dow_restricted = health.parse_cron(
+        schedule
+    )
+
+    def fires(moment: datetime) -> bool:
+        day, weekday = moment.day in days, moment.isoweekday() % 7 in weekdays
+        both = dom_restricted and dow_restricted
+        return (
+            moment.minute in minutes
+            and moment.hour in hours
+            and moment.month in months
+            and ((day or weekday) if both else (day and weekday))
+        )
+
+    origin = utc("2026-11-30 07:00")
+    for start_offset, length in [(0, 1440), (1, 1438), (0.5, 61), (59.5, 3000), (7.25, 0.5)]:
+        start = origin + timedelta(minutes=start_offset)
+        end = start + timedelta(minutes=length)
+        moment = start.replace(second=0, microsecond=0)
+        moment += timedelta(minutes=1) if moment < start else timedelta(0)
+        brute = 0
+        while moment < end:
+            brute += fires(moment)
+            moment += timedelta(minutes=1)
+        assert health.expected_ticks(schedule, start, end) == brute, (start, end)
 
 
 @pytest.mark.parametrize("schedule", ["*/15 * * * * *", "61 * * * *", "", "@hourly", "0 25 * * *"])
