@@ -1,5 +1,7 @@
-"""A fresh gstjobs database on a bench cluster: dropped, created and migrated to head."""
+"""A fresh gstjobs database on a bench cluster (dropped, created and migrated to head), and a
+free loopback port for the servers the benchmarks start beside it."""
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +23,11 @@ def recreate(admin_dsn: str, name: str, dsn: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing uses right now. Not a fixed one: a fixed port in
+    the ephemeral range can be any client connection's local port at that moment."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -363,7 +363,7 @@ def dispatch_throughput(count: int, batch: int) -> dict[str, Any]:
             Counter.received += 1
             return "250 OK"
 
-    port = PORT + 1000
+    port = database.free_port()
     controller = Controller(Counter(), hostname="127.0.0.1", port=port)
     controller.start()
     try:

@@ -328,7 +328,7 @@ def main() -> None:
             received.append(found.group(1).decode().strip() if found else "?")
             return "250 OK"
 
-    smtp_port = PORT + 1000
+    smtp_port = database.free_port()
     stop = threading.Event()
     sink = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
     sink.start()

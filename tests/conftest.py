@@ -16,7 +16,6 @@ stays connected to that database, which forbids using it as a template. So the s
 import contextlib
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -83,13 +82,6 @@ def fingerprint() -> str:
         for path in sorted(ROOT.glob(pattern)):
             digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
     return digest.hexdigest()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def admin() -> psycopg.Connection[tuple]:

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from tests.conftest import free_port
+from bench.database import free_port
 from tests.integration.conftest import FIRM
 
 TOKEN = "EAAG-test-token-9f8e7d6c5b4a"

@@ -8,7 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import PORT, ROOT, free_port
+from bench.database import free_port
+from tests.conftest import PORT, ROOT
 
 
 def cluster_sh(*args: str, port: int) -> subprocess.CompletedProcess[str]:
