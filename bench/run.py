@@ -10,8 +10,8 @@ shared generator, and for each job measures, from the same starting state each t
   replaced  a psycopg client fetching rows and inserting notifications one at a time, each
             statement its own transaction, as the old edge functions' PostgREST requests were
   replaced_1tx  the same client in one transaction (the most favourable case for it)
-  replaced_net  computed: replaced plus NETWORK_RTT_MS for each statement it sent, the least a
-            network between it and the database adds (loopback here is ~0.05 ms a round trip)
+  replaced_net  computed: replaced plus NETWORK_RTT_MS (1 ms) for each statement it sent, as a
+            network between it and the database would add (loopback: ~0.05 ms a round trip)
 health-check is measured as the job only, against the replaced system's own time.
 The effects of all ways are compared (a digest of the notifications and state they leave),
 not assumed. Medians of --repeat runs; results go to bench/results.json (see docs/BENCHMARKS.md).

@@ -74,9 +74,9 @@ WHERE d.median_seconds IS NOT NULL
 """
 
 # two counts, each through its partial index (notifications_claim_idx, notifications_dead_idx),
-# not a read of the months of sent notifications the outbox keeps
-# Counted up to COUNT_CAP + 1 each: a backed-up outbox is when the report matters most, and
-# counting all of it (65 ms for 450,000 due messages at L) would slow health-check as it grows.
+# not a read of the months of sent notifications the outbox keeps; each stops at COUNT_CAP + 1:
+# a backed-up outbox is when the report matters most, and counting all of it (~60 ms for
+# 450,000 due messages) would slow health-check as the backlog grows
 COUNT_CAP = 10_000
 OUTBOX = """
 SELECT (SELECT count(*) FROM (SELECT FROM gstjobs.notifications
