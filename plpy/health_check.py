@@ -220,10 +220,7 @@ def expected_ticks(schedule, start, end):
     while hour < end:
         if hour_matches(parsed, hour):
             first, last = minutes_to(hour, start), minutes_to(hour, end)
-            if first == 0 and last == 60:
-                count += len(parsed[0])
-            else:
-                count += sum(1 for minute in parsed[0] if first <= minute < last)
+            count += sum(1 for minute in parsed[0] if first <= minute < last)
         hour += timedelta(hours=1)
     return count
 
