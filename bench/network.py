@@ -47,10 +47,16 @@ class DelayProxy:
     ) -> None:
         self.stopping = True
         self.thread.join()
-        for sock in [self.listener, *self.partner]:
-            sock.close()
 
     def relay(self) -> None:
+        try:
+            self.loop()
+        finally:
+            # on an error too: closed sockets make the bench's clients fail, not wait forever
+            for sock in [self.listener, *self.partner]:
+                sock.close()
+
+    def loop(self) -> None:
         while not self.stopping:
             wait = 0.1
             if self.pending:
@@ -68,7 +74,11 @@ class DelayProxy:
 
     def accept(self) -> None:
         client, _ = self.listener.accept()
-        server = socket.create_connection(("127.0.0.1", self.target_port))
+        try:
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            client.close()  # the database is down: the client sees its connection closed
+            return
         for sock in (client, server):
             # each chunk goes out as it comes due, not held back to fill a segment
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
