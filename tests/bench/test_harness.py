@@ -81,4 +81,17 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
     for entry in growth.values():
         assert entry["sla-check"]["same_effects"] and entry["hearing-reminders"]["same_effects"]
     assert "target" in result.stdout and "same effects" in result.stdout
+    # the plans of the hot statements, as BENCHMARKS.md shows them for L
+    plans = subprocess.run(
+        [sys.executable, str(ROOT / "bench/plans.py"), "--size", "tiny"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plans.returncode == 0, plans.stderr[-3000:]
+    titles = [line for line in plans.stdout.splitlines() if line.startswith("#### ")]
+    assert len(titles) == plans.stdout.count("Execution Time:") == 9, plans.stdout[-3000:]
+    for job in ("sla-check", "hearing-reminders", "deadline-alerts", "analytics-snapshot"):
+        assert any(title.startswith(f"#### {job}") for title in titles), job
     subprocess.run([str(ROOT / "scripts/cluster.sh"), "stop", "bench-test"], env=env, check=True)
