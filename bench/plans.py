@@ -10,6 +10,7 @@ shows the output for L.
 """
 
 import argparse
+import contextlib
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,12 +75,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(bench.BENCH_SIZES), default="l")
     args = parser.parse_args()
-    bench.setup(bench.BENCH_SIZES[args.size], history_days={"l": 90, "tiny": 2}.get(args.size, 0))
+    # the set-up's progress goes to stderr: stdout is the Markdown
+    with contextlib.redirect_stdout(sys.stderr):
+        size = bench.BENCH_SIZES[args.size]
+        bench.setup(size, history_days={"l": 90, "tiny": 2}.get(args.size, 0))
     base = bench.anchor()
     bench.backlog(base)
     with psycopg.connect(bench.DSN, autocommit=True) as conn:
         for title, sql, params in statements(base):
-            print(f"#### {title}\n\n```\n{explain(conn, sql, params)}\n```\n")
+            print(f"## {title}\n\n```\n{explain(conn, sql, params)}\n```\n")
 
 
 if __name__ == "__main__":

@@ -90,8 +90,8 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
         timeout=300,
     )
     assert plans.returncode == 0, plans.stderr[-3000:]
-    titles = [line for line in plans.stdout.splitlines() if line.startswith("#### ")]
+    titles = [line for line in plans.stdout.splitlines() if line.startswith("## ")]
     assert len(titles) == plans.stdout.count("Execution Time:") == 9, plans.stdout[-3000:]
     for job in ("sla-check", "hearing-reminders", "deadline-alerts", "analytics-snapshot"):
-        assert any(title.startswith(f"#### {job}") for title in titles), job
+        assert any(title.startswith(f"## {job}") for title in titles), job
     subprocess.run([str(ROOT / "scripts/cluster.sh"), "stop", "bench-test"], env=env, check=True)
