@@ -10,9 +10,10 @@ shared generator, and for each job measures, from the same starting state each t
   replaced  a psycopg client fetching rows and inserting notifications one at a time, each
             statement its own transaction, as the old edge functions' PostgREST requests were
   replaced_1tx  the same client in one transaction (the most favourable case for it)
-  replaced_net  the same client, a statement per transaction, through a proxy that adds
-            NETWORK_RTT_MS (0.5 ms) to each round trip, as the network between the old edge
-            functions and the database did (loopback alone: ~0.1 ms a round trip)
+  replaced_net  the same client, a statement per transaction, through a proxy on loopback
+            that delays each round trip by NETWORK_RTT_MS (0.5 ms; ~0.75 ms as measured before
+            the runs), as the network between the old edge functions and the database did
+            (loopback alone: ~0.05 ms a round trip)
 health-check is measured as the job only, against the replaced system's own time.
 The effects of all ways are compared (a digest of the notifications and state they leave),
 not assumed. Medians of --repeat runs; results go to bench/results.json (see docs/BENCHMARKS.md).
