@@ -76,11 +76,13 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(bench.BENCH_SIZES), default="l")
     args = parser.parse_args()
     # the set-up's progress goes to stderr: stdout is the Markdown
+    history_days = bench.HISTORY_DAYS.get(args.size, 0)
     with contextlib.redirect_stdout(sys.stderr):
-        size = bench.BENCH_SIZES[args.size]
-        bench.setup(size, history_days={"l": 90, "tiny": 2}.get(args.size, 0))
+        bench.setup(bench.BENCH_SIZES[args.size], history_days=history_days)
     base = bench.anchor()
     bench.backlog(base)
+    if history_days:
+        bench.snapshot_history(base)
     with psycopg.connect(bench.DSN, autocommit=True) as conn:
         for title, sql, params in statements(base):
             print(f"## {title}\n\n```\n{explain(conn, sql, params)}\n```\n")

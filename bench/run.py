@@ -109,6 +109,48 @@ FROM details AS d JOIN cron.job AS c USING (jobid)
 """
 
 
+# 90 days of analytics snapshots, as a network in production keeps them (analytics-snapshot
+# reads each firm's trailing 28 days for anomalies): the firms' own figures of the measured day,
+# each earlier day within 10% of them, so no figure is an anomaly (3 standard deviations).
+# Dated before the measured runs (computed_at), which is how each way's own are told apart.
+SNAPSHOT_HISTORY = """
+INSERT INTO gstjobs.analytics_snapshots
+    (tenant_id, local_date, open_cases_by_stage, demand_in_dispute, hearings_next_7_days,
+     open_tasks, overdue_tasks, sla_compliance, deadlines_missed, computed_at)
+SELECT s.tenant_id, s.local_date - back, s.open_cases_by_stage, round(s.demand_in_dispute * f, 2),
+       round(s.hearings_next_7_days * f), round(s.open_tasks * f), round(s.overdue_tasks * f),
+       least(round(s.sla_compliance * f, 4), 1), round(s.deadlines_missed * f),
+       %(as_of)s::timestamptz - back * interval '1 day'
+FROM gstjobs.analytics_snapshots AS s
+CROSS JOIN generate_series(1, %(days)s) AS back
+CROSS JOIN LATERAL (
+    SELECT 0.9 + (abs(hashtext(s.tenant_id || ':' || back)) %% 201) / 1000.0 AS f) AS noise
+"""
+SNAPSHOT_DAYS = 90
+
+# Days of run history by size: L is a network in production, with 90 days of it (and of
+# snapshots); tiny has some, for the harness's test; seed is the replaced system's own load
+# test, on a fresh install.
+HISTORY_DAYS = {"l": 90, "tiny": 2}
+
+
+def snapshot_history(base: datetime) -> int:
+    """analytics-snapshot's history: its run at the measured moment, copied to the days before,
+    then that run's own snapshots and slots removed (each measured way writes them again).
+    Returns the number of snapshots in the history."""
+    as_of = cases(base)["analytics-snapshot"].as_of
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute("CALL gstjobs.run_job('analytics-snapshot', as_of => %s)", (as_of,))
+        written = conn.execute(
+            SNAPSHOT_HISTORY.encode(), {"as_of": as_of, "days": SNAPSHOT_DAYS}
+        ).rowcount
+        conn.execute("DELETE FROM gstjobs.analytics_snapshots WHERE computed_at > %s", (as_of,))
+        conn.execute("DELETE FROM gstjobs.slots WHERE job = 'analytics-snapshot'")
+        conn.execute("VACUUM ANALYZE gstjobs.analytics_snapshots")
+        conn.execute("CHECKPOINT")
+    return written
+
+
 def setup(size: Size, history_days: int = 0) -> None:
     env = {**os.environ, "GSTJOBS_PORT": str(PORT), "GSTJOBS_CRON_DB": DB}
     subprocess.run(
@@ -269,6 +311,7 @@ SLA_EVERY_MINUTE = "sla-check (1 min)"
 
 
 def cases(base: datetime) -> dict[str, Case]:
+    analytics_at = base + timedelta(hours=15, minutes=45)  # 23:50 in India
     slots = "DELETE FROM gstjobs.notifications WHERE id > %(mark)s; DELETE FROM gstjobs.slots WHERE job = '{}';"
     return {
         # after the backlog run at base: the tasks breaching in the next 10 minutes (about 1,000
@@ -290,11 +333,14 @@ def cases(base: datetime) -> dict[str, Case]:
         ),
         "analytics-snapshot": Case(
             "analytics-snapshot",
-            base + timedelta(hours=15, minutes=45),  # 23:50 in India
-            slots.format("analytics-snapshot") + " DELETE FROM gstjobs.analytics_snapshots;",
+            analytics_at,
+            # the snapshots a way wrote: computed now, where the history's are dated before
+            slots.format("analytics-snapshot")
+            + " DELETE FROM gstjobs.analytics_snapshots WHERE computed_at > %(as_of)s;",
             "SELECT md5(string_agg(row(tenant_id, local_date, open_cases_by_stage, demand_in_dispute,"
             " hearings_next_7_days, open_tasks, overdue_tasks, sla_compliance, deadlines_missed,"
-            " anomalies)::text, '|' ORDER BY tenant_id)) FROM gstjobs.analytics_snapshots",
+            " anomalies)::text, '|' ORDER BY tenant_id, local_date))"
+            f" FROM gstjobs.analytics_snapshots WHERE computed_at > '{analytics_at.isoformat()}'",
         ),
         # a manual run: it reports whatever the time (a scheduled one waits for 07:00)
         "health-check": Case(
@@ -594,11 +640,12 @@ def run_size(size_name: str, args: argparse.Namespace, proxy_port: int) -> dict[
     """Set up one size and measure what args ask for at it."""
     size = BENCH_SIZES[size_name]
     print(f"size {size_name}: {size}", flush=True)
-    # L is a network in production, with its 90 days of run history (tiny: 2 days, for the
-    # harness's test); seed is the replaced system's own load test, on a fresh install
-    setup(size, history_days={"l": 90, "tiny": 2}.get(size_name, 0))
+    history_days = HISTORY_DAYS.get(size_name, 0)
+    setup(size, history_days=history_days)
     base = anchor()
     entry: dict[str, Any] = {"size": size.__dict__, "backlog": backlog(base), "jobs": {}}
+    if history_days:
+        entry["snapshot_history"] = snapshot_history(base)
     # what a round trip costs, direct and through the proxy: the delay actually added
     net_dsn = f"postgresql://postgres@127.0.0.1:{proxy_port}/{DB}"
     entry["network"] = {

@@ -157,7 +157,12 @@ METRICS = (
     "sla_compliance",
     "deadlines_missed",
 )
-METRIC_ARRAY = "ARRAY[" + ", ".join(f"'{name}'" for name in METRICS) + "]"
+
+
+def metric_rows(alias):
+    """A VALUES list of (metric, value) for each metric of a snapshot-shaped row."""
+    return "VALUES " + ", ".join(f"('{name}', {alias}.{name}::numeric)" for name in METRICS)
+
 
 # Figures as of the slot's own moment (due_at), whenever the run happens: a late run writes
 # what the firm looked like at the end of that day, as far as current rows allow.
@@ -206,22 +211,26 @@ figures AS (
     FROM work AS w JOIN cases AS c USING (tenant_id) JOIN tasks AS t USING (tenant_id)
 ),
 anomalies AS (
-    -- a figure beyond 3 standard deviations of the firm's trailing 28 days (7 days at least)
+    -- a figure beyond 3 standard deviations of the firm's trailing 28 days (7 days at least);
+    -- the 28 snapshots are read once per firm, all metrics in one pass (not once per metric,
+    -- nor each through to_jsonb: 2.3 s of the run at L with the history kept)
     SELECT f.tenant_id,
-           jsonb_agg(jsonb_build_object('metric', metric, 'value', now_value,
-                                        'mean', round(mean, 2), 'stddev', round(sd, 2))
-                     ORDER BY metric) AS list
+           jsonb_agg(jsonb_build_object('metric', today.metric, 'value', today.value,
+                                        'mean', round(history.mean, 2),
+                                        'stddev', round(history.sd, 2))
+                     ORDER BY today.metric) AS list
     FROM figures AS f
-    CROSS JOIN LATERAL unnest({METRIC_ARRAY}) AS metric
-    CROSS JOIN LATERAL (SELECT (to_jsonb(f) ->> metric)::numeric AS now_value) AS current
     CROSS JOIN LATERAL (
-        SELECT avg(v) AS mean, stddev_samp(v) AS sd, count(v) AS days
+        SELECT past.metric, avg(past.value) AS mean, stddev_samp(past.value) AS sd,
+               count(past.value) AS days
         FROM gstjobs.analytics_snapshots AS s
-        CROSS JOIN LATERAL (SELECT (to_jsonb(s) ->> metric)::numeric AS v) AS past
+        CROSS JOIN LATERAL ({metric_rows('s')}) AS past (metric, value)
         WHERE s.tenant_id = f.tenant_id
           AND s.local_date >= f.local_date - 28 AND s.local_date < f.local_date
+        GROUP BY past.metric
     ) AS history
-    WHERE history.days >= 7 AND history.sd > 0 AND abs(now_value - history.mean) > 3 * history.sd
+    JOIN LATERAL ({metric_rows('f')}) AS today (metric, value) ON today.metric = history.metric
+    WHERE history.days >= 7 AND history.sd > 0 AND abs(today.value - history.mean) > 3 * history.sd
     GROUP BY f.tenant_id
 ),
 saved AS (

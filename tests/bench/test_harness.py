@@ -69,6 +69,9 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
             over_network = measured["ways"]["replaced_net"]
             assert over_network["median_ms"] >= over_network["statements"] * added_ms, job
     assert jobs["health-check"]["ways"]["job"]["effects"].endswith(":1")  # one report
+    # analytics-snapshot measured with its trailing days kept: 90 days of every firm's snapshot
+    history = results["sizes"]["tiny"]["snapshot_history"]
+    assert history > 0 and history % 90 == 0
     for run in results["sizes"]["tiny"]["dispatch"]:
         assert run["sent"] == run["received"] == run["messages"]
     purge = results["sizes"]["tiny"]["purge"]
