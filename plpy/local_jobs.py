@@ -224,12 +224,12 @@ anomalies AS (
         SELECT past.metric, avg(past.value) AS mean, stddev_samp(past.value) AS sd,
                count(past.value) AS days
         FROM gstjobs.analytics_snapshots AS s
-        CROSS JOIN LATERAL ({metric_rows('s')}) AS past (metric, value)
+        CROSS JOIN LATERAL ({metric_rows("s")}) AS past (metric, value)
         WHERE s.tenant_id = f.tenant_id
           AND s.local_date >= f.local_date - 28 AND s.local_date < f.local_date
         GROUP BY past.metric
     ) AS history
-    JOIN LATERAL ({metric_rows('f')}) AS today (metric, value) ON today.metric = history.metric
+    JOIN LATERAL ({metric_rows("f")}) AS today (metric, value) ON today.metric = history.metric
     WHERE history.days >= 7 AND history.sd > 0 AND abs(today.value - history.mean) > 3 * history.sd
     GROUP BY f.tenant_id
 ),
