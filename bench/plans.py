@@ -54,7 +54,7 @@ def statements(base: datetime) -> list[tuple[str, str, tuple[Any, ...]]]:
     now = cases["health-check"].as_of
     found.append(
         (
-            "health-check, the jobs and their runs (90 days of history)",
+            "health-check, the jobs and their runs",
             health_check.JOBS,
             (now - timedelta(hours=24), now - timedelta(minutes=2), now),
         )
