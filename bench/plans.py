@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/plans.py [--size l|seed|tiny] > plans.md
 
-Sets up the bench cluster's database as make bench does (the generator, the run history, the
-backlog run), then runs each statement under EXPLAIN (ANALYZE, BUFFERS) at the moment the
+Sets up the bench cluster's database as make bench does (bench.run.prepare: the generator, the
+run and snapshot history, the backlog run), then runs each statement under EXPLAIN (ANALYZE, BUFFERS) at the moment the
 bench replays, in a transaction that is rolled back, planned as the jobs plan them
 (join_collapse_limit = 1) and with the limit's parameters (no run id). docs/BENCHMARKS.md
 shows the output for L.
@@ -76,13 +76,8 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(bench.BENCH_SIZES), default="l")
     args = parser.parse_args()
     # the set-up's progress goes to stderr: stdout is the Markdown
-    history_days = bench.HISTORY_DAYS.get(args.size, 0)
     with contextlib.redirect_stdout(sys.stderr):
-        bench.setup(bench.BENCH_SIZES[args.size], history_days=history_days)
-    base = bench.anchor()
-    bench.backlog(base)
-    if history_days:
-        bench.snapshot_history(base)
+        base, _ = bench.prepare(args.size)
     with psycopg.connect(bench.DSN, autocommit=True) as conn:
         for title, sql, params in statements(base):
             print(f"## {title}\n\n```\n{explain(conn, sql, params)}\n```\n")

@@ -371,7 +371,7 @@ def measure(
                 # the job commits itself; the replaced client, like PostgREST, commits every
                 # statement; the limit and replaced_1tx commit once at the end
                 autocommit = way in ("job", "replaced", "replaced_net")
-                dsn = net_dsn if way == "replaced_net" and net_dsn else DSN
+                dsn = (net_dsn if way == "replaced_net" else None) or DSN
                 with CountingConnection.connect(
                     dsn, autocommit=autocommit, cursor_factory=CountingCursor
                 ) as conn:
@@ -636,16 +636,24 @@ def main() -> None:
     print_table(results)
 
 
-def run_size(size_name: str, args: argparse.Namespace, proxy_port: int) -> dict[str, Any]:
-    """Set up one size and measure what args ask for at it."""
+def prepare(size_name: str) -> tuple[datetime, dict[str, Any]]:
+    """The bench's database at a size, as every measurement starts from it: generated, with
+    its history, after the backlog run. Returns the data's 'now' and what was set up."""
     size = BENCH_SIZES[size_name]
-    print(f"size {size_name}: {size}", flush=True)
     history_days = HISTORY_DAYS.get(size_name, 0)
     setup(size, history_days=history_days)
     base = anchor()
-    entry: dict[str, Any] = {"size": size.__dict__, "backlog": backlog(base), "jobs": {}}
+    entry: dict[str, Any] = {"size": size.__dict__, "backlog": backlog(base)}
     if history_days:
         entry["snapshot_history"] = snapshot_history(base)
+    return base, entry
+
+
+def run_size(size_name: str, args: argparse.Namespace, proxy_port: int) -> dict[str, Any]:
+    """Set up one size and measure what args ask for at it."""
+    print(f"size {size_name}: {BENCH_SIZES[size_name]}", flush=True)
+    base, entry = prepare(size_name)
+    entry["jobs"] = {}
     # what a round trip costs, direct and through the proxy: the delay actually added
     net_dsn = f"postgresql://postgres@127.0.0.1:{proxy_port}/{DB}"
     entry["network"] = {
