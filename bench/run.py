@@ -403,6 +403,42 @@ def measure(
     return result
 
 
+def fixed_cost(base: datetime, repeat: int) -> dict[str, float]:
+    """What every run pays before its work, each timed as the jobs are (in a new session, after
+    connecting), median of `repeat`: a statement, Python's start, a run whose body is one
+    statement (heartbeat), and a run of dispatch-notifications with nothing due (pg_cron's
+    every minute, most minutes)."""
+    # nothing is due a day before the data's 'now': the run claims nothing and sends nothing
+    idle = base - timedelta(days=1)
+    statements = {
+        "select_1_ms": ("SELECT 1", ()),
+        "python_start_ms": ("DO LANGUAGE plpython3u 'pass'", ()),
+        "heartbeat_ms": ("CALL gstjobs.run_job('heartbeat')", ()),
+        "dispatch_idle_ms": (
+            "CALL gstjobs.run_job('dispatch-notifications', as_of => %s)",
+            (idle,),
+        ),
+    }
+    found: dict[str, float] = {}
+    for name, (statement, params) in statements.items():
+        times = []
+        for _ in range(repeat):
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                started = time.perf_counter()
+                conn.execute(statement, params)
+                times.append(time.perf_counter() - started)
+        found[name] = round(statistics.median(times) * 1000, 2)
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        runs = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded' AND"
+            " (counts ->> 'sent')::int + (counts ->> 'retried')::int + (counts ->> 'dead')::int = 0)"
+            " FROM gstjobs.runs WHERE job = 'dispatch-notifications' AND as_of = %s",
+            (idle,),
+        ).fetchone()
+    assert runs == (repeat, repeat), f"the idle dispatch runs were not all idle: {runs}"
+    return found
+
+
 def round_trip_ms(dsn: str, count: int = 1000) -> float:
     """The time of one round trip to the database (SELECT 1), averaged over count."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -662,6 +698,8 @@ def run_size(size_name: str, args: argparse.Namespace, proxy_port: int) -> dict[
         "proxy_rtt_ms": round_trip_ms(net_dsn),
     }
     print(f"  round trips: {entry['network']}", flush=True)
+    entry["fixed_cost"] = fixed_cost(base, args.repeat)
+    print(f"  fixed cost of a run: {entry['fixed_cost']}", flush=True)
     for job, case in cases(base).items():
         if args.only and args.only != case.job:
             continue
@@ -842,6 +880,20 @@ def print_table(results: dict[str, Any]) -> None:
                 ],
             )
         )
+    fixed = {name: entry["fixed_cost"] for name, entry in results["sizes"].items()}
+    print()
+    print(
+        tabulate(
+            [[name, *costs.values()] for name, costs in fixed.items()],
+            headers=[
+                "fixed cost of a run",
+                "SELECT 1 ms",
+                "Python's start ms",
+                "heartbeat ms",
+                "dispatch, nothing due ms",
+            ],
+        )
+    )
     print()
     print(
         tabulate(

@@ -15,14 +15,10 @@ notification is dead. Settings are read once per run; secrets through gstjobs.se
 only the owner may call, and they appear in no error, log line or ledger row.
 """
 
-import contextlib
-import hashlib
-import random
-from datetime import UTC, datetime, timedelta
-
-# json, smtplib, ssl, email and urllib are imported where a message is built or sent: pg_cron
-# runs this job every minute in a new session, most runs have nothing to send, and importing
-# them cost such a run ~25 ms, half its time (docs/BENCHMARKS.md).
+# Every module is imported where a message is built or sent, none at the top: pg_cron runs
+# this job every minute in a new session and most runs have nothing to send. json, smtplib,
+# ssl, email and urllib cost such a run ~25 ms, half its time; datetime, hashlib, random and
+# contextlib another ~6 ms (docs/BENCHMARKS.md).
 
 CLAIM = """
 SELECT n.id, n.tenant_id, n.kind, n.channel, n.recipient, n.subject, n.body,
@@ -78,11 +74,16 @@ class Refused(Exception):
 
 def backoff(attempts, now):
     """When to try again after the attempts-th failure: 1 min doubling to 1 h, +-20%."""
+    import random
+    from datetime import timedelta
+
     delay = min(60 * 2 ** (attempts - 1), 3600)
     return now + timedelta(seconds=delay * random.uniform(0.8, 1.2))
 
 
 def message_id(dedupe_key, sender):
+    import hashlib
+
     domain = sender.rsplit("@", 1)[-1] or "gstjobs"
     return f"<{hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]}@{domain}>"
 
@@ -193,6 +194,7 @@ class Mailer:
     def close(self):
         if self.connection is None:
             return
+        import contextlib
         import smtplib
 
         with contextlib.suppress(OSError, smtplib.SMTPException):
@@ -260,6 +262,7 @@ def retry_after(header):
     try:
         return max(int(header), 1)
     except ValueError:
+        from datetime import UTC, datetime
         from email.utils import parsedate_to_datetime
 
         try:
@@ -337,6 +340,8 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
 
 def deliver(note, state):
     """Send one notification and record what happened: 'sent', 'retried' or 'dead'."""
+    from datetime import UTC, datetime, timedelta
+
     settings = state["settings"]
     now = datetime.now(UTC)
     attempts = note["attempts"] + 1

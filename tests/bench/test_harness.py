@@ -42,6 +42,12 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
     network = results["sizes"]["tiny"]["network"]
     delay = network["delay_ms"]
     assert delay <= network["proxy_rtt_ms"] < delay + 2, network
+    # a run's fixed cost, each part timed (the bench checked that the dispatch runs were idle):
+    # starting Python in a new session costs more than a statement does
+    fixed = results["sizes"]["tiny"]["fixed_cost"]
+    assert set(fixed) == {"select_1_ms", "python_start_ms", "heartbeat_ms", "dispatch_idle_ms"}
+    assert all(ms > 0 for ms in fixed.values()), fixed
+    assert fixed["python_start_ms"] > fixed["select_1_ms"], fixed
     compared = {
         "sla-check",
         "sla-check (1 min)",

@@ -207,6 +207,15 @@ def test_ticks_and_failures_are_counted_per_job(
     # the failed runs were started too: 51 and 13
     assert ran["sla-check"].startswith("51 of the ") and int(ran["sla-check"][10:]) >= 115
     assert ran["heartbeat"].startswith("13 of the ") and int(ran["heartbeat"][10:]) >= 26
+    # counted since the job was scheduled, said in UTC to the minute
+    scheduled = conn.execute(
+        "SELECT scheduled_since FROM gstjobs.jobs WHERE name = 'heartbeat'"
+    ).fetchone()
+    assert scheduled is not None
+    missed = next(
+        p["message"] for p in details if p["subject"] == "heartbeat" and p["code"] == "missed-ticks"
+    )
+    assert f"since {scheduled[0].astimezone(UTC):%Y-%m-%d %H:%M} UTC: " in missed
     report = conn.execute(
         "SELECT report FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1"
     ).fetchone()
