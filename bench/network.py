@@ -3,14 +3,15 @@ chunk of bytes for half a round trip in each direction before passing it on.
 
 The replaced design reached the database over a network, one request per statement; on
 loopback a round trip costs ~0.05 ms, which flatters it. Through this proxy the bench measures
-it as it ran, with a round trip it states. One thread, one select() loop: select's timeout has
-microsecond resolution (epoll's, and so asyncio's, is a millisecond), and a single thread
-adds no hand-over between threads to each chunk.
+it as it ran, with a round trip it states. One process of its own, one select() loop: select's
+timeout has microsecond resolution (epoll's, and so asyncio's, is a millisecond), a single
+thread adds no hand-over between threads to each chunk, and its own process never waits for
+the bench's client to let go of Python's interpreter lock.
 """
 
+import multiprocessing
 import select
 import socket
-import threading
 import time
 from collections import deque
 from types import TracebackType
@@ -18,7 +19,7 @@ from types import TracebackType
 
 class DelayProxy:
     """Listens on 127.0.0.1 (`port`) and relays each connection to 127.0.0.1:`target_port`,
-    every chunk delivered `rtt_ms` / 2 after it arrived. A context manager: the thread and
+    every chunk delivered `rtt_ms` / 2 after it arrived. A context manager: the process and
     every socket end with it."""
 
     def __init__(self, target_port: int, rtt_ms: float) -> None:
@@ -32,11 +33,14 @@ class DelayProxy:
         # (when due, destination, bytes or None for end of stream); one delay for all, so the
         # queue is in due order and each direction's bytes stay in order
         self.pending: deque[tuple[float, socket.socket, bytes | None]] = deque()
-        self.stopping = False
-        self.thread = threading.Thread(target=self.relay, name="delay-proxy", daemon=True)
+        # forked: the child inherits the listening socket, the parent keeps no copy of it
+        self.process = multiprocessing.get_context("fork").Process(
+            target=self.relay, name="delay-proxy", daemon=True
+        )
 
     def __enter__(self) -> "DelayProxy":
-        self.thread.start()
+        self.process.start()
+        self.listener.close()
         return self
 
     def __exit__(
@@ -45,19 +49,16 @@ class DelayProxy:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.stopping = True
-        self.thread.join()
+        self.process.terminate()
+        self.process.join()
 
     def relay(self) -> None:
-        try:
-            self.loop()
-        finally:
-            # on an error too: closed sockets make the bench's clients fail, not wait forever
-            for sock in [self.listener, *self.partner]:
-                sock.close()
+        # terminate() sends SIGTERM: its default action ends the process, and with it every
+        # socket; on an error too, so the bench's clients fail instead of waiting forever
+        self.loop()
 
     def loop(self) -> None:
-        while not self.stopping:
+        while True:
             wait = 0.1
             if self.pending:
                 wait = max(0.0, self.pending[0][0] - time.monotonic())
