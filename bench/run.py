@@ -257,9 +257,12 @@ class Case:
 
         def limit(c: psycopg.Connection[Any]) -> None:
             bare(c)
+            # a row in the ledger, as the job's run has: what it writes links to it (run_id)
+            run = c.execute(LIMIT_RUN, (job, as_of)).fetchone()
+            assert run is not None
             for name, types, statement, batch in statements:
                 prepared(c, name, types, statement)
-                execute(c, f"EXECUTE {name}(NULL, %s::timestamptz, NULL{batch})", as_of)
+                execute(c, f"EXECUTE {name}(%s, %s::timestamptz, NULL{batch})", run[0], as_of)
             c.commit()
 
         client = {
@@ -279,6 +282,13 @@ class Case:
     def reset(self, conn: psycopg.Connection[Any], mark: int) -> None:
         for statement in filter(str.strip, self.reset_sql.split(";")):
             conn.execute(statement.encode(), {"mark": mark, "as_of": self.as_of})
+
+
+LIMIT_RUN = """
+INSERT INTO gstjobs.runs (job, trigger, reason, as_of, status, finished_at)
+VALUES (%s, 'manual', 'bench: the limit', %s, 'succeeded', clock_timestamp())
+RETURNING id
+"""
 
 
 def bare(conn: psycopg.Connection[Any]) -> None:
