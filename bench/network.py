@@ -33,9 +33,11 @@ class DelayProxy:
         # (when due, destination, bytes or None for end of stream); one delay for all, so the
         # queue is in due order and each direction's bytes stay in order
         self.pending: deque[tuple[float, socket.socket, bytes | None]] = deque()
-        # forked: the child inherits the listening socket, the parent keeps no copy of it
+        # forked: the child inherits the listening socket, the parent keeps no copy of it.
+        # terminate() ends the child, and with it every socket; an error ends it too, so the
+        # bench's clients fail instead of waiting forever.
         self.process = multiprocessing.get_context("fork").Process(
-            target=self.relay, name="delay-proxy", daemon=True
+            target=self.loop, name="delay-proxy", daemon=True
         )
 
     def __enter__(self) -> "DelayProxy":
@@ -51,11 +53,6 @@ class DelayProxy:
     ) -> None:
         self.process.terminate()
         self.process.join()
-
-    def relay(self) -> None:
-        # terminate() sends SIGTERM: its default action ends the process, and with it every
-        # socket; on an error too, so the bench's clients fail instead of waiting forever
-        self.loop()
 
     def loop(self) -> None:
         while True:
