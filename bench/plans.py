@@ -3,10 +3,10 @@
     .venv/bin/python bench/plans.py [--size l|seed|tiny] > plans.md
 
 Sets up the bench cluster's database as make bench does (bench.run.prepare: the generator, the
-run and snapshot history, the backlog run), then runs each statement under EXPLAIN (ANALYZE, BUFFERS) at the moment the
-bench replays, in a transaction that is rolled back, planned as the jobs plan them
-(join_collapse_limit = 1) and with the limit's parameters (no run id). docs/BENCHMARKS.md
-shows the output for L.
+run and snapshot history, the backlog run), then runs each statement under EXPLAIN (ANALYZE,
+BUFFERS) at the moment the bench replays, in a transaction that is rolled back, planned as the
+jobs plan them (join_collapse_limit = 1), with no run id (nothing it writes is kept).
+docs/BENCHMARKS.md shows the output for L.
 """
 
 import argparse
