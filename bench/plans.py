@@ -64,11 +64,8 @@ def statements(base: datetime) -> list[tuple[str, str, tuple[Any, ...]]]:
 
 def explain(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> str:
     """The plan of sql with its $n parameters bound, its effects rolled back."""
-    with conn.transaction(force_rollback=True), psycopg.RawCursor(conn) as cursor:
-        cursor.execute("SET LOCAL join_collapse_limit = 1")
-        cursor.execute("SET LOCAL from_collapse_limit = 1")
-        cursor.execute(("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql).encode(), params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+    rows = bench.explained(conn, "ANALYZE, BUFFERS, COSTS OFF", sql, params)
+    return "\n".join(row[0] for row in rows)
 
 
 def main() -> None:

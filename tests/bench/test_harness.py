@@ -97,6 +97,10 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
     assert detected == {10}, growth
     for entry in growth.values():
         assert entry["sla-check"]["same_effects"] and entry["hearing-reminders"]["same_effects"]
+        # the work counted in buffers: each task marked and each notification inserted (with
+        # its index entries) touches at least one page of its own
+        sla = entry["sla-check"]
+        assert sla["buffers"] > sla["tasks_detected"] + sla["notifications"], sla
     assert "target" in result.stdout and "same effects" in result.stdout
     # the plans of the hot statements, as BENCHMARKS.md shows them for L
     plans = subprocess.run(
