@@ -311,7 +311,8 @@ def explained(
 
 def sla_buffers(as_of: datetime) -> int:
     """The shared buffers sla-check's statements touch at as_of, hit or read: the work itself,
-    which the machine's load does not change as it changes the time a run takes."""
+    which the machine's load does not change as it changes the time a run takes. Counted by
+    the plans' nodes: the foreign-key checks, triggers fired after a plan, are not in it."""
     touched = 0
     with psycopg.connect(DSN, autocommit=True) as conn:
         for _, sql in sla_check.statements():
