@@ -36,7 +36,7 @@ def statements(base: datetime) -> list[tuple[str, str, tuple[Any, ...]]]:
         (
             f"sla-check, {name} (ten minutes of new breaches)",
             sql,
-            (None, cases["sla-check"].as_of, None, 1000),
+            (None, cases["sla-check"].as_of, None, bench.SLA_BATCH),
         )
         for name, sql in bench.sla_check.statements()
     ]

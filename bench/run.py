@@ -71,6 +71,10 @@ REPLACED_REPORTED = {
 }
 
 
+# sla-check's batch (the default of setting sla.batch_size), for the statements run bare
+SLA_BATCH = 1000
+
+
 def anchor() -> datetime:
     """The data's 'now': two days ago, 02:35 UTC (08:05 in India)."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -246,7 +250,7 @@ class Case:
         # the limit: the job's statements as (prepared name, parameter types, text, batch size)
         if job == "sla-check":
             statements = [
-                (f"sla{i}", "bigint, timestamptz, bigint, integer", statement, ", 1000")
+                (f"sla{i}", "bigint, timestamptz, bigint, integer", statement, f", {SLA_BATCH}")
                 for i, (_, statement) in enumerate(sla_check.statements())
             ]
         else:
@@ -317,7 +321,7 @@ def sla_buffers(as_of: datetime) -> int:
     with psycopg.connect(DSN, autocommit=True) as conn:
         for _, sql in sla_check.statements():
             [[[plan]]] = explained(
-                conn, "ANALYZE, BUFFERS, FORMAT JSON", sql, (None, as_of, None, 1000)
+                conn, "ANALYZE, BUFFERS, FORMAT JSON", sql, (None, as_of, None, SLA_BATCH)
             )
             touched += plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
     return touched
