@@ -18,9 +18,9 @@ def one(key, query, types, args):
 JOB_ARG_TYPES = ["bigint", "timestamptz", "bigint", "boolean"]
 
 
-def enter_run(run_id):
-    """Refuse to work outside a run this session started (see gstjobs.run_guard), and plan
-    the job's statements in the order they are written.
+def enter_run(run_id, job):
+    """Refuse to work outside a running run of this job in this session (gstjobs.run_guard),
+    and plan the job's statements in the order they are written.
 
     Each statement starts from the few rows it acts on and joins the rest by primary key, the
     order written. pg_cron starts every run in a new session, so every run plans its
@@ -29,10 +29,10 @@ def enter_run(run_id):
     """
     one(
         "guard",
-        "SELECT gstjobs.run_guard($1), set_config('join_collapse_limit', '1', true),"
+        "SELECT gstjobs.run_guard($1, $2), set_config('join_collapse_limit', '1', true),"
         " set_config('from_collapse_limit', '1', true)",
-        ["bigint"],
-        [run_id],
+        ["bigint", "text"],
+        [run_id, job],
     )
 
 

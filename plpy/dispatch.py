@@ -43,11 +43,19 @@ SET status = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
 WHERE id = $1
 """
 
+# a secret is read only while the endpoint is the one it was set for (else NULL)
 SETTINGS = """
-SELECT key, CASE WHEN kind = 'secret' THEN gstjobs.secret(key) ELSE value END AS value
-FROM gstjobs.configuration
-WHERE key LIKE 'smtp.%' OR key LIKE 'whatsapp.%' OR key LIKE 'dispatch.%'
+SELECT d.key, CASE WHEN d.kind = 'secret' THEN gstjobs.secret(d.key)
+                   ELSE coalesce(s.value, d.default_value) END AS value
+FROM gstjobs.setting_defaults AS d
+LEFT JOIN gstjobs.settings AS s ON s.key = d.key
+WHERE d.key LIKE 'smtp.%' OR d.key LIKE 'whatsapp.%' OR d.key LIKE 'dispatch.%'
 """
+
+# what stands between a channel and delivery (plpy/settings.py), asked once a run, before the
+# first message: a secret set for another endpoint, a credential that would go in clear, a
+# host that resolves to a link-local address
+PROBLEMS = "SELECT email, whatsapp FROM gstjobs.delivery_problems(true)"
 
 DUE = """
 SELECT channel, count(*) AS due FROM gstjobs.notifications
@@ -290,12 +298,20 @@ def run_state(run_id):
             "attempted": dict.fromkeys(CHANNELS, 0),
             "firms": {},
             "down": set(),
+            "problems": None,
         }
     return state
 
 
+def channel_problem(channel, state):
+    """Why this run may not send on channel, or None (asked once a run)."""
+    if state["problems"] is None:
+        state["problems"] = dict(plpy.execute(plan("problems", PROBLEMS, []))[0])
+    return state["problems"][channel]
+
+
 def dispatch(run_id, as_of, tenant_id, dry_run):
-    enter_run(run_id)
+    enter_run(run_id, "dispatch-notifications")
     if dry_run:
         # never contact a server in a dry run: say what is due
         due = plpy.execute(plan("due", DUE, ["timestamptz", "bigint"]), [as_of, tenant_id])
@@ -316,6 +332,14 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
             plan("claim", CLAIM, ["timestamptz", "text", "bigint", "integer", "bigint[]"]),
             [as_of, channel, tenant_id, room, full_firms],
         )
+        problem = notes and channel_problem(channel, state)
+        if problem:
+            # nothing is attempted: the messages wait, and the run fails saying why
+            state["down"].add(channel)
+            counts["error"] = "; ".join(
+                filter(None, (counts.get("error"), f"{channel} not sent: {problem}"))
+            )
+            continue
         # a full batch: there may be more due on this channel
         more = more or len(notes) == room
         for note in notes:

@@ -192,13 +192,36 @@ def parse_cron(schedule):
     return (*sets, fields[2] != "*", fields[4] != "*")
 
 
+# the days each month has in a common year: a schedule must fire every year
+MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+CRON_CHARACTERS = set("0123456789*,/- ")
+
+
 def cron_problem(schedule):
-    """Why a schedule is not valid 5-field cron text, or None when it is."""
+    """Why a schedule is not valid 5-field cron text that fires every year, or None."""
+    schedule = schedule or ""
+    if not set(schedule) <= CRON_CHARACTERS:
+        return "it may hold only digits, *, /, -, commas and single spaces (no tab or line break)"
+    if schedule != schedule.strip(" ") or "  " in schedule:
+        return "its fields are separated by single spaces, with none before or after"
     try:
-        parse_cron(schedule or "")
+        parsed = parse_cron(schedule)
     except ValueError as error:
         return str(error)
-    return None
+    return never_fires(parsed)
+
+
+def never_fires(parsed):
+    """Why a schedule does not fire in every year, or None. When both day fields are
+    restricted either may match (cron's rule), and every month has every weekday."""
+    _, _, days, months, _, dom_restricted, dow_restricted = parsed
+    if not dom_restricted or dow_restricted:
+        return None
+    if any(day <= MONTH_DAYS[month - 1] for month in months for day in days):
+        return None
+    if 2 in months and 29 in days:
+        return "it fires on 29 February only, once in four years"
+    return "it never fires: none of its months has those days"
 
 
 def hour_matches(parsed, hour):
@@ -245,7 +268,7 @@ def problem(code, subject, message, advice):
 
 
 def health_check(run_id, as_of, tenant_id, dry_run):
-    enter_run(run_id)
+    enter_run(run_id, "health-check")
     slot = plpy.execute(plan("slot", SLOT, ["bigint", "timestamptz"]), [run_id, as_of])
     manual = one("trigger", TRIGGER, ["bigint"], [run_id])["trigger"] == "manual"
     if not manual and (len(slot) == 0 or slot[0]["status"] == "missed"):

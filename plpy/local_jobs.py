@@ -278,6 +278,6 @@ def analytics_snapshot(run_id, as_of, tenant_id, dry_run):
 
 
 def run_statement(name, query, run_id, as_of, tenant_id):
-    enter_run(run_id)
+    enter_run(run_id, name)
     row = one(name, query, ["bigint", "timestamptz", "bigint"], [run_id, as_of, tenant_id])
     return dict(row)

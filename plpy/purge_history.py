@@ -65,7 +65,7 @@ SELECT (SELECT count(*) FROM runs) AS runs,
 
 
 def purge_history(run_id, as_of, tenant_id, dry_run):
-    enter_run(run_id)
+    enter_run(run_id, "purge-history")
     row = dict(one("purge", PURGE, ["bigint", "timestamptz"], [run_id, as_of]))
     batch = row.pop("batch")
     row["more"] = any(count >= batch for count in row.values())

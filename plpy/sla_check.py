@@ -103,7 +103,7 @@ def statements():
 
 
 def sla_check(run_id, as_of, tenant_id, dry_run):
-    enter_run(run_id)
+    enter_run(run_id, "sla-check")
     batch_size = int(one("batch", "SELECT gstjobs.setting('sla.batch_size') AS v", [], [])["v"])
     counts = {}
     for name, query in statements():

@@ -10,22 +10,27 @@ CREATE FUNCTION gstjobs.mark_crashed_runs() RETURNS integer
     LANGUAGE sql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
+    -- A run is alive while the backend that started it is still running the statement that
+    -- started it: the same pid, backend start and statement start, and active. A backend that
+    -- died, or whose CALL ended without finishing the run, leaves a run that is over.
     WITH crashed AS (
         UPDATE gstjobs.runs AS r
         SET status = 'crashed',
             finished_at = clock_timestamp(),
-            error = format('the backend running it (pid %s) ended before the run finished', r.backend_pid)
+            error = format('the session running it (pid %s) ended, or its statement did, before the run finished', r.backend_pid)
         WHERE r.status = 'running'
           -- the backend by its pid (pg_stat_activity without its joins: this runs at the
           -- start of every run, in the new session pg_cron starts)
           AND NOT EXISTS (
               SELECT FROM pg_stat_get_activity(r.backend_pid) AS a
               WHERE a.pid = r.backend_pid
-                AND a.backend_start IS NOT DISTINCT FROM r.backend_start)
+                AND a.backend_start IS NOT DISTINCT FROM r.backend_start
+                AND a.query_start IS NOT DISTINCT FROM r.query_start
+                AND a.state = 'active')
         RETURNING 1)
     SELECT count(*)::integer FROM crashed;
 END;
-COMMENT ON FUNCTION gstjobs.mark_crashed_runs() IS 'marks crashed every running run whose backend is gone; returns how many';
+COMMENT ON FUNCTION gstjobs.mark_crashed_runs() IS 'marks crashed every running run whose session is gone or no longer running it; returns how many';
 
 CREATE FUNCTION gstjobs.job(name text) RETURNS gstjobs.jobs
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -45,27 +50,28 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.job(text) IS 'a job of the registry by name, or an error that lists the jobs';
 
-CREATE FUNCTION gstjobs.run_start(
+-- Owner only: called by gstjobs.run_begin, which only gstjobs.run_job's code can call.
+CREATE FUNCTION gstjobs.start_run(
     job text, as_of timestamptz, tenant_id bigint, dry_run boolean, reason text, wait boolean,
-    OUT run_id bigint, OUT acquired boolean, OUT body text, OUT run_as_of timestamptz)
-    LANGUAGE plpgsql SECURITY DEFINER
+    OUT run_id bigint, OUT acquired boolean)
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     registered gstjobs.jobs;
     run_trigger text;
     this_backend_start timestamptz;
-    job_key bigint;
+    this_query_start timestamptz;
 BEGIN
-    registered := gstjobs.job(run_start.job);
-    IF run_start.as_of > clock_timestamp() THEN
-        RAISE EXCEPTION 'as_of % is in the future', run_start.as_of
+    registered := gstjobs.job(start_run.job);
+    IF start_run.as_of > clock_timestamp() THEN
+        RAISE EXCEPTION 'as_of % is in the future', start_run.as_of
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'a job replays a moment that has passed; leave as_of out to mean now';
     END IF;
-    IF run_start.tenant_id IS NOT NULL
-       AND NOT EXISTS (SELECT FROM litigation.tenants AS t WHERE t.id = run_start.tenant_id) THEN
-        RAISE EXCEPTION 'unknown tenant %', run_start.tenant_id
+    IF start_run.tenant_id IS NOT NULL
+       AND NOT EXISTS (SELECT FROM litigation.tenants AS t WHERE t.id = start_run.tenant_id) THEN
+        RAISE EXCEPTION 'unknown tenant %', start_run.tenant_id
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF length(reason) > 1000 THEN
@@ -73,49 +79,37 @@ BEGIN
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
 
+    -- One start of a job at a time: the registry row, which no other role may lock (locking a
+    -- row takes UPDATE privilege). NO KEY UPDATE, so the jobs' own inserts that refer to the
+    -- row (slots, runs) are not held up. The runner commits at once, releasing it.
+    PERFORM FROM gstjobs.jobs AS j WHERE j.name = registered.name FOR NO KEY UPDATE;
     PERFORM gstjobs.mark_crashed_runs();
 
-    -- pg_cron runs a job in a background worker of type 'pg_cron'; everything else is by hand.
-    SELECT CASE WHEN a.backend_type = 'pg_cron' THEN 'cron' ELSE 'manual' END, a.backend_start
-    INTO run_trigger, this_backend_start
-    FROM pg_stat_get_activity(pg_backend_pid()) AS a;
-
-    -- One run of a job at a time: a run over all tenants holds the job's lock exclusively, a
-    -- one-tenant run holds it shared plus the (job, tenant) lock, so runs over distinct tenants
-    -- go side by side. Session locks: they outlive the commits inside the run.
-    job_key := hashtextextended('gstjobs.job:' || registered.name, 0);
-    IF wait THEN
-        -- by hand, --wait: queue behind the run in progress instead of skipping
-        IF run_start.tenant_id IS NULL THEN
-            PERFORM pg_advisory_lock(job_key);
-        ELSE
-            PERFORM pg_advisory_lock_shared(job_key);
-            PERFORM pg_advisory_lock(
-                hashtextextended('gstjobs.job:' || registered.name || ':' || run_start.tenant_id, 0));
-        END IF;
-        acquired := true;
-    ELSIF run_start.tenant_id IS NULL THEN
-        acquired := pg_try_advisory_lock(job_key);
-    ELSE
-        acquired := pg_try_advisory_lock_shared(job_key);
-        IF acquired THEN
-            acquired := pg_try_advisory_lock(
-                hashtextextended('gstjobs.job:' || registered.name || ':' || run_start.tenant_id, 0));
-            IF NOT acquired THEN
-                PERFORM pg_advisory_unlock_shared(job_key);
-            END IF;
-        END IF;
+    -- The guard: the running runs of the job, all of them alive now. A run over all tenants
+    -- excludes every other run of the job; one-tenant runs exclude the same tenant only.
+    acquired := NOT EXISTS (
+        SELECT FROM gstjobs.runs AS r
+        WHERE r.job = registered.name AND r.status = 'running'
+          AND (start_run.tenant_id IS NULL OR r.tenant_id IS NULL OR r.tenant_id = start_run.tenant_id));
+    IF NOT acquired AND wait THEN
+        RETURN;  -- by hand, --wait: the runner asks again shortly, recording nothing meanwhile
     END IF;
 
-    run_as_of := coalesce(run_start.as_of, now());
+    -- pg_cron runs a job in a background worker of type 'pg_cron'; everything else is by hand.
+    SELECT CASE WHEN a.backend_type = 'pg_cron' THEN 'cron' ELSE 'manual' END, a.backend_start,
+           a.query_start
+    INTO run_trigger, this_backend_start, this_query_start
+    FROM pg_stat_get_activity(pg_backend_pid()) AS a;
+
     INSERT INTO gstjobs.runs AS r (job, tenant_id, trigger, reason, as_of, dry_run, status,
-                                   finished_at, error, backend_start, cron_jobid, cron_runid)
-    SELECT registered.name, run_start.tenant_id, run_trigger, run_start.reason, run_as_of,
-           run_start.dry_run,
+                                   finished_at, error, backend_start, query_start, cron_jobid,
+                                   cron_runid)
+    SELECT registered.name, start_run.tenant_id, run_trigger, start_run.reason,
+           coalesce(start_run.as_of, now()), start_run.dry_run,
            CASE WHEN acquired THEN 'running' ELSE 'skipped' END,
            CASE WHEN acquired THEN NULL ELSE clock_timestamp() END,
            CASE WHEN acquired THEN NULL ELSE 'another run of this job was in progress' END,
-           this_backend_start, d.jobid, d.runid
+           this_backend_start, this_query_start, d.jobid, d.runid
     FROM (SELECT) AS one
     LEFT JOIN LATERAL (
         -- pg_cron added this run's row as it started the run, moments ago, and it starts at
@@ -128,47 +122,18 @@ BEGIN
           AND d.status IN ('starting', 'running')
         ORDER BY d.runid DESC LIMIT 1) AS d ON true
     RETURNING r.id INTO run_id;
-    body := registered.body::text;
     IF run_trigger = 'manual' THEN
         INSERT INTO gstjobs.audit_log (action, job, details, reason)
         VALUES ('run', registered.name,
-                jsonb_build_object('run_id', run_id, 'as_of', run_start.as_of,
-                                   'tenant_id', run_start.tenant_id, 'dry_run', run_start.dry_run,
+                jsonb_build_object('run_id', run_id, 'as_of', start_run.as_of,
+                                   'tenant_id', start_run.tenant_id, 'dry_run', start_run.dry_run,
                                    'wait', wait, 'acquired', acquired),
-                run_start.reason);
+                start_run.reason);
     END IF;
 END
 $$;
-COMMENT ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text, boolean) IS
-    'validates a run request, takes the job''s lock and records the run (running, or skipped)';
-
-CREATE FUNCTION gstjobs.run_finish(run_id bigint, status text, counts jsonb, error text)
-    RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    finished gstjobs.runs;
-BEGIN
-    UPDATE gstjobs.runs AS r
-    SET status = run_finish.status, counts = coalesce(run_finish.counts, '{}'),
-        error = run_finish.error, finished_at = clock_timestamp()
-    WHERE r.id = run_finish.run_id AND r.status = 'running' AND r.backend_pid = pg_backend_pid()
-    RETURNING * INTO finished;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'run % is not running in this session', run_id
-            USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
-    IF finished.tenant_id IS NULL THEN
-        PERFORM pg_advisory_unlock(hashtextextended('gstjobs.job:' || finished.job, 0));
-    ELSE
-        PERFORM pg_advisory_unlock(
-            hashtextextended('gstjobs.job:' || finished.job || ':' || finished.tenant_id, 0));
-        PERFORM pg_advisory_unlock_shared(hashtextextended('gstjobs.job:' || finished.job, 0));
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION gstjobs.run_finish(bigint, text, jsonb, text) IS 'records a run''s outcome and releases its lock';
+COMMENT ON FUNCTION gstjobs.start_run(text, timestamptz, bigint, boolean, text, boolean) IS
+    'validates a run request, takes the job''s guard and records the run (running, or skipped)';
 
 -- A run's counts over its batches: numbers are added up, anything else is the last batch's.
 CREATE FUNCTION gstjobs.add_counts(total jsonb, batch jsonb) RETURNS jsonb
@@ -183,17 +148,17 @@ RETURN total || coalesce((
 COMMENT ON FUNCTION gstjobs.add_counts(jsonb, jsonb) IS
     'adds a batch''s counts to a run''s: numbers are summed, anything else is the batch''s';
 
-CREATE FUNCTION gstjobs.run_guard(run_id bigint) RETURNS void
+CREATE FUNCTION gstjobs.run_guard(run_id bigint, job text) RETURNS void
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- A job's body works only inside a run this session started through gstjobs.run_job,
-    -- so no effect ever happens outside the ledger.
+    -- Only gstjobs.run_batch calls a job's body (no other role may execute one); this checks
+    -- again that the body works for a run of its own job that this session is running.
     IF NOT EXISTS (SELECT FROM gstjobs.runs AS r
-                   WHERE r.id = run_guard.run_id AND r.status = 'running'
-                     AND r.backend_pid = pg_backend_pid()) THEN
-        RAISE EXCEPTION 'run % is not running in this session', run_id
+                   WHERE r.id = run_guard.run_id AND r.job = run_guard.job
+                     AND r.status = 'running' AND r.backend_pid = pg_backend_pid()) THEN
+        RAISE EXCEPTION 'run % is not a running % run of this session', run_id, job
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'run a job with CALL gstjobs.run_job(''<job>'')';
     END IF;
@@ -281,7 +246,7 @@ CREATE FUNCTION gstjobs.job_heartbeat(run_id bigint, as_of timestamptz, tenant_i
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     -- Proves pg_cron reaches the toolkit: the run's own ledger row is the record of the beat.
-    SELECT gstjobs.run_guard(run_id);
+    SELECT gstjobs.run_guard(run_id, 'heartbeat');
     SELECT jsonb_build_object('lag_ms', round(extract(epoch FROM clock_timestamp() - as_of) * 1000)::bigint);
 END;
 
@@ -291,15 +256,37 @@ RESET ROLE;
 -- plpython3u is untrusted: only a superuser may create its functions. They are created here
 -- by the migrating superuser and handed to gstjobs_owner, which can run but not rewrite them.
 
+-- The one door into a run. It runs with its caller's rights (a procedure that commits may not
+-- be SECURITY DEFINER): runner (pg_cron) or operator. Its two privileged steps are the
+-- SECURITY DEFINER functions below, which refuse to work unless this procedure's own code is
+-- running in the session (a mark in PL/Python's GD, which SQL cannot reach and only gstjobs's
+-- functions, created by a superuser, can set): calling them directly does nothing.
 CREATE PROCEDURE gstjobs.run_job(
     job text, as_of timestamptz DEFAULT NULL, tenant_id bigint DEFAULT NULL,
     dry_run boolean DEFAULT false, reason text DEFAULT NULL, wait boolean DEFAULT false,
     INOUT run_id bigint DEFAULT NULL)
     LANGUAGE plpython3u
-    -- no SET clause: a procedure with one may not commit; every name inside is qualified
+    -- no SET clause: a procedure with one may not commit; every name and type inside is
+    -- qualified, so the caller's search_path and temporary objects are never consulted
 AS $plpy$ runner.run_job(job, as_of, tenant_id, dry_run, reason, wait) $plpy$;
 COMMENT ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, boolean, bigint) IS
     'runs a toolkit job now, as pg_cron does: CALL gstjobs.run_job(''sla-check''); returns its run_id';
+
+-- Executable by the runner and operators, for gstjobs.run_job; works only inside it.
+CREATE FUNCTION gstjobs.run_begin(
+    job text, as_of timestamptz, tenant_id bigint, dry_run boolean, reason text, wait boolean,
+    OUT run_id bigint, OUT acquired boolean)
+    LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ runner.begin(job, as_of, tenant_id, dry_run, reason, wait) $plpy$;
+COMMENT ON FUNCTION gstjobs.run_begin(text, timestamptz, bigint, boolean, text, boolean) IS
+    'step 1 of gstjobs.run_job: gstjobs.start_run (validate, take the guard, record); refused outside run_job';
+
+-- Executable by the runner and operators, for gstjobs.run_job; works only inside it.
+CREATE FUNCTION gstjobs.run_batch(run_id bigint) RETURNS boolean
+    LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $plpy$ runner.batch(run_id) $plpy$;
+COMMENT ON FUNCTION gstjobs.run_batch(bigint) IS
+    'step 2 of gstjobs.run_job: one batch of the run''s own body, with the ledger''s as_of, tenant and dry run; records the outcome when done; refused outside run_job';
 
 -- The jobs' bodies: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb, their counts, which
 -- they return as a Python dict through jsonb_plpython3u's transform: no json module to import
@@ -349,12 +336,13 @@ $$;
 -- ------------------------------------------------------------------ privileges -------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
 REVOKE ALL ON ALL PROCEDURES IN SCHEMA gstjobs FROM PUBLIC;
+-- pg_cron calls run_job as the runner; people as members of gstjobs_operator. What run_job
+-- may do is bounded by start_run's checks, whoever calls it.
 GRANT EXECUTE ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, boolean, bigint)
     TO gstjobs_runner, gstjobs_operator;
-GRANT EXECUTE ON FUNCTION gstjobs.run_start(text, timestamptz, bigint, boolean, text, boolean),
-                          gstjobs.run_finish(bigint, text, jsonb, text),
-                          gstjobs.run_guard(bigint),
-                          gstjobs.run_notifications(bigint),
-                          gstjobs.add_counts(jsonb, jsonb)
+-- run_job's caller needs these two to call them; each refuses outside run_job (see above).
+GRANT EXECUTE ON FUNCTION gstjobs.run_begin(text, timestamptz, bigint, boolean, text, boolean),
+                          gstjobs.run_batch(bigint)
     TO gstjobs_runner, gstjobs_operator;
--- The jobs' bodies are granted in sql/jobs.sql, once the registry names them.
+-- Nothing else here is granted: start_run, the guard, the jobs' bodies and their helpers are
+-- executed by the owner only, inside run_begin and run_batch.

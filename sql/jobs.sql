@@ -46,14 +46,5 @@ BEGIN
 END
 $$;
 
--- The bodies run with the caller's rights of gstjobs.run_job; each checks that its run is one
--- this session started (gstjobs.run_guard), so granting them bypasses nothing.
-DO $$
-DECLARE
-    body regprocedure;
-BEGIN
-    FOR body IN SELECT j.body FROM gstjobs.jobs AS j LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO gstjobs_runner, gstjobs_operator', body);
-    END LOOP;
-END
-$$;
+-- The jobs' bodies are granted to nobody: gstjobs.run_batch calls them as the owner, with the
+-- run's own as_of, tenant and dry run from the ledger (docs/SECURITY.md).

@@ -106,77 +106,99 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.retry_notification(bigint, text) IS 're-queues a dead or failed notification with a fresh set of attempts; audited';
 
-CREATE FUNCTION gstjobs.set_setting(key text, value text, reason text DEFAULT NULL) RETURNS jsonb
+-- Operators and admins: one change of one or more settings, checked whole before any is kept,
+-- audited key by key (a secret: only that it changed). Who may change a key is its changed_by:
+-- operator, admin (gstjobs_admin) or dba (a superuser). The login is session_user: inside this
+-- SECURITY DEFINER function current_user is the owner.
+CREATE FUNCTION gstjobs.set_settings(changes jsonb, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    change record;
     known gstjobs.setting_defaults;
     problem text;
     old text;
+    results jsonb := '[]';
+    keys text[];
+    secrets_set text[] := '{}';
 BEGIN
-    SELECT * INTO known FROM gstjobs.setting_defaults AS d WHERE d.key = set_setting.key;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown setting %', quote_literal(left(key, 100))
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'settings are: ' || (SELECT string_agg(d.key, ', ' ORDER BY d.key) FROM gstjobs.setting_defaults AS d);
-    END IF;
-    IF value IS NULL OR length(value) > 2000 THEN
-        problem := 'a value is 0 to 2000 characters';
-    ELSIF known.kind = 'positive' AND NOT (value ~ '^[0-9]{1,9}$' AND value::integer > 0) THEN
-        problem := 'it must be a whole number above 0';
-    ELSIF known.kind = 'count' AND value !~ '^[0-9]{1,9}$' THEN
-        problem := 'it must be a whole number, 0 or more';
-    ELSIF known.kind = 'port' AND NOT (value ~ '^[0-9]{1,5}$' AND value::integer BETWEEN 1 AND 65535) THEN
-        problem := 'a port is a whole number from 1 to 65535';
-    ELSIF known.kind = 'zone' AND NOT litigation.is_iana_timezone(value) THEN
-        problem := 'it must be an IANA time zone such as Asia/Kolkata or Europe/London';
-    ELSIF known.kind = 'tls' AND value NOT IN ('none', 'starttls', 'tls') THEN
-        problem := 'it must be none, starttls or tls';
-    ELSIF known.kind = 'email' AND value !~ '^[^@\s,]+@[^@\s,]+$' THEN
-        problem := 'it must be one email address';
-    ELSIF known.kind = 'emails' AND value <> ''
-          AND EXISTS (SELECT FROM unnest(string_to_array(value, ',')) AS a
-                      WHERE trim(a) !~ '^[^@\s,]+@[^@\s,]+$') THEN
-        problem := 'it must be email addresses separated by commas';
-    ELSIF known.kind = 'url' AND value <> '' AND value !~ '^https?://[^\s/$.?#][^\s]*$' THEN
-        problem := 'it must be an http:// or https:// URL';
-    ELSIF known.kind = 'host' AND value !~ '^[A-Za-z0-9.:\[\]-]{1,253}$' THEN
-        problem := 'it must be a host name or address';
-    END IF;
-    IF problem IS NOT NULL THEN
-        RAISE EXCEPTION 'invalid value for %: %', key, problem
+    IF jsonb_typeof(changes) IS DISTINCT FROM 'object' OR changes = '{}' THEN
+        RAISE EXCEPTION 'changes must be a JSON object of settings and their new values'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    SELECT array_agg(k ORDER BY k) INTO keys FROM jsonb_object_keys(changes) AS k;
+    FOR change IN SELECT c.key, c.value FROM jsonb_each(changes) AS c ORDER BY c.key LOOP
+        SELECT * INTO known FROM gstjobs.setting_defaults AS d WHERE d.key = change.key;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'unknown setting %', quote_literal(left(change.key, 100))
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'settings are: ' || (SELECT string_agg(d.key, ', ' ORDER BY d.key) FROM gstjobs.setting_defaults AS d);
+        END IF;
+        IF known.changed_by = 'admin' AND NOT pg_has_role(session_user, 'gstjobs_admin', 'MEMBER') THEN
+            RAISE EXCEPTION '% may be changed by members of gstjobs_admin only', change.key
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'where messages go, with which credentials, and how long history is kept are an administrator''s: GRANT gstjobs_admin TO the person who holds them';
+        ELSIF known.changed_by = 'dba' AND NOT (SELECT r.rolsuper FROM pg_roles AS r WHERE r.rolname = session_user) THEN
+            RAISE EXCEPTION '% may be changed by a superuser only', change.key
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'it says which files of the database server gstjobs may read';
+        END IF;
+        IF jsonb_typeof(change.value) IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'invalid value for %: a value is a string', change.key
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        problem := gstjobs.setting_problem(change.key, change.value #>> '{}');
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION 'invalid value for %: %', change.key, problem
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
 
-    IF known.kind = 'secret' THEN
-        SELECT s.value INTO old FROM gstjobs.secrets AS s WHERE s.key = set_setting.key;
-        INSERT INTO gstjobs.secrets AS s (key, value) VALUES (key, value)
-        ON CONFLICT ON CONSTRAINT secrets_pkey
-        DO UPDATE SET value = excluded.value, updated_at = now(), updated_by = session_user;
-        -- the audit says that a secret changed, never what it was or is
-        INSERT INTO gstjobs.audit_log (action, details, reason)
-        VALUES ('config.set', jsonb_build_object('key', key, 'secret', true,
-                                                 'was_set', old IS NOT NULL), reason);
-        RETURN jsonb_build_object('key', key, 'value', '********');
+        IF known.kind = 'secret' THEN
+            SELECT s.value INTO old FROM gstjobs.secrets AS s WHERE s.key = change.key;
+            INSERT INTO gstjobs.secrets AS s (key, value) VALUES (change.key, change.value #>> '{}')
+            ON CONFLICT ON CONSTRAINT secrets_pkey
+            DO UPDATE SET value = excluded.value, updated_at = now(), updated_by = session_user;
+            secrets_set := secrets_set || change.key;
+            -- the audit says that a secret changed, never what it was or is
+            INSERT INTO gstjobs.audit_log (action, details, reason)
+            VALUES ('config.set', jsonb_build_object('key', change.key, 'secret', true,
+                                                     'was_set', old IS NOT NULL, 'change', keys), reason);
+            results := results || jsonb_build_object('key', change.key, 'value', '********');
+        ELSE
+            SELECT s.value INTO old FROM gstjobs.settings AS s WHERE s.key = change.key;
+            INSERT INTO gstjobs.settings AS s (key, value) VALUES (change.key, change.value #>> '{}')
+            ON CONFLICT ON CONSTRAINT settings_pkey
+            DO UPDATE SET value = excluded.value, updated_at = now(), updated_by = session_user;
+            INSERT INTO gstjobs.audit_log (action, details, reason)
+            VALUES ('config.set', jsonb_build_object('key', change.key,
+                    'old', coalesce(old, known.default_value), 'new', change.value #>> '{}',
+                    'change', keys), reason);
+            results := results || jsonb_build_object('key', change.key,
+                'old', coalesce(old, known.default_value), 'value', change.value #>> '{}');
+        END IF;
+    END LOOP;
+
+    -- A secret set in this change is bound to the endpoint the whole change leaves in force;
+    -- one not set again stays bound to its old endpoint, unusable while that is not in force.
+    UPDATE gstjobs.secrets AS s SET endpoint = gstjobs.secret_endpoint(s.key)
+    WHERE s.key = ANY (secrets_set);
+    -- A credential never travels in clear (beyond this machine): refuse the whole change.
+    SELECT p.in_clear INTO problem FROM gstjobs.delivery_problems(false) AS p;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'refused: %', problem USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT s.value INTO old FROM gstjobs.settings AS s WHERE s.key = set_setting.key;
-    INSERT INTO gstjobs.settings AS s (key, value) VALUES (key, value)
-    ON CONFLICT ON CONSTRAINT settings_pkey
-    DO UPDATE SET value = excluded.value, updated_at = now(), updated_by = session_user;
-    INSERT INTO gstjobs.audit_log (action, details, reason)
-    VALUES ('config.set', jsonb_build_object('key', key,
-            'old', coalesce(old, known.default_value), 'new', value), reason);
-    RETURN jsonb_build_object('key', key, 'old', coalesce(old, known.default_value), 'value', value);
+    RETURN results;
 END
 $$;
-COMMENT ON FUNCTION gstjobs.set_setting(text, text, text) IS 'changes a setting after checking its value; audited (secrets: only that they changed)';
+COMMENT ON FUNCTION gstjobs.set_settings(jsonb, text) IS 'changes settings together after checking each value and who may change it; audited (secrets: only that they changed)';
 
-CREATE FUNCTION gstjobs.secret(key text) RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
+-- Operators and admins: one setting (gstjobs.set_settings with one key).
+CREATE FUNCTION gstjobs.set_setting(key text, value text, reason text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    RETURN (SELECT s.value FROM gstjobs.secrets AS s WHERE s.key = secret.key);
-COMMENT ON FUNCTION gstjobs.secret(text) IS 'a secret''s value, for the dispatcher only: granted to nobody';
+    RETURN gstjobs.set_settings(jsonb_build_object(key, value), reason) -> 0;
+COMMENT ON FUNCTION gstjobs.set_setting(text, text, text) IS 'changes one setting: gstjobs.set_settings with one key';
 
 CREATE FUNCTION gstjobs.doctor_facts() RETURNS TABLE (name text, ok boolean, detail text, fix text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -220,7 +242,18 @@ BEGIN ATOMIC
                             CASE WHEN c.active THEN '' ELSE ', paused' END) END,
            'run `alembic upgrade head`, which schedules every job as gstjobs_runner'
     FROM gstjobs.jobs AS j
-    LEFT JOIN cron.job AS c ON c.jobname = j.name AND c.username = 'gstjobs_runner';
+    LEFT JOIN cron.job AS c ON c.jobname = j.name AND c.username = 'gstjobs_runner'
+    UNION ALL
+    SELECT 'settings valid', NOT EXISTS (SELECT FROM gstjobs.configuration AS c WHERE c.problem IS NOT NULL),
+           coalesce((SELECT string_agg(c.key || ': ' || c.problem, '; ' ORDER BY c.key)
+                     FROM gstjobs.configuration AS c WHERE c.problem IS NOT NULL),
+                    'every setting is valid'),
+           'set a valid value (gstjobs config set KEY VALUE; gstjobs config list shows each problem)'
+    UNION ALL
+    SELECT 'delivery possible', p.email IS NULL AND p.whatsapp IS NULL,
+           coalesce(concat_ws('; ', 'email: ' || p.email, 'WhatsApp: ' || p.whatsapp), 'nothing stands in the way'),
+           'as the detail says; a secret set for another endpoint is set again with the endpoint (gstjobs config set smtp.host H smtp.password -)'
+    FROM gstjobs.delivery_problems(false) AS p;
 END;
 
 RESET ROLE;
@@ -235,10 +268,14 @@ ALTER FUNCTION gstjobs.cron_problem(text) OWNER TO gstjobs_owner;
 
 -- ------------------------------------------------------------------ privileges -------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
+-- Operators pause, resume, reschedule, retry and read the doctor's facts; each function checks
+-- its input and audits what it changed.
 GRANT EXECUTE ON FUNCTION gstjobs.set_active(text, boolean, text),
                           gstjobs.reschedule(text, text, text),
                           gstjobs.retry_notification(bigint, text),
-                          gstjobs.set_setting(text, text, text),
                           gstjobs.doctor_facts(),
                           gstjobs.cron_problem(text)
     TO gstjobs_operator;
+-- Settings: operators and admins; each key says which of them may change it (set_settings).
+GRANT EXECUTE ON FUNCTION gstjobs.set_settings(jsonb, text), gstjobs.set_setting(text, text, text)
+    TO gstjobs_operator, gstjobs_admin;

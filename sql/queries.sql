@@ -79,8 +79,8 @@ FROM gstjobs.configuration WHERE key = %(key)s;
 SELECT key FROM gstjobs.configuration ORDER BY key;
 
 -- name: config-set
--- Change a setting.
-SELECT gstjobs.set_setting(%(key)s, %(value)s, %(reason)s) AS result;
+-- Change settings together ({key: value}); one result per key.
+SELECT gstjobs.set_settings(%(changes)s, %(reason)s) AS result;
 
 -- name: doctor-facts
 -- The server checks of `gstjobs doctor`.

@@ -1,37 +1,43 @@
--- Settings the toolkit knows, with their defaults. A row in gstjobs.settings overrides one.
--- Re-applied on every upgrade to head.
+-- Settings the toolkit knows: default, kind, bounds, who may change them. A row in
+-- gstjobs.settings overrides a default; every value is checked where it is stored (the trigger
+-- gstjobs.check_setting of migration 0004 calls gstjobs.setting_problem). Secrets live in
+-- gstjobs.secrets, bound to the endpoint they were set for. Re-applied on every upgrade to head.
 
 SET ROLE gstjobs_owner;
 
-CREATE VIEW gstjobs.setting_defaults (key, default_value, kind, description) AS VALUES
-    ('ops.timezone', 'Asia/Kolkata', 'zone', 'IANA zone of the operations team: health-check runs at 07:00 there'),
-    ('ops.email', '', 'emails', 'comma-separated addresses that receive health alerts'),
-    ('slots.catchup_hours', '12', 'positive', 'a local-time slot missed by more than this is recorded as missed, not run'),
-    ('slots.late_after_minutes', '30', 'positive', 'a slot run more than this after its time is marked late'),
-    ('sla.batch_size', '1000', 'positive', 'tasks sla-check takes per statement; a backlog is done in committed batches'),
-    ('retention.run_history_days', '90', 'positive', 'run ledger and cron.job_run_details rows kept this long'),
-    ('retention.notifications_days', '90', 'positive', 'sent notifications kept this long'),
-    ('retention.audit_days', '2557', 'positive', 'audit log rows kept this long (7 years)'),
-    ('purge.batch_size', '5000', 'positive', 'rows purge-history deletes per statement'),
-    ('health.stuck_after_minutes', '60', 'positive', 'a run still running after this is reported stuck'),
-    ('health.backlog_minutes', '30', 'positive', 'a notification due for longer than this counts as backlog'),
-    ('health.regression_factor', '3', 'positive', 'a run this many times slower than its median is a regression'),
-    ('dispatch.per_run_limit', '100', 'positive', 'messages per channel dispatch-notifications sends per run'),
-    ('dispatch.max_attempts', '8', 'positive', 'delivery attempts before a notification is dead'),
-    ('dispatch.per_firm_limit', '0', 'count', 'messages per firm dispatch-notifications sends per run; 0: no limit'),
-    ('dispatch.batch_size', '1', 'positive', 'messages delivered per commit: 1 keeps the window in which a crash could send one twice to a single message'),
-    ('smtp.host', 'localhost', 'host', 'SMTP server'),
-    ('smtp.port', '25', 'port', 'SMTP port'),
-    ('smtp.tls', 'none', 'tls', 'none, starttls or tls (implicit)'),
-    ('smtp.ca_file', '', 'text', 'CA certificates (PEM, a path on the database server) to verify the SMTP server by; empty: the system''s'),
-    ('smtp.user', '', 'text', 'SMTP login; empty: no login'),
-    ('smtp.password', '', 'secret', 'SMTP password (secret: stored apart, never shown)'),
-    ('smtp.from', 'gstjobs@localhost', 'email', 'From address of every email'),
-    ('smtp.reply_to', '', 'emails', 'Reply-To address; empty: none'),
-    ('smtp.timeout_seconds', '10', 'positive', 'SMTP connection and command timeout'),
-    ('whatsapp.url', '', 'url', 'WhatsApp Cloud API base URL, e.g. https://graph.facebook.com/v19.0/PHONE_ID'),
-    ('whatsapp.token', '', 'secret', 'WhatsApp bearer token (secret: stored apart, never shown)'),
-    ('whatsapp.timeout_seconds', '10', 'positive', 'WhatsApp HTTP timeout');
+-- changed_by: operator (members of gstjobs_operator), admin (members of gstjobs_admin: where
+-- messages go, with which credentials, and how long history is kept), dba (a superuser: which
+-- server files gstjobs may read).
+CREATE VIEW gstjobs.setting_defaults (key, default_value, kind, minimum, maximum, changed_by, description) AS VALUES
+    ('ops.timezone', 'Asia/Kolkata', 'zone', NULL::integer, NULL::integer, 'operator', 'IANA zone of the operations team: health-check runs at 07:00 there'),
+    ('ops.email', '', 'emails', NULL, NULL, 'operator', 'comma-separated addresses that receive health alerts'),
+    ('slots.catchup_hours', '12', 'integer', 1, 168, 'operator', 'a local-time slot missed by more than this is recorded as missed, not run (at most a week)'),
+    ('slots.late_after_minutes', '30', 'integer', 1, 1440, 'operator', 'a slot run more than this after its time is marked late'),
+    ('sla.batch_size', '1000', 'integer', 1, 100000, 'operator', 'tasks sla-check takes per statement; a backlog is done in committed batches'),
+    ('retention.run_history_days', '90', 'integer', 7, 3650, 'admin', 'run ledger and cron.job_run_details rows kept this long'),
+    ('retention.notifications_days', '90', 'integer', 7, 3650, 'admin', 'sent notifications kept this long'),
+    ('retention.audit_days', '2557', 'integer', 365, 36500, 'admin', 'audit log rows kept this long (7 years; at least one)'),
+    ('purge.batch_size', '5000', 'integer', 1, 100000, 'operator', 'rows purge-history deletes per statement'),
+    ('health.stuck_after_minutes', '60', 'integer', 1, 10080, 'operator', 'a run still running after this is reported stuck'),
+    ('health.backlog_minutes', '30', 'integer', 1, 10080, 'operator', 'a notification due for longer than this counts as backlog'),
+    ('health.regression_factor', '3', 'integer', 2, 100, 'operator', 'a run this many times slower than its median is a regression'),
+    ('dispatch.per_run_limit', '100', 'integer', 1, 100000, 'operator', 'messages per channel dispatch-notifications sends per run'),
+    ('dispatch.max_attempts', '8', 'integer', 1, 100, 'operator', 'delivery attempts before a notification is dead'),
+    ('dispatch.per_firm_limit', '0', 'integer', 0, 100000, 'operator', 'messages per firm dispatch-notifications sends per run; 0: no limit'),
+    ('dispatch.batch_size', '1', 'integer', 1, 1000, 'operator', 'messages delivered per commit: 1 keeps the window in which a crash could send one twice to a single message'),
+    ('smtp.host', 'localhost', 'host', NULL, NULL, 'admin', 'SMTP server (name or address); empty: no email is sent'),
+    ('smtp.port', '25', 'integer', 1, 65535, 'admin', 'SMTP port'),
+    ('smtp.tls', 'none', 'tls', NULL, NULL, 'admin', 'none, starttls or tls (implicit); a password is sent in clear to a loopback server only'),
+    ('smtp.ca_dir', '/etc/gstjobs/ca', 'directory', NULL, NULL, 'dba', 'the directory on the database server smtp.ca_file must be in (set by a superuser)'),
+    ('smtp.ca_file', '', 'path', NULL, NULL, 'admin', 'CA certificates (PEM, a file in smtp.ca_dir) to verify the SMTP server by; empty: the system''s'),
+    ('smtp.user', '', 'text', NULL, NULL, 'admin', 'SMTP login; empty: no login'),
+    ('smtp.password', '', 'secret', NULL, NULL, 'admin', 'SMTP password (secret: stored apart, never shown, used only with the server, login, TLS and CA it was set with)'),
+    ('smtp.from', 'gstjobs@localhost', 'email', NULL, NULL, 'admin', 'From address of every email'),
+    ('smtp.reply_to', '', 'emails', NULL, NULL, 'admin', 'Reply-To address; empty: none'),
+    ('smtp.timeout_seconds', '10', 'integer', 1, 300, 'operator', 'SMTP connection and command timeout'),
+    ('whatsapp.url', '', 'url', NULL, NULL, 'admin', 'WhatsApp Cloud API base URL, https://, e.g. https://graph.facebook.com/v19.0/PHONE_ID; empty: no WhatsApp'),
+    ('whatsapp.token', '', 'secret', NULL, NULL, 'admin', 'WhatsApp bearer token (secret: stored apart, never shown, used only with the URL it was set with)'),
+    ('whatsapp.timeout_seconds', '10', 'integer', 1, 300, 'operator', 'WhatsApp HTTP timeout');
 
 CREATE FUNCTION gstjobs.setting(key text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -52,6 +58,67 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.setting(text) IS 'a setting''s value: gstjobs.settings, else its default (not secrets)';
 
+-- ------------------------------------------------------------------ secrets ----------------
+
+CREATE FUNCTION gstjobs.secret_endpoint(key text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    -- everything that decides where a secret goes and how: a change to any of it makes the
+    -- secret unusable until it is set again
+    RETURN CASE key
+        WHEN 'smtp.password' THEN format('smtp://%s@%s:%s tls=%s ca=%s',
+            gstjobs.setting('smtp.user'), gstjobs.setting('smtp.host'), gstjobs.setting('smtp.port'),
+            gstjobs.setting('smtp.tls'), coalesce(nullif(gstjobs.setting('smtp.ca_file'), ''), 'system'))
+        WHEN 'whatsapp.token' THEN gstjobs.setting('whatsapp.url')
+    END;
+COMMENT ON FUNCTION gstjobs.secret_endpoint(text) IS 'the endpoint a secret would be sent to with the settings now in force';
+
+-- Operators and admins (through gstjobs.configuration): says where a secret was set for, never
+-- what it is.
+CREATE FUNCTION gstjobs.secret_problem(key text) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT format('%s was set for %s, and the endpoint is now %s: it is not used until it is set again',
+                          s.key, s.endpoint, gstjobs.secret_endpoint(s.key))
+            FROM gstjobs.secrets AS s
+            WHERE s.key = secret_problem.key
+              AND s.endpoint IS DISTINCT FROM gstjobs.secret_endpoint(s.key));
+COMMENT ON FUNCTION gstjobs.secret_problem(text) IS 'why a secret that is set may not be used, or NULL';
+
+CREATE FUNCTION gstjobs.secret(key text) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN (SELECT s.value FROM gstjobs.secrets AS s
+            WHERE s.key = secret.key AND s.endpoint = gstjobs.secret_endpoint(s.key));
+COMMENT ON FUNCTION gstjobs.secret(text) IS 'a secret''s value while the endpoint is the one it was set for, else NULL; for the dispatcher (the owner) only';
+
+-- Secrets stored before secrets were bound (revision 0004) are bound to the endpoint in force
+-- now; from then on gstjobs.set_settings binds each one as it is set.
+UPDATE gstjobs.secrets SET endpoint = gstjobs.secret_endpoint(key) WHERE endpoint IS NULL;
+
+RESET ROLE;
+
+-- ------------------------------------------------------------------ PL/Python --------------
+-- The check of every stored value (trigger gstjobs.check_setting) and of what
+-- gstjobs.set_settings is asked to store; operators and admins call it through
+-- gstjobs.configuration. It looks at the text it is given and at the settings' kinds only.
+CREATE FUNCTION gstjobs.setting_problem(key text, value text) RETURNS text
+    LANGUAGE plpython3u STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $plpy$ settings.setting_problem(key, value) $plpy$;
+COMMENT ON FUNCTION gstjobs.setting_problem(text, text) IS 'why a value may not be stored for a setting, or NULL';
+ALTER FUNCTION gstjobs.setting_problem(text, text) OWNER TO gstjobs_owner;
+
+-- Owner only: what stands between a channel and delivery now (dispatch-notifications asks
+-- before it sends; gstjobs.set_settings refuses a change that would send a credential in clear).
+CREATE FUNCTION gstjobs.delivery_problems(resolve boolean, OUT email text, OUT whatsapp text, OUT in_clear text)
+    LANGUAGE plpython3u STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $plpy$ settings.delivery_problems(resolve) $plpy$;
+COMMENT ON FUNCTION gstjobs.delivery_problems(boolean) IS 'why email or WhatsApp may not be sent with the settings in force (resolve: look the hosts up too), and whether a credential would travel in clear';
+ALTER FUNCTION gstjobs.delivery_problems(boolean) OWNER TO gstjobs_owner;
+
+SET ROLE gstjobs_owner;
 CREATE VIEW gstjobs.configuration AS
     -- what operators see: a secret only as set or not, never its value
     SELECT d.key,
@@ -59,11 +126,20 @@ CREATE VIEW gstjobs.configuration AS
                 ELSE coalesce(s.value, d.default_value) END AS value,
            d.default_value, d.kind, (s.key IS NOT NULL OR sec.key IS NOT NULL) AS is_set,
            d.description, coalesce(s.updated_at, sec.updated_at) AS updated_at,
-           coalesce(s.updated_by, sec.updated_by) AS updated_by
+           coalesce(s.updated_by, sec.updated_by) AS updated_by,
+           d.minimum, d.maximum, d.changed_by,
+           CASE WHEN d.kind = 'secret' THEN gstjobs.secret_problem(d.key)
+                ELSE gstjobs.setting_problem(d.key, coalesce(s.value, d.default_value)) END AS problem
     FROM gstjobs.setting_defaults AS d
     LEFT JOIN gstjobs.settings AS s ON s.key = d.key
     LEFT JOIN gstjobs.secrets AS sec ON sec.key = d.key;
-COMMENT ON VIEW gstjobs.configuration IS 'every setting with its value (secrets masked), default and meaning';
+COMMENT ON VIEW gstjobs.configuration IS 'every setting with its value (secrets masked), default, bounds, who may change it, and what is wrong with it';
 
 RESET ROLE;
-GRANT SELECT ON gstjobs.setting_defaults, gstjobs.configuration TO gstjobs_operator;
+
+-- ------------------------------------------------------------------ privileges -------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
+-- Operators and admins see every setting (secrets masked), what may be set, and what is wrong.
+GRANT SELECT ON gstjobs.setting_defaults, gstjobs.configuration TO gstjobs_operator, gstjobs_admin;
+GRANT EXECUTE ON FUNCTION gstjobs.setting_problem(text, text), gstjobs.secret_problem(text)
+    TO gstjobs_operator, gstjobs_admin;

@@ -182,33 +182,39 @@ def conn(db: str) -> Iterator[psycopg.Connection[tuple]]:
         yield connection
 
 
-# ---------------------------------------------------------------- operators -----------------
+# ---------------------------------------------------------------- people --------------------
 OPERATOR = "gstjobs_test_operator"
+# an operator who also holds the delivery credentials (gstjobs_admin)
+ADMIN = "gstjobs_test_admin"
+
+
+def login_role(server: str, name: str, member_of: str = "") -> str:
+    """A login role of the cluster (roles outlive databases), created once."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None:
+            conn.execute(f"CREATE ROLE {name} LOGIN {'IN ROLE ' + member_of if member_of else ''}")
+    return name
 
 
 @pytest.fixture(scope="session")
 def operator_role(server: str) -> str:
     """A login role that is only a member of gstjobs_operator, as people are."""
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OPERATOR}') THEN
-                    CREATE ROLE {OPERATOR} LOGIN IN ROLE gstjobs_operator;
-                END IF;
-            END $$"""
-        )
-    return OPERATOR
+    return login_role(server, OPERATOR, "gstjobs_operator")
+
+
+@pytest.fixture(scope="session")
+def admin_role(server: str) -> str:
+    """A login role that is a member of gstjobs_operator and gstjobs_admin."""
+    return login_role(server, ADMIN, "gstjobs_operator, gstjobs_admin")
 
 
 def as_operator(dsn: str) -> str:
-    return dsn.replace("postgresql://postgres@", f"postgresql://{OPERATOR}@")
+    return as_login(dsn, OPERATOR)
 
 
-@pytest.fixture
-def operator(db: str, operator_role: str) -> Iterator[psycopg.Connection[tuple]]:
-    """An autocommit connection to the test's database as the operator."""
-    with psycopg.connect(as_operator(db), autocommit=True) as connection:
-        yield connection
+def as_login(dsn: str, login: str) -> str:
+    """dsn (a superuser's, from db or cron_db) for another login of the test cluster."""
+    return dsn.replace("postgresql://postgres@", f"postgresql://{login}@")
 
 
 def wait_until(target: str, query: str, params: tuple[Any, ...] = (), seconds: float = 60) -> Any:
@@ -224,3 +230,31 @@ def wait_until(target: str, query: str, params: tuple[Any, ...] = (), seconds: f
             pass  # the server is starting, or restarting after a crash
         time.sleep(0.1)
     raise AssertionError(f"not within {seconds} s: {query} {params}")
+
+
+# Every toolkit and firm table, and pg_cron's job table, each as a digest of its rows: what a
+# refused request must leave as it was.
+CHECKSUM = """
+SELECT name, digest FROM (
+    SELECT c.oid::regclass::text AS name,
+           (xpath('/row/d/text()', query_to_xml(
+               format('SELECT md5(coalesce(string_agg(t::text, '','' ORDER BY t::text), '''')) AS d FROM %s AS t',
+                      c.oid::regclass), false, true, '')))[1]::text AS digest
+    FROM pg_class AS c
+    WHERE c.relkind = 'r' AND c.relnamespace IN ('gstjobs'::regnamespace, 'litigation'::regnamespace)
+    UNION ALL
+    SELECT 'cron.job', md5(string_agg(j::text, ',' ORDER BY jobid)) FROM cron.job AS j
+) AS tables
+ORDER BY name
+"""
+
+
+def table_digests(dsn: str) -> dict[str, str]:
+    """Each table's digest (CHECKSUM), read as the superuser of dsn."""
+    with psycopg.connect(dsn) as conn:
+        return dict(conn.execute(CHECKSUM).fetchall())
+
+
+def checksum(dsn: str) -> str:
+    """One digest of every table (CHECKSUM)."""
+    return ",".join(f"{name}:{digest}" for name, digest in table_digests(dsn).items())

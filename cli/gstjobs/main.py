@@ -14,6 +14,7 @@ import psycopg
 from cron_descriptor import ExpressionDescriptor, Options
 from croniter import croniter
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from gstjobs.db import DSN_ENV, ConnectError, connect
 from gstjobs.output import FORMATS, human_duration, human_time, render, render_one
@@ -53,7 +54,9 @@ def explain(error: psycopg.Error) -> tuple[str, int]:
     if diag.message_hint:
         text += f"\nhint: {diag.message_hint}"
     if diag.sqlstate == "42501":
-        return f"{text}\nhint: connect as a member of gstjobs_operator", EXIT_FAILED
+        if not diag.message_hint:
+            text += "\nhint: connect as a member of gstjobs_operator"
+        return text, EXIT_FAILED
     if diag.sqlstate in REFUSED:
         return text, EXIT_USAGE
     return text, EXIT_FAILED
@@ -672,33 +675,49 @@ def config_get(ctx: Context, key: str, fmt: str, tz: str | None) -> None:
 
 
 @config.command("set")
-@click.argument("key")
-@click.argument("value")
+@click.argument("pairs", nargs=-1, required=True, metavar="KEY VALUE [KEY VALUE]...")
 @reason_option
 @format_option
 @with_context
-def config_set(ctx: Context, key: str, value: str, reason: str | None, fmt: str) -> None:
-    """Change a setting; the value is checked first. VALUE '-' reads it from standard input
-    (for secrets, which then stay out of the shell history).
+def config_set(ctx: Context, pairs: tuple[str, ...], reason: str | None, fmt: str) -> None:
+    """Change settings, checked first, all together or none. VALUE '-' reads it from standard
+    input (for secrets, which then stay out of the shell history).
+
+    A secret is used only with the endpoint it was set with: to move SMTP to another server,
+    set the server and the password in one command.
 
     \b
     Example:
       gstjobs config set smtp.port 587
-      gstjobs config set smtp.password - < password-file
+      gstjobs config set smtp.host smtp.example.in smtp.tls starttls smtp.password - < pw-file
     """
-    if value == "-":
-        value = (
+    if len(pairs) % 2:
+        fail(f"{pairs[-1]!r} has no value: give KEY VALUE pairs, e.g. smtp.port 587")
+    changes = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    if len(changes) < len(pairs) // 2:
+        fail("a setting is given twice: give each KEY once")
+    stdin_keys = [key for key, value in changes.items() if value == "-"]
+    if len(stdin_keys) > 1:
+        fail("only one VALUE may be read from standard input ('-')")
+    for key in stdin_keys:
+        changes[key] = (
             sys.stdin.readline().rstrip("\n")
             if not sys.stdin.isatty()
             else click.prompt(key, hide_input=True)
         )
     with ctx.database() as conn:
-        known_key(conn, key)
-        result = query(conn, "config-set", key=key, value=value, reason=reason)[0]["result"]
+        for key in changes:
+            known_key(conn, key)
+        results = query(conn, "config-set", changes=Jsonb(changes), reason=reason)[0]["result"]
     if fmt == "json":
-        click.echo(render_one(result, fmt, ZoneInfo("UTC")))
+        # one setting: its object, as before; several: a list of them
+        utc = ZoneInfo("UTC")
+        click.echo(
+            render_one(results[0], fmt, utc) if len(results) == 1 else render(results, fmt, utc)
+        )
     else:
-        click.echo(f"{key} = {result['value']}")
+        for result in results:
+            click.echo(f"{result['key']} = {result['value']}")
 
 
 # ------------------------------------------------------------------------------ doctor --------

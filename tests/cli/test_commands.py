@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +9,9 @@ import psycopg
 import pytest
 
 from tests.cli.conftest import Invoke, as_json
-from tests.conftest import JOBS, OPERATOR
+from tests.conftest import ADMIN, JOBS, OPERATOR, as_login, wait_until
 from tests.integration.conftest import FIRM
+from tests.reliability.tripwire import TRIP_LOCK, TRIPWIRE
 
 
 def audit(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
@@ -81,17 +81,39 @@ def test_dry_run_shows_what_would_be_notified_and_changes_nothing(
 def test_a_running_job_is_skipped_unless_waited_for(
     db: str, gstjobs: Invoke, conn: psycopg.Connection[Any]
 ) -> None:
+    # a real run of heartbeat, held at its first write to the ledger after it began
+    conn.execute(TRIPWIRE.encode())
+    conn.execute(
+        "CREATE TRIGGER tripwire BEFORE UPDATE ON gstjobs.runs"
+        " FOR EACH ROW EXECUTE FUNCTION tripwire.trip('1')"
+    )
     holder = psycopg.connect(db, autocommit=True)
-    holder.execute("SELECT pg_advisory_lock(hashtextextended('gstjobs.job:heartbeat', 0))")
+    holder.execute("SELECT pg_advisory_lock(%s)", (TRIP_LOCK,))
+
+    def hold() -> None:
+        with psycopg.connect(db, autocommit=True) as running:
+            running.execute("CALL gstjobs.run_job('heartbeat', reason => 'held')")
+
+    held = threading.Thread(target=hold)
+    held.start()
+    wait_until(db, "SELECT 1 FROM gstjobs.runs WHERE reason = 'held' AND status = 'running'")
+    wait_until(db, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory'")
     skipped = gstjobs("run", "heartbeat")
     assert (
         skipped.exit_code == 0
         and "skipped: another run of this job was in progress" in skipped.stdout
     )
     threading.Timer(1.0, holder.close).start()
-    started = time.monotonic()
     waited = as_json(gstjobs("run", "heartbeat", "--wait", "--format", "json"))
-    assert waited["status"] == "succeeded" and time.monotonic() - started >= 0.9
+    held.join(30)
+    assert waited["status"] == "succeeded"
+    # it began once the held run had finished: it waited, it did not overlap
+    order = conn.execute(
+        "SELECT (SELECT finished_at FROM gstjobs.runs WHERE reason = 'held'),"
+        " (SELECT started_at FROM gstjobs.runs WHERE id = %s)",
+        (waited["run_id"],),
+    ).fetchone()
+    assert order is not None and order[0] is not None and order[0] <= order[1]
 
 
 def test_a_failed_job_exits_1_with_its_error(
@@ -102,7 +124,7 @@ def test_a_failed_job_exits_1_with_its_error(
         " LANGUAGE sql RETURN (1 / 0)::text::jsonb"
     )
     conn.execute(
-        "GRANT EXECUTE ON FUNCTION public.broken(bigint, timestamptz, bigint, boolean) TO gstjobs_operator"
+        "GRANT EXECUTE ON FUNCTION public.broken(bigint, timestamptz, bigint, boolean) TO gstjobs_owner"
     )
     conn.execute(
         "INSERT INTO gstjobs.jobs (name, description, default_schedule, body)"
@@ -244,12 +266,15 @@ def test_outbox_lists_shows_and_retries(gstjobs: Invoke, conn: psycopg.Connectio
 
 
 def test_config_validates_and_never_shows_a_secret(
-    gstjobs: Invoke, db: str, conn: psycopg.Connection[Any]
+    gstjobs: Invoke, db: str, conn: psycopg.Connection[Any], admin_role: str
 ) -> None:
-    assert gstjobs("config", "set", "smtp.port", "587").stdout.strip() == "smtp.port = 587"
+    admin = as_login(db, ADMIN)
+    assert gstjobs("config", "set", "smtp.port", "587", dsn=admin).stdout.strip() == (
+        "smtp.port = 587"
+    )
     assert gstjobs("config", "get", "smtp.port").stdout.strip() == "587"
     secret = "s3cr3t-app-password"
-    result = gstjobs("config", "set", "smtp.password", "-", input=secret + "\n")
+    result = gstjobs("config", "set", "smtp.password", "-", input=secret + "\n", dsn=admin)
     assert result.exit_code == 0 and secret not in result.output
     for fmt in ("table", "json", "csv"):
         for args in (("config", "list"), ("config", "get", "smtp.password")):
@@ -271,21 +296,28 @@ def test_config_validates_and_never_shows_a_secret(
     ("key", "value", "message"),
     [
         ("smtp.prot", "25", "unknown setting 'smtp.prot'; settings are:"),
-        ("smtp.port", "99999", "a port is a whole number from 1 to 65535"),
-        ("smtp.port", "twenty-five", "a port is a whole number"),
+        ("smtp.port", "99999", "it must be a whole number from 1 to 65535"),
+        ("smtp.port", "twenty-five", "it must be a whole number from 1 to 65535"),
         ("ops.timezone", "Asia/Bombayy", "IANA time zone"),
-        ("dispatch.per_run_limit", "0", "a whole number above 0"),
-        ("dispatch.max_attempts", "2.5", "a whole number above 0"),
+        ("dispatch.per_run_limit", "0", "a whole number from 1 to 100000"),
+        ("dispatch.max_attempts", "2.5", "a whole number from 1 to 100"),
         ("smtp.tls", "ssl", "none, starttls or tls"),
-        ("ops.email", "ops@firm.in, not-an-address", "email addresses separated by commas"),
-        ("whatsapp.url", "ftp://x", "http:// or https:// URL"),
-        ("ops.email", "x' OR '1'='1", "email addresses"),
+        ("ops.email", "ops@firm.in, not-an-address", "'not-an-address' is not an email address"),
+        ("whatsapp.url", "ftp://x", "it must be an https:// URL"),
+        ("ops.email", "x' OR '1'='1", "is not an email address"),
     ],
 )
 def test_bad_settings_are_refused_and_change_nothing(
-    gstjobs: Invoke, conn: psycopg.Connection[Any], key: str, value: str, message: str
+    gstjobs: Invoke,
+    db: str,
+    conn: psycopg.Connection[Any],
+    admin_role: str,
+    key: str,
+    value: str,
+    message: str,
 ) -> None:
-    result = gstjobs("config", "set", key, value)
+    # as an administrator, who may change every one of these: refused for the value alone
+    result = gstjobs("config", "set", key, value, dsn=as_login(db, ADMIN))
     assert result.exit_code == 2 and message in result.stderr
     assert conn.execute("SELECT count(*) FROM gstjobs.settings").fetchone() == (0,)
     assert audit(conn) == []
@@ -335,6 +367,6 @@ def test_operator_has_no_back_door(db: str, operator_role: str) -> None:
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 operator.execute(statement)
-        # a job's body may be called, but works only inside a run of gstjobs.run_job
-        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        # a job's body is executed by the owner only, inside a run of gstjobs.run_job
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
             operator.execute("SELECT gstjobs.job_sla_check(1, now(), NULL, false)")

@@ -5,6 +5,7 @@ import hashlib
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -291,7 +292,12 @@ def test_tls_verified_against_the_configured_ca(
     assert dispatch(outbox)["retried"] == 1 and smtp.received == []
     error = outbox.execute("SELECT last_error FROM gstjobs.notifications").fetchone()
     assert error is not None and "CERTIFICATE_VERIFY_FAILED" in error[0]
-    outbox.execute("SELECT gstjobs.set_setting('smtp.ca_file', %s)", (certificate[0],))
+    # the CA file must be in smtp.ca_dir, which a superuser (this test's connection) sets
+    outbox.execute(
+        "SELECT gstjobs.set_settings(jsonb_build_object('smtp.ca_dir', %s::text,"
+        " 'smtp.ca_file', %s::text))",
+        (str(Path(certificate[0]).parent), certificate[0]),
+    )
     time_passes(outbox)
     assert dispatch(outbox)["sent"] == 1 and len(smtp.received) == 1
 
@@ -349,8 +355,11 @@ def test_whatsapp_timeouts_and_refused_connections_are_retried(
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
+        # a new endpoint: the token is set again with it (a secret is bound to its endpoint)
         outbox.execute(
-            "SELECT gstjobs.set_setting('whatsapp.url', %s)", (f"http://127.0.0.1:{port}/v19.0/1",)
+            "SELECT gstjobs.set_settings(jsonb_build_object('whatsapp.url', %s::text,"
+            " 'whatsapp.token', 'EAAG-test-token-9f8e7d6c5b4a'))",
+            (f"http://127.0.0.1:{port}/v19.0/1",),
         )
         assert dispatch(outbox)["retried"] == 1
     row = outbox.execute(

@@ -1,6 +1,10 @@
 """A small hand-made practice for the job scenarios, and helpers to run jobs and read results."""
 
+import contextlib
 import json
+import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -77,3 +81,44 @@ def recipients(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
 def params(row: dict[str, Any]) -> dict[str, Any]:
     template = row["template"]
     return dict(json.loads(template) if isinstance(template, str) else template)["params"]
+
+
+@contextlib.contextmanager
+def live_statement(dsn: str) -> Iterator[tuple[int, datetime, datetime]]:
+    """A session busy in one long statement: (pid, backend_start, query_start), what a run in
+    progress records. A running row with these is alive (gstjobs.mark_crashed_runs) until the
+    statement ends, which it does, cancelled, on leaving."""
+    busy = psycopg.connect(dsn, autocommit=True)
+    sleeping = threading.Thread(target=_sleep, args=(busy,))
+    sleeping.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with psycopg.connect(dsn, autocommit=True) as look:
+                row = look.execute(
+                    "SELECT pid, backend_start, query_start FROM pg_stat_activity"
+                    " WHERE pid = %s AND state = 'active' AND query LIKE 'SELECT pg_sleep%%'",
+                    (busy.info.backend_pid,),
+                ).fetchone()
+            if row is not None:
+                break
+            assert time.monotonic() < deadline, "the busy session never started its statement"
+            time.sleep(0.05)
+        yield row
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as stop:
+            stop.execute("SELECT pg_cancel_backend(%s)", (busy.info.backend_pid,))
+        sleeping.join(30)
+        busy.close()
+
+
+def _sleep(conn: psycopg.Connection[Any]) -> None:
+    with contextlib.suppress(psycopg.errors.QueryCanceled):
+        conn.execute("SELECT pg_sleep(300)")
+
+
+@pytest.fixture
+def busy_session(db: str) -> Iterator[tuple[int, datetime, datetime]]:
+    """live_statement for the length of a test."""
+    with live_statement(db) as session:
+        yield session

@@ -57,7 +57,7 @@ def test_healthy_when_all_is_well(watched: psycopg.Connection[Any]) -> None:
 
 
 def test_problems_are_reported_with_advice_and_alerted_once(
-    db: str, watched: psycopg.Connection[Any]
+    db: str, watched: psycopg.Connection[Any], busy_session: tuple[int, datetime, datetime]
 ) -> None:
     conn = watched
     # sla-check paused for two hours, its schedule every minute
@@ -74,13 +74,12 @@ def test_problems_are_reported_with_advice_and_alerted_once(
         "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, backend_pid)"
         " VALUES ('analytics-snapshot', 'cron', now(), 'running', now() - interval '3 hours', 999999)"
     )
-    # a run stuck for two hours in a live backend
-    stuck = psycopg.connect(db, autocommit=True)
+    # a run stuck for two hours in a live backend, still in the statement that runs it
     conn.execute(
-        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, backend_pid, backend_start)"
-        " SELECT 'purge-history', 'manual', now(), 'running', now() - interval '2 hours', pid, backend_start"
-        " FROM pg_stat_activity WHERE pid = %s",
-        (stuck.info.backend_pid,),
+        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, backend_pid,"
+        " backend_start, query_start)"
+        " VALUES ('purge-history', 'manual', now(), 'running', now() - interval '2 hours', %s, %s, %s)",
+        busy_session,
     )
     # an outbox backlog and a dead letter
     add_notification(conn, "k1", "pending", next_attempt_at=datetime.now(UTC) - timedelta(hours=1))
@@ -137,7 +136,6 @@ def test_problems_are_reported_with_advice_and_alerted_once(
     )
     assert ("missed-ticks", "heartbeat") in health(conn)[1]
     assert len(notifications(conn, "health-alert")) == 8
-    stuck.close()
 
 
 def add_ticks(
@@ -296,24 +294,33 @@ def test_health_check_slot_is_seven_in_the_operations_zone(
         assert slots == expected, as_of
 
 
-def add_run(conn: psycopg.Connection[Any], days_ago: int, status: str = "succeeded") -> None:
-    # a running run belongs to this live session, so that it is not taken for crashed
+def add_run(
+    conn: psycopg.Connection[Any],
+    days_ago: int,
+    status: str = "succeeded",
+    session: tuple[int, datetime, datetime] | None = None,
+) -> None:
+    """A heartbeat run; a running one belongs to session, a live statement (live_statement),
+    so that it is not taken for crashed."""
+    pid, backend_start, query_start = session or (0, None, None)
     conn.execute(
-        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, finished_at, backend_start)"
+        "INSERT INTO gstjobs.runs (job, trigger, as_of, status, started_at, finished_at,"
+        " backend_pid, backend_start, query_start)"
         " VALUES ('heartbeat', 'cron', now(), %s, now() - %s * interval '1 day',"
-        " CASE WHEN %s = 'running' THEN NULL ELSE now() END,"
-        " (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()))",
-        (status, days_ago, status),
+        " CASE WHEN %s = 'running' THEN NULL ELSE now() END, %s, %s, %s)",
+        (status, days_ago, status, pid, backend_start, query_start),
     )
 
 
-def test_purge_keeps_what_it_must_and_works_in_batches(watched: psycopg.Connection[Any]) -> None:
+def test_purge_keeps_what_it_must_and_works_in_batches(
+    watched: psycopg.Connection[Any], busy_session: tuple[int, datetime, datetime]
+) -> None:
     conn = watched
     conn.execute("INSERT INTO gstjobs.settings (key, value) VALUES ('purge.batch_size', '2')")
     for _ in range(5):
         add_run(conn, 91)
     add_run(conn, 89)
-    add_run(conn, 200, "running")
+    add_run(conn, 200, "running", busy_session)
     old = datetime.now(UTC) - timedelta(days=100)
     for i, status in enumerate(["sent", "sent", "sent", "pending", "failed", "dead"]):
         add_notification(

@@ -1,11 +1,17 @@
 """The privilege matrix, read from the catalog: every table, view and function of the toolkit,
-for every role. An object that is not listed here fails the test: decide its grants first."""
+for every role. An object that is not listed here fails the test: decide its grants first.
+docs/SECURITY.md's table of the roles' rights is generated from the same catalog and kept
+equal to it here (GSTJOBS_WRITE_DOCS=1 rewrites it)."""
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
-ROLES = ("gstjobs_runner", "gstjobs_operator", "gstjobs_app", "public")
+ROLES = ("gstjobs_runner", "gstjobs_operator", "gstjobs_admin", "gstjobs_app", "public")
+SECURITY_MD = Path(__file__).resolve().parents[2] / "docs" / "SECURITY.md"
 APP_RW = {"gstjobs_app": "SELECT INSERT UPDATE DELETE"}
 # the statutory rules: the firm reads them, operators change them through functions
 READ_LAW = {"gstjobs_app": "SELECT", "gstjobs_operator": "SELECT"}
@@ -16,7 +22,7 @@ TABLES: dict[str, dict[str, str]] = {
     "gstjobs.annual_return_due_dates": READ_LAW,
     "gstjobs.audit_log": {"gstjobs_operator": "SELECT"},
     "gstjobs.case_event_kinds": READ_LAW,
-    "gstjobs.configuration": {"gstjobs_operator": "SELECT"},
+    "gstjobs.configuration": {"gstjobs_operator": "SELECT", "gstjobs_admin": "SELECT"},
     "gstjobs.deadline_rules": READ_LAW,
     "gstjobs.health": {"gstjobs_operator": "SELECT"},
     "gstjobs.health_reports": {"gstjobs_operator": "SELECT"},
@@ -29,7 +35,7 @@ TABLES: dict[str, dict[str, str]] = {
     "gstjobs.runs": {},
     "gstjobs.schema_objects": {"gstjobs_operator": "SELECT"},
     "gstjobs.secrets": {},
-    "gstjobs.setting_defaults": {"gstjobs_operator": "SELECT"},
+    "gstjobs.setting_defaults": {"gstjobs_operator": "SELECT", "gstjobs_admin": "SELECT"},
     "gstjobs.settings": {},
     "gstjobs.slots": {},
     "gstjobs.templates": {"gstjobs_operator": "SELECT"},
@@ -45,19 +51,23 @@ TABLES: dict[str, dict[str, str]] = {
     "litigation.tenants": {"gstjobs_app": "SELECT UPDATE"},
 }
 
-BODY = "gstjobs_runner gstjobs_operator"
+RUN = "gstjobs_runner gstjobs_operator"
+SETTINGS = "gstjobs_operator gstjobs_admin"
 # function -> roles that may execute it
 FUNCTIONS: dict[str, str] = {
-    "gstjobs.add_counts(jsonb,jsonb)": BODY,
+    "gstjobs.add_counts(jsonb,jsonb)": "",
+    "gstjobs.check_setting()": "",
     "gstjobs.cron_problem(text)": "gstjobs_operator",
     "gstjobs.compute_event_deadlines(bigint,bigint)": "",
     "gstjobs.deadline_dates(gstjobs.deadline_rules,litigation.case_events)": "",
     "gstjobs.define_deadline_rule(jsonb,text)": "gstjobs_operator",
+    "gstjobs.delivery_problems(boolean)": "",
     "gstjobs.doctor_facts()": "gstjobs_operator",
     "gstjobs.forget_event_deadlines(bigint,bigint)": "",
     "gstjobs.due_slots(text,timestamp with time zone,bigint)": "",
     "gstjobs.format_local(timestamp with time zone,text)": "",
     "gstjobs.job(text)": "",
+    "gstjobs.keep_audit_log()": "",
     "gstjobs.legal_date(date)": "",
     "gstjobs.mark_crashed_runs()": "",
     "gstjobs.next_open_day(bigint,text,date)": "",
@@ -68,16 +78,22 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.render_subject(text,jsonb)": "",
     "gstjobs.reschedule(text,text,text)": "gstjobs_operator",
     "gstjobs.retry_notification(bigint,text)": "gstjobs_operator",
-    "gstjobs.run_finish(bigint,text,jsonb,text)": BODY,
-    "gstjobs.run_guard(bigint)": BODY,
-    "gstjobs.run_job(text,timestamp with time zone,bigint,boolean,text,boolean,bigint)": BODY,
-    "gstjobs.run_notifications(bigint)": BODY,
-    "gstjobs.run_start(text,timestamp with time zone,bigint,boolean,text,boolean)": BODY,
+    # the one door into a run, and its two steps, which refuse to work outside it
+    "gstjobs.run_batch(bigint)": RUN,
+    "gstjobs.run_begin(text,timestamp with time zone,bigint,boolean,text,boolean)": RUN,
+    "gstjobs.run_guard(bigint,text)": "",
+    "gstjobs.run_job(text,timestamp with time zone,bigint,boolean,text,boolean,bigint)": RUN,
+    "gstjobs.run_notifications(bigint)": "",
     "gstjobs.secret(text)": "",
+    "gstjobs.secret_endpoint(text)": "",
+    "gstjobs.secret_problem(text)": SETTINGS,
     "gstjobs.set_active(text,boolean,text)": "gstjobs_operator",
     "gstjobs.set_annual_return_due_date(text,date,text,date,text)": "gstjobs_operator",
-    "gstjobs.set_setting(text,text,text)": "gstjobs_operator",
+    "gstjobs.set_setting(text,text,text)": SETTINGS,
+    "gstjobs.set_settings(jsonb,text)": SETTINGS,
     "gstjobs.setting(text)": "",
+    "gstjobs.setting_problem(text,text)": SETTINGS,
+    "gstjobs.start_run(text,timestamp with time zone,bigint,boolean,text,boolean)": "",
     "litigation.calendar_changed()": "",
     "litigation.event_changed()": "",
     "litigation.forget_detection()": "",
@@ -96,8 +112,8 @@ for job in (
     "purge_history",
     "sla_check",
 ):
-    # callable, but each works only inside a run this session started (run_guard)
-    FUNCTIONS[f"gstjobs.job_{job}(bigint,timestamp with time zone,bigint,boolean)"] = BODY
+    # executed by the owner only, inside gstjobs.run_batch
+    FUNCTIONS[f"gstjobs.job_{job}(bigint,timestamp with time zone,bigint,boolean)"] = ""
 
 
 def test_table_privileges_match_the_matrix(conn: psycopg.Connection[Any]) -> None:
@@ -144,9 +160,10 @@ def test_function_privileges_match_the_matrix(conn: psycopg.Connection[Any]) -> 
     for name, _, security_definer, config, owner in rows:
         assert owner == "gstjobs_owner", name
         if security_definer:
-            assert any(c.startswith("search_path=") for c in config or []), (
-                f"{name}: no fixed search_path"
-            )
+            # pg_temp named, and last: a caller's temporary tables and types are never found
+            # before the catalog's (unnamed, pg_temp is searched first for them)
+            paths = [c.removeprefix("search_path=") for c in config or [] if "search_path=" in c]
+            assert paths and paths[0].split(", ")[-1] == "pg_temp", f"{name}: {paths}"
 
 
 def test_roles_and_cron(conn: psycopg.Connection[Any]) -> None:
@@ -163,4 +180,61 @@ def test_roles_and_cron(conn: psycopg.Connection[Any]) -> None:
     commands = [r[0] for r in conn.execute("SELECT command FROM cron.job")]
     assert commands and all(
         c.startswith("CALL gstjobs.run_job('") and c.count("'") == 2 for c in commands
+    )
+
+
+RIGHTS_BEGIN = "<!-- rights: generated from the catalog by tests/integration/test_privileges.py -->"
+RIGHTS_END = "<!-- /rights -->"
+LABELS = {
+    "gstjobs_runner": "runner",
+    "gstjobs_operator": "operator",
+    "gstjobs_admin": "admin",
+    "gstjobs_app": "app",
+}
+
+
+def rights_table(conn: psycopg.Connection[Any]) -> str:
+    """The roles' rights as a Markdown table: every object some role other than the owner may
+    use, with what each role may do (from the catalog, as the matrix tests read it)."""
+    roles = list(LABELS)
+    tables = conn.execute(
+        """SELECT c.oid::regclass::text, r,
+                  array_to_string(array(SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p
+                      WHERE CASE WHEN p = 'DELETE' THEN has_table_privilege(r, c.oid, p)
+                                 ELSE has_any_column_privilege(r, c.oid, p) END), ' ')
+           FROM pg_class AS c, unnest(%s::text[]) AS r
+           WHERE c.relnamespace IN ('gstjobs'::regnamespace, 'litigation'::regnamespace)
+             AND c.relkind IN ('r', 'v', 'm', 'p')""",
+        (roles,),
+    ).fetchall()
+    functions = conn.execute(
+        """SELECT p.oid::regprocedure::text, r, 'EXECUTE'
+           FROM pg_proc AS p, unnest(%s::text[]) AS r
+           WHERE p.pronamespace IN ('gstjobs'::regnamespace, 'litigation'::regnamespace)
+             AND has_function_privilege(r, p.oid, 'EXECUTE')""",
+        (roles,),
+    ).fetchall()
+    rights: dict[str, dict[str, str]] = {}
+    for name, role, privileges in [*tables, *functions]:
+        if privileges:
+            rights.setdefault(re.sub(r"\(.*\)", "()", name), {})[role] = privileges.lower()
+    lines = [
+        "| object | " + " | ".join(LABELS.values()) + " |",
+        "|---|" + "---|" * len(LABELS),
+    ]
+    for name in sorted(rights):
+        cells = [rights[name].get(role, "") for role in roles]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def test_security_md_shows_the_rights_the_catalog_grants(conn: psycopg.Connection[Any]) -> None:
+    text = SECURITY_MD.read_text(encoding="utf-8")
+    before, rest = text.split(RIGHTS_BEGIN, 1)
+    _, after = rest.split(RIGHTS_END, 1)
+    wanted = f"{before}{RIGHTS_BEGIN}\n{rights_table(conn)}\n{RIGHTS_END}{after}"
+    if os.environ.get("GSTJOBS_WRITE_DOCS") == "1":
+        SECURITY_MD.write_text(wanted, encoding="utf-8")
+    assert text == wanted, (
+        "docs/SECURITY.md's rights table is stale: GSTJOBS_WRITE_DOCS=1 rewrites it"
     )

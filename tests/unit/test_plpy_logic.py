@@ -1,7 +1,6 @@
 """The pure logic of plpy/ modules, run with a fake plpy (the real one is proven in integration/)."""
 
 import types
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,44 +78,169 @@ def test_bad_cron_text_is_refused(health: Any, schedule: str) -> None:
         health.parse_cron(schedule)
 
 
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("0 0 31 2 *", "never fires"),
+        ("0 0 30,31 2 *", "never fires"),
+        ("0 0 31 4,6,9,11 *", "never fires"),
+        ("0 0 29 2 *", "once in four years"),
+        ("*/5 * * * *\n", "no tab or line break"),
+        ("*/5\t* * * *", "no tab or line break"),
+        (" */5 * * * *", "single spaces"),
+        ("*/5 * * * * ", "single spaces"),
+        ("*/5  * * * *", "single spaces"),
+        ("0 0 1 1 1;", "only digits"),
+        ("0 0 \uff13 * *", "only digits"),  # a full-width 3
+    ],
+)
+def test_schedules_that_do_not_fire_every_year_or_hide_characters_are_refused(
+    health: Any, schedule: str, problem: str
+) -> None:
+    assert problem in health.cron_problem(schedule)
+
+
+SCHEDULES = [
+    "* * * * *",
+    "*/15 * * * *",
+    "30 21 * * *",
+    "0 9 * * 1-5",
+    "0 0 31 * *",
+    "0 0 31 1-2 *",
+    "0 0 30 2 1",  # both day fields: any Monday of February
+    "0 0 29 2 *",
+    "0 0 31 2 *",
+    "0 0 31 4,6,9,11 *",
+    "0 0 28 2 *",
+    "15 3 1-7 */3 0",
+]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_the_every_year_rule_agrees_with_croniter(health: Any, schedule: str) -> None:
+    """A schedule is accepted exactly when croniter (the CLI's reader of schedules, which
+    follows cron's rule for the two day fields) finds a run in a common year, 2027."""
+    from croniter import croniter
+
+    start = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
+    try:
+        first = croniter(schedule, start).get_next(datetime)
+        in_2027 = first.year == 2027
+    except Exception:  # croniter gives up on a schedule that never fires
+        in_2027 = False
+    assert (health.cron_problem(schedule) is None) == in_2027
+
+
 class FakePlpy:
-    """Just enough of plpy for the runner: a body answering from a script of batches, each
-    adding its counts (gstjobs.add_counts, tested in integration/) to the total it was given."""
+    """Just enough of plpy for the runner's procedure: gstjobs.run_begin answering from a
+    script of (run_id, acquired), gstjobs.run_batch from a script of done flags; every call
+    records whether run_job's mark was set in GD at that moment."""
 
     class SPIError(Exception):
         spidata = (None, None, None)
 
-    def __init__(self, batches: list[tuple[str, bool]]) -> None:
-        self.batches: Iterator[tuple[str, bool]] = iter(batches)
-        self.commits = 0
-        self.added: list[list[Any]] = []
+    def __init__(self, begins: list[tuple[int | None, bool]], batches: list[bool]) -> None:
+        self.begins = iter(begins)
+        self.batches = iter(batches)
+        self.calls: list[str] = []
+        self.GD: dict[str, Any] = {}
 
     def prepare(self, query: str, types: list[str]) -> str:
+        assert all(t.startswith("pg_catalog.") for t in types), types
         return query
 
-    def execute(self, plan: str, args: list[Any]) -> list[dict[str, Any]]:
-        counts, more = next(self.batches)
-        self.added.append([args[-1], counts])
-        return [{"total": f"total after {len(self.added)}", "more": more}]
+    def execute(self, plan: str, args: list[Any] | None = None) -> list[dict[str, Any]]:
+        marked = "marked" if self.GD.get("gstjobs.run_job") else "unmarked"
+        if "run_begin" in plan:
+            run_id, acquired = next(self.begins)
+            self.calls.append(f"begin {marked}")
+            return [{"run_id": run_id, "acquired": acquired}]
+        if "run_batch" in plan:
+            self.calls.append(f"batch {(args or [None])[0]} {marked}")
+            return [{"done": next(self.batches)}]
+        self.calls.append(f"pause {marked}")
+        return []
 
     def commit(self) -> None:
-        self.commits += 1
+        self.calls.append("commit")
 
 
-def test_batches_are_added_up_and_committed_between() -> None:
-    fake = FakePlpy([('{"runs": 2}', True), ('{"runs": 2}', True), ('{"runs": 1}', False)])
+def runner_with(fake: FakePlpy) -> Any:
     runner = load_plpy_module("runner", fake)
-    assert runner.run_batches("batch", []) == "total after 3"
-    assert fake.added == [
-        ["{}", '{"runs": 2}'],
-        ["total after 1", '{"runs": 2}'],
-        ["total after 2", '{"runs": 1}'],
+    runner.GD = fake.GD
+    return runner
+
+
+def test_a_run_is_begun_then_batched_to_the_end_committing_between() -> None:
+    fake = FakePlpy([(7, True)], [False, False, True])
+    runner = runner_with(fake)
+    assert runner.run_job("sla-check", None, None, False, None, False) == {"run_id": 7}
+    assert fake.calls == [
+        "begin marked",
+        "commit",
+        "batch 7 marked",
+        "commit",
+        "batch 7 marked",
+        "commit",
+        "batch 7 marked",
+        "commit",
     ]
-    assert fake.commits == 2
+    # the mark lives only while run_job's code runs
+    assert fake.GD == {}
+
+
+def test_a_skipped_run_does_no_batch_and_a_waiting_run_asks_again() -> None:
+    fake = FakePlpy([(8, False)], [])
+    assert runner_with(fake).run_job("sla-check", None, None, False, None, False) == {"run_id": 8}
+    assert fake.calls == ["begin marked", "commit"]
+
+    fake = FakePlpy([(None, False), (None, False), (9, True)], [True])
+    assert runner_with(fake).run_job("sla-check", None, None, False, None, True) == {"run_id": 9}
+    assert fake.calls == [
+        "begin marked",
+        "commit",
+        "pause marked",
+        "begin marked",
+        "commit",
+        "pause marked",
+        "begin marked",
+        "commit",
+        "batch 9 marked",
+        "commit",
+    ]
+
+
+def test_the_mark_is_removed_when_the_run_fails() -> None:
+    fake = FakePlpy([(7, True)], [])  # the batch script is empty: run_batch "fails"
+    runner = runner_with(fake)
+    with pytest.raises(StopIteration):
+        runner.run_job("sla-check", None, None, False, None, False)
+    assert fake.GD == {}
+
+
+def test_the_privileged_steps_refuse_without_the_mark() -> None:
+    class Refused(Exception):
+        pass
+
+    fake = FakePlpy([], [])
+
+    def error(message: str, **kwargs: Any) -> None:
+        raise Refused(message, kwargs.get("sqlstate"))
+
+    fake.error = error  # type: ignore[attr-defined]
+    runner = runner_with(fake)
+    for step in (
+        lambda: runner.begin("sla-check", None, None, False, None, False),
+        lambda: runner.batch(7),
+    ):
+        with pytest.raises(Refused) as refused:
+            step()
+        assert refused.value.args == ("a job runs only through CALL gstjobs.run_job(...)", "42501")
+    assert fake.calls == []
 
 
 def test_spi_error_is_described_with_detail_and_hint() -> None:
-    runner = load_plpy_module("runner", FakePlpy([]))
+    runner = load_plpy_module("runner", FakePlpy([], []))
     error = FakePlpy.SPIError("unknown tenant 9")
     error.spidata = (None, "no such firm", "list firms first")
     assert (
