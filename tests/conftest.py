@@ -217,6 +217,13 @@ def as_login(dsn: str, login: str) -> str:
     return dsn.replace("postgresql://postgres@", f"postgresql://{login}@")
 
 
+@pytest.fixture
+def operator(db: str, operator_role: str) -> Iterator[psycopg.Connection[tuple]]:
+    """An autocommit connection to the test's database as the operator."""
+    with psycopg.connect(as_operator(db), autocommit=True) as connection:
+        yield connection
+
+
 def wait_until(target: str, query: str, params: tuple[Any, ...] = (), seconds: float = 60) -> Any:
     """The first row of query once it has one (the server may be restarting meanwhile)."""
     deadline = time.monotonic() + seconds

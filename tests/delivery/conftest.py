@@ -33,10 +33,13 @@ class SmtpSink:
         self.answer = "250 2.0.0 Ok: queued"
         self.block = threading.Event()  # set: DATA waits until unblock() (a slow server)
         self.blocked = threading.Event()  # set by the server once a DATA is waiting
+        self.block_from = 1  # the first DATA (counted from 1) that block holds
+        self.data_calls = 0
         self.controller: Controller | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.block.is_set():
+        self.data_calls += 1
+        if self.block.is_set() and self.data_calls >= self.block_from:
             self.blocked.set()
             while self.block.is_set():
                 await asyncio.sleep(0.05)

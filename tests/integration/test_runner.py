@@ -9,6 +9,7 @@ import pytest
 from psycopg import errors
 
 from tests.conftest import JOBS
+from tests.integration.conftest import FIRM
 
 TEST_JOBS = """
 CREATE SCHEMA test_jobs;
@@ -185,13 +186,28 @@ def test_concurrent_run_is_skipped_and_crashed_run_is_found(
     assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (0,)
 
 
-def test_replay_of_a_past_moment_is_recorded_with_its_as_of(
+def test_replay_of_a_past_moment_sees_the_world_as_it_was_then(
     conn: psycopg.Connection[tuple],
 ) -> None:
-    as_of = datetime.now(UTC) - timedelta(days=3)
-    conn.execute("CALL gstjobs.run_job('heartbeat', as_of => %s)", (as_of,))
-    row = conn.execute("SELECT as_of FROM gstjobs.runs").fetchone()
-    assert row == (as_of,)
+    """A task whose SLA ran out 12 hours ago: replayed a day back, sla-check finds nothing to
+    do; replayed now, it finds the breach. The ledger keeps the moment each run replayed."""
+    conn.execute(FIRM.encode())
+    conn.execute(
+        "INSERT INTO litigation.tasks (tenant_id, id, case_id, title, assignee_id, sla_due_at)"
+        " VALUES (1, 1, 1, 'Reply to SCN', 3, now() - interval '12 hours')"
+    )
+    before = datetime.now(UTC) - timedelta(days=1)
+    conn.execute("CALL gstjobs.run_job('sla-check', as_of => %s)", (before,))
+    assert conn.execute("SELECT sla_breach_detected_at FROM litigation.tasks").fetchone() == (None,)
+    assert conn.execute("SELECT count(*) FROM gstjobs.notifications").fetchone() == (0,)
+    conn.execute("CALL gstjobs.run_job('sla-check')")
+    detected = conn.execute("SELECT sla_breach_detected_at FROM litigation.tasks").fetchone()
+    assert detected is not None and detected[0] is not None
+    assert conn.execute("SELECT count(*) FROM gstjobs.notifications").fetchone() == (2,)
+    replays = conn.execute(
+        "SELECT as_of < now() - interval '23 hours' FROM gstjobs.runs ORDER BY id"
+    ).fetchall()
+    assert replays == [(True,), (False,)]
 
 
 @pytest.mark.slow
