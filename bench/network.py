@@ -33,6 +33,10 @@ class DelayProxy:
         # (when due, destination, bytes or None for end of stream); one delay for all, so the
         # queue is in due order and each direction's bytes stay in order
         self.pending: deque[tuple[float, socket.socket, bytes | None]] = deque()
+        # chunks relayed from clients to the database, counted by the proxy's process: proof
+        # that a way's statements went through it (the bench reads it around each measurement)
+        self.relayed = multiprocessing.get_context("fork").Value("q", 0, lock=False)
+        self.clients: set[socket.socket] = set()
         # forked: the child inherits the listening socket, the parent keeps no copy of it.
         # terminate() ends the child, and with it every socket; an error ends it too, so the
         # bench's clients fail instead of waiting forever.
@@ -82,6 +86,7 @@ class DelayProxy:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.partner[client], self.partner[server] = server, client
         self.reading.update((client, server))
+        self.clients.add(client)
 
     def receive(self, sock: socket.socket) -> None:
         try:
@@ -91,6 +96,8 @@ class DelayProxy:
         if data is None:
             # the end of the stream travels too, after the bytes before it; read no more
             self.reading.discard(sock)
+        elif sock in self.clients:
+            self.relayed.value += 1
         self.pending.append((time.monotonic() + self.one_way, self.partner[sock], data))
 
     def deliver(self, destination: socket.socket, data: bytes | None) -> None:
@@ -110,4 +117,5 @@ class DelayProxy:
             self.partner.pop(end, None)
             self.reading.discard(end)
             self.ended.discard(end)
+            self.clients.discard(end)
             end.close()

@@ -714,7 +714,7 @@ def main() -> None:
     # the replaced client's network: a delay on loopback, started once, for every size
     with DelayProxy(PORT, NETWORK_RTT_MS) as proxy:
         for size_name in sizes:
-            results["sizes"][size_name] = run_size(size_name, args, proxy.port)
+            results["sizes"][size_name] = run_size(size_name, args, proxy)
     with psycopg.connect(ADMIN) as conn:
         version = conn.execute("SHOW server_version").fetchone()
         results["machine"]["postgresql"] = version[0] if version else None
@@ -738,13 +738,13 @@ def prepare(size_name: str) -> tuple[datetime, dict[str, Any]]:
     return base, entry
 
 
-def run_size(size_name: str, args: argparse.Namespace, proxy_port: int) -> dict[str, Any]:
+def run_size(size_name: str, args: argparse.Namespace, proxy: DelayProxy) -> dict[str, Any]:
     """Set up one size and measure what args ask for at it."""
     print(f"size {size_name}: {BENCH_SIZES[size_name]}", flush=True)
     base, entry = prepare(size_name)
     entry["jobs"] = {}
     # what a round trip costs, direct and through the proxy: the delay actually added
-    net_dsn = f"postgresql://postgres@127.0.0.1:{proxy_port}/{DB}"
+    net_dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/{DB}"
     entry["network"] = {
         "delay_ms": NETWORK_RTT_MS,
         "loopback_rtt_ms": round_trip_ms(DSN),
@@ -756,7 +756,10 @@ def run_size(size_name: str, args: argparse.Namespace, proxy_port: int) -> dict[
     for job, case in cases(base).items():
         if args.only and args.only != case.job:
             continue
+        relayed = proxy.relayed.value
         entry["jobs"][job] = measure(case, args.repeat, net_dsn=net_dsn)
+        # what went through the proxy meanwhile: the network way's requests, nothing else
+        entry["jobs"][job]["proxy_chunks"] = proxy.relayed.value - relayed
         print(
             f"  {job}: "
             + json.dumps(

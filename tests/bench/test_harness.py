@@ -37,17 +37,12 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
     jobs = results["sizes"]["tiny"]["jobs"]
-    # a round trip through the delay proxy takes at least the delay it is asked to add, and
-    # not much more (select() wakes a little late)
+    # times are make bench's to judge (docs/BENCHMARKS.md); here, that each was measured
     network = results["sizes"]["tiny"]["network"]
-    delay = network["delay_ms"]
-    assert delay <= network["proxy_rtt_ms"] < delay + 2, network
-    # a run's fixed cost, each part timed (the bench checked that the dispatch runs were idle):
-    # starting Python in a new session costs more than a statement does
+    assert set(network) == {"delay_ms", "loopback_rtt_ms", "proxy_rtt_ms"}, network
+    # a run's fixed cost, each part measured (the bench checked that the dispatch runs were idle)
     fixed = results["sizes"]["tiny"]["fixed_cost"]
     assert set(fixed) == {"select_1_ms", "python_start_ms", "heartbeat_ms", "dispatch_idle_ms"}
-    assert all(ms > 0 for ms in fixed.values()), fixed
-    assert fixed["python_start_ms"] > fixed["select_1_ms"], fixed
     compared = {
         "sla-check",
         "sla-check (1 min)",
@@ -72,16 +67,9 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
             notified = int(measured["ways"]["replaced"]["effects"].split(":")[0])
             for way in replaced_ways:
                 assert measured["ways"][way]["statements"] > notified, (job, way)
-            # over the proxy each of those statements waited the delay, one after another
-            over_network = measured["ways"]["replaced_net"]
-            assert over_network["median_ms"] >= over_network["statements"] * delay, job
-    # and the network way went through the proxy: for the job sending the most statements it
-    # took longer than on loopback by at least half the delays it adds
-    busiest = max(compared, key=lambda job: jobs[job]["ways"]["replaced"]["statements"])
-    loopback, over_network = (jobs[busiest]["ways"][w] for w in ("replaced", "replaced_net"))
-    assert (
-        over_network["median_ms"] - loopback["median_ms"] >= loopback["statements"] * delay / 2
-    ), busiest
+            # and the network way sent each of its statements through the delay proxy (every
+            # statement is at least one chunk the proxy relays to the database)
+            assert measured["proxy_chunks"] >= measured["ways"]["replaced_net"]["statements"], job
     assert jobs["health-check"]["ways"]["job"]["effects"].endswith(":1")  # one report
     # analytics-snapshot measured with its trailing days kept: 90 days of every firm's snapshot
     history = results["sizes"]["tiny"]["snapshot_history"]

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,8 +117,18 @@ def test_watch_redraws_until_interrupted(db: str, operator_role: str) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(5)
+    # read as it draws; interrupt once it has drawn twice (or give up after a generous bound)
+    assert process.stdout is not None
+    drawn: list[str] = []
+    reader = threading.Thread(target=lambda: drawn.extend(iter(process.stdout.readline, "")))
+    reader.start()
+    deadline = time.monotonic() + 60
+    while sum("Ctrl-C to stop" in line for line in list(drawn)) < 2:
+        assert time.monotonic() < deadline and process.poll() is None, "it did not redraw"
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=10)
+    _, err = process.communicate(timeout=30)
+    reader.join(30)
+    out = "".join(drawn)
     assert process.returncode == 0, err
     assert out.count("Ctrl-C to stop") >= 2 and "sla-check" in out

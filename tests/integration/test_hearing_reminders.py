@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.conftest import wait_until
 from tests.integration.conftest import LONDON, at, notifications, params, run
 
 OWNER = {("email", "aarav@mehta.example.in"), ("whatsapp", "+919800000003")}
@@ -202,13 +203,13 @@ def test_a_run_killed_midway_leaves_nothing_and_the_next_does_it_all(
 
     thread = threading.Thread(target=doomed_run)
     thread.start()
-    for _ in range(100):
-        waiting = firm.execute(
-            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-        ).fetchone()
-        if waiting and waiting[0] == "Lock":
-            break
-        threading.Event().wait(0.05)
+    # killed only once it is inside its work: its run recorded, its insert waiting on the lock
+    wait_until(
+        db,
+        "SELECT 1 FROM pg_stat_activity AS a JOIN gstjobs.runs AS r ON r.backend_pid = a.pid"
+        " WHERE a.pid = %s AND a.wait_event_type = 'Lock' AND r.status = 'running'",
+        (pid,),
+    )
     firm.execute("SELECT pg_terminate_backend(%s)", (pid,))
     thread.join(10)
     blocker.rollback()
