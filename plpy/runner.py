@@ -59,7 +59,8 @@ def begin_as_caller(args):
         return plpy.execute(plan("begin", BEGIN, BEGIN_TYPES), args)[0]
     except plpy.SPIError as error:
         # A refused request (unknown job, future as_of, ...) reaches the caller as it was
-        # raised, same SQLSTATE, without PL/Python's traceback around it.
+        # raised: same SQLSTATE, message, detail and hint (PL/Python adds 'plpy.Error: '
+        # before the message and its traceback to the context; the CLI shows neither).
         reraise(error)
 
 
@@ -170,10 +171,15 @@ def run_and_roll_back(body, args):
 
 def reraise(error):
     """Raise a caught SPIError again as the caller's error: same message, SQLSTATE, detail
-    and hint, without PL/Python's traceback around it."""
+    and hint."""
     detail, hint = spi_detail_hint(error)
     extra = {k: v for k, v in (("detail", detail), ("hint", hint)) if v}
-    plpy.error(error.args[0] if error.args else str(error), sqlstate=error.sqlstate, **extra)
+    message = str(error.args[0] if error.args else error)
+    # an error raised by plpy.error arrives as 'plpy.Error: <message>': raised again, it
+    # would say so twice
+    while message.startswith("plpy.Error: "):
+        message = message.removeprefix("plpy.Error: ")
+    plpy.error(message, sqlstate=error.sqlstate, **extra)
 
 
 def spi_detail_hint(error):

@@ -372,3 +372,10 @@ def test_operator_has_no_back_door(db: str, operator_role: str) -> None:
         # a job's body is executed by the owner only, inside a run of gstjobs.run_job
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             operator.execute("SELECT gstjobs.job_sla_check(1, now(), NULL, false)")
+
+
+def test_a_refusal_from_inside_run_job_reads_as_the_server_said_it(gstjobs: Invoke) -> None:
+    """Raised by start_run, raised again by run_begin and run_job: one plain line, no
+    'plpy.Error', no traceback."""
+    result = gstjobs("run", "sla-check", "--tenant", "424242")
+    assert result.exit_code == 2 and result.stderr == "gstjobs: unknown tenant 424242\n"

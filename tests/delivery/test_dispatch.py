@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import OPERATOR, wait_until
+from tests.conftest import CRON_DB, OPERATOR, cluster, wait_until
 from tests.delivery.conftest import TOKEN, SmtpSink, WhatsAppApi, add, statuses
 from tests.integration.conftest import run
 from tests.reliability.tripwire import TRIP_LOCK, TRIPWIRE
@@ -410,3 +410,89 @@ def test_whatsapp_timeouts_and_refused_connections_are_retried(
         "SELECT status, attempts FROM gstjobs.notifications WHERE id = %s", (note,)
     ).fetchone()
     assert row == ("failed", 2)
+
+
+@pytest.mark.parametrize(
+    ("attempts_before", "delay"),
+    [(0, 60), (1, 120), (5, 1920), (6, 3600), (12, 3600), (40, 3600)],
+)
+def test_back_off_doubles_from_a_minute_up_to_an_hour(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink, attempts_before: int, delay: int
+) -> None:
+    """After the n-th failure the next attempt waits 60 * 2^(n-1) s, never more than an hour,
+    within +-20% (jitter): measured from the attempt's own time, as recorded."""
+    outbox.execute("SELECT gstjobs.set_setting('dispatch.max_attempts', '100')")
+    [note] = add(outbox, 1)
+    outbox.execute(
+        "UPDATE gstjobs.notifications SET attempts = %s, status = 'failed' WHERE id = %s",
+        (attempts_before, note),
+    )
+    smtp.answer = "451 4.3.0 try again later"
+    assert dispatch(outbox)["retried"] == 1
+    waited = outbox.execute(
+        "SELECT attempts, extract(epoch FROM next_attempt_at - last_attempt_at)"
+        " FROM gstjobs.notifications WHERE id = %s",
+        (note,),
+    ).fetchone()
+    assert waited is not None and waited[0] == attempts_before + 1
+    assert 0.8 * delay - 1 <= float(waited[1]) <= 1.2 * delay + 1, waited
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["at the server", "after the server accepted"])
+def test_the_server_stopped_dead_while_sending_loses_nothing(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink, where: str
+) -> None:
+    """pg_ctl stop -m immediate at the 4th of 6 messages (as in the kill test above, but the
+    whole server: every backend gone, shared memory dropped, WAL replayed at start): the 3
+    before are sent and marked, the rest go after the restart, and only a message the server
+    had accepted goes twice."""
+    add(outbox, 6)
+    holder = psycopg.connect(db, autocommit=True)
+    if where == "at the server":
+        smtp.block_from = 4
+        smtp.block.set()
+    else:
+        outbox.execute(TRIPWIRE.encode())
+        outbox.execute(
+            "CREATE TRIGGER tripwire BEFORE UPDATE ON gstjobs.notifications"
+            " FOR EACH ROW EXECUTE FUNCTION tripwire.trip('4')"
+        )
+        holder.execute("SELECT pg_advisory_lock(%s)", (TRIP_LOCK,))
+    victim = psycopg.connect(db, autocommit=True)
+
+    def doomed() -> None:
+        with contextlib.suppress(psycopg.Error):
+            victim.execute("CALL gstjobs.run_job('dispatch-notifications')")
+
+    thread = threading.Thread(target=doomed)
+    thread.start()
+    if where == "at the server":
+        assert smtp.blocked.wait(30), "the dispatcher never reached the server"
+    else:
+        wait_until(db, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory'")
+    cluster("crash", CRON_DB)
+    thread.join(30)
+    victim.close()
+    holder.close()
+    smtp.block.clear()
+    cluster("start", CRON_DB)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER IF EXISTS tripwire ON gstjobs.notifications")
+        sent = {
+            r[0]
+            for r in conn.execute("SELECT subject FROM gstjobs.notifications WHERE status = 'sent'")
+        }
+        assert len(sent) == 3 and sent == {str(m["Subject"]) for m in smtp.received[:3]}
+        dispatch(conn)
+        assert statuses(conn) == {"sent": 6}
+        ledger = [
+            r[0]
+            for r in conn.execute(
+                "SELECT status FROM gstjobs.runs WHERE job = 'dispatch-notifications' ORDER BY id"
+            )
+        ]
+        assert ledger == ["crashed", "succeeded"]
+    subjects = [str(m["Subject"]) for m in smtp.received]
+    assert len(set(subjects)) == 6
+    assert len(subjects) - 6 == (0 if where == "at the server" else 1)

@@ -363,3 +363,86 @@ def test_purge_keeps_what_it_must_and_works_in_batches(
         "SELECT count(*) FROM gstjobs.runs WHERE job = 'purge-history'"
     ).fetchone()
     assert batches == (1,)  # one run, several batches committed inside it
+
+
+# (table, its time column, the setting that keeps it, a row of it as (columns, values) with
+# %(at)s for the time): every table purge-history purges
+PURGED = [
+    (
+        "gstjobs.runs",
+        "started_at",
+        "retention.run_history_days",
+        "(job, trigger, as_of, status, started_at, finished_at)",
+        "('heartbeat', 'cron', %(at)s, 'succeeded', %(at)s, %(at)s)",
+    ),
+    (
+        "cron.job_run_details",
+        "start_time",
+        "retention.run_history_days",
+        "(jobid, runid, job_pid, database, username, command, status, return_message, start_time, end_time)",
+        "((SELECT jobid FROM cron.job WHERE jobname = 'heartbeat'), nextval('cron.runid_seq'), 1, 'x',"
+        " 'gstjobs_runner', 'CALL', 'succeeded', 'CALL', %(at)s, %(at)s)",
+    ),
+    (
+        "gstjobs.notifications",
+        "sent_at",
+        "retention.notifications_days",
+        "(tenant_id, kind, channel, recipient, subject, body, status, dedupe_key, sent_at)",
+        "(1, 'sla-breach', 'email', 'a@b.in', 's', 'b', 'sent', md5(random()::text), %(at)s)",
+    ),
+    (
+        "gstjobs.slots",
+        "processed_at",
+        "retention.run_history_days",
+        "(job, tenant_id, local_date, status, due_at, processed_at)",
+        "('hearing-reminders', 1, %(at)s::date - (SELECT count(*) FROM gstjobs.slots)::integer,"
+        " 'done', %(at)s, %(at)s)",
+    ),
+    (
+        "gstjobs.health_reports",
+        "created_at",
+        "retention.run_history_days",
+        "(healthy, created_at)",
+        "(true, %(at)s)",
+    ),
+    ("gstjobs.audit_log", "at", "retention.audit_days", "(action, at)", "('pause', %(at)s)"),
+]
+RETENTION = {
+    "retention.run_history_days": 10,
+    "retention.notifications_days": 20,
+    "retention.audit_days": 400,
+}
+
+
+def test_purge_keeps_what_is_one_second_inside_every_limit_and_takes_one_second_past(
+    watched: psycopg.Connection[Any],
+) -> None:
+    """Retention set away from its defaults; for each purged table, a row a second inside the
+    limit (kept) and a second past it (purged), counted from the run's as_of."""
+    conn = watched
+    for key, days in RETENTION.items():
+        conn.execute("SELECT gstjobs.set_setting(%s, %s)", (key, str(days)))
+    as_of = conn.execute("SELECT date_trunc('second', now()) - interval '1 minute'").fetchone()
+    assert as_of is not None
+    for table, _, setting, columns, values in PURGED:
+        for offset in (1, -1):  # a second inside the limit, a second past it
+            at = as_of[0] - timedelta(days=RETENTION[setting], seconds=-offset)
+            conn.execute(f"INSERT INTO {table} {columns} VALUES {values}", {"at": at})
+    marked = {
+        table: conn.execute(
+            f"SELECT array_agg({column} ORDER BY {column}) FROM {table}"
+            f" WHERE {column} < %s - interval '5 days'",
+            (as_of[0],),
+        ).fetchone()[0]  # type: ignore[index]
+        for table, column, *_ in PURGED
+    }
+    run(conn, "purge-history", as_of[0])
+    for table, column, setting, *_ in PURGED:
+        limit = as_of[0] - timedelta(days=RETENTION[setting])
+        inside, past = limit + timedelta(seconds=1), limit - timedelta(seconds=1)
+        assert sorted(marked[table]) == [past, inside], table
+        left = conn.execute(
+            f"SELECT array_agg({column}) FROM {table} WHERE {column} = ANY (%s)",
+            (marked[table],),
+        ).fetchone()
+        assert left == ([inside],), table

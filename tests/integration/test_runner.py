@@ -33,9 +33,19 @@ CREATE FUNCTION test_jobs.effect(run_id bigint, as_of timestamptz, tenant_id big
         INSERT INTO test_jobs.effects VALUES (run_id);
         SELECT jsonb_build_object('effects', 1);
     END;
+CREATE FUNCTION test_jobs.refusing(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+    RETURNS jsonb LANGUAGE plpgsql
+AS $$
+BEGIN
+    RAISE EXCEPTION 'a task of firm 7 has no case'
+        USING DETAIL = 'task 42 points at case 9, which was deleted',
+              HINT = 'give task 42 a case, or close it';
+END
+$$;
 GRANT USAGE ON SCHEMA test_jobs TO PUBLIC;
 GRANT INSERT ON test_jobs.effects TO PUBLIC;
 INSERT INTO gstjobs.jobs (name, description, default_schedule, body) VALUES
+    ('test-refusing', 'refuses', '* * * * *', 'test_jobs.refusing(bigint, timestamptz, bigint, boolean)'),
     ('test-slow', 'sleeps', '* * * * *', 'test_jobs.slow(bigint, timestamptz, bigint, boolean)'),
     ('test-broken', 'fails', '* * * * *', 'test_jobs.broken(bigint, timestamptz, bigint, boolean)'),
     ('test-effect', 'writes', '* * * * *', 'test_jobs.effect(bigint, timestamptz, bigint, boolean)');
@@ -124,6 +134,39 @@ def test_failed_body_is_recorded_and_leaves_no_effect(jobs_db: psycopg.Connectio
     [(_, status, _, error, _)] = runs(jobs_db, "test-broken")
     assert status == "failed" and "division by zero" in error
     assert jobs_db.execute("SELECT count(*) FROM test_jobs.effects").fetchone() == (0,)
+
+
+def test_a_failure_keeps_the_servers_detail_and_hint(jobs_db: psycopg.Connection[tuple]) -> None:
+    """DETAIL and HINT as the real server raised them, through run_batch into the ledger and
+    run_history, and on to the operator's screen."""
+    jobs_db.execute("CALL gstjobs.run_job('test-refusing')")
+    [(_, status, _, error, _)] = runs(jobs_db, "test-refusing")
+    assert status == "failed" and error == (
+        "a task of firm 7 has no case\n"
+        "DETAIL: task 42 points at case 9, which was deleted\n"
+        "HINT: give task 42 a case, or close it"
+    )
+    shown = jobs_db.execute(
+        "SELECT error FROM gstjobs.run_history WHERE job = 'test-refusing'"
+    ).fetchone()
+    assert shown == (error,)
+
+
+def test_a_refusal_reaches_the_caller_with_its_hint_through_both_steps(
+    conn: psycopg.Connection[tuple],
+) -> None:
+    """start_run's error is raised again by run_begin and again by run_job: the caller gets
+    the server's own SQLSTATE, message and hint. (PL/Python puts 'plpy.Error: ' before the
+    message and its traceback in CONTEXT; the CLI shows the message and hint only.)"""
+    with pytest.raises(errors.InvalidParameterValue) as raised:
+        conn.execute("CALL gstjobs.run_job('sla-check', as_of => now() + interval '1 hour')")
+    diag = raised.value.diag
+    assert diag.message_primary is not None
+    # once: each step that raised it again took off the prefix the step before had added
+    assert diag.message_primary.startswith("plpy.Error: as_of ")
+    assert diag.message_primary.endswith(" is in the future")
+    hint = "a job replays a moment that has passed; leave as_of out to mean now"
+    assert diag.message_hint == hint
 
 
 def test_dry_run_leaves_no_effect(jobs_db: psycopg.Connection[tuple]) -> None:

@@ -4,10 +4,12 @@ the ledger shows the run crashed, and the next run does exactly what an unbroken
 The points are deterministic. A test-only trigger (a "tripwire") on one table the job writes
 makes the run stop, at its k-th row there, on an advisory lock this test holds; the backend is
 killed while it waits: with pg_terminate_backend, and once per job with SIGKILL, which makes
-the postmaster restart every backend. Which rows exist, and how many, comes from an unbroken
-reference run on a copy of the same data.
+the postmaster restart every backend; and, in a test of its own, the whole server is stopped
+dead (pg_ctl stop -m immediate: shared memory gone, the WAL replayed at start). Which rows
+exist, and how many, comes from an unbroken reference run on a copy of the same data.
 """
 
+import functools
 import math
 import os
 import signal
@@ -20,7 +22,7 @@ import psycopg
 import pytest
 from gstjobs.datagen import SIZES, generate
 
-from tests.conftest import admin, dsn, wait_until
+from tests.conftest import CRON_DB, admin, cluster, dsn, wait_until
 from tests.integration.conftest import at
 from tests.reliability.tripwire import TRIP_LOCK, TRIPWIRE
 
@@ -134,6 +136,7 @@ def run_job(target: str, job: str) -> tuple[str, Any]:
         return ledger[0], ledger[1]
 
 
+@functools.cache
 def reference(job: str) -> tuple[dict[str, Any], dict[str, int]]:
     """An unbroken run: its effects, and how many rows it wrote to each table."""
     counts = {}
@@ -168,8 +171,10 @@ def kill_points(written: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(points)[:10]
 
 
-def kill_once(target: str, job: str, table: str, k: int, sigkill: bool) -> int:
-    """Run the job until it stops at the k-th row of table, kill it there; the run's id."""
+def kill_once(target: str, job: str, table: str, k: int, how: str) -> int:
+    """Run the job until it stops at the k-th row of table, and stop it there: how is
+    'terminate' (pg_terminate_backend), 'sigkill' (every backend restarts) or 'server' (the
+    whole server stopped dead, then started). The run's id."""
     with psycopg.connect(target, autocommit=True) as conn:
         install_tripwire(conn, table, k)
     holder = psycopg.connect(target, autocommit=True)
@@ -197,11 +202,16 @@ def kill_once(target: str, job: str, table: str, k: int, sigkill: bool) -> int:
         (pid,),
         30,
     )
-    if sigkill:
+    if how == "sigkill":
         os.kill(pid, signal.SIGKILL)
+    elif how == "server":
+        cluster("crash", CRON_DB)
     else:
         holder.execute("SELECT pg_terminate_backend(%s)", (pid,))
     thread.join(60)
+    if how == "server":
+        holder.close()
+        cluster("start", CRON_DB)
     assert not thread.is_alive() and "finished" not in started, started
     if not holder.closed:
         holder.close()
@@ -252,34 +262,50 @@ def test_killed_at_ten_points_leaves_no_partial_effect_and_the_next_run_complete
     # one point per job by SIGKILL (every backend restarts), the others by pg_terminate_backend
     sigkill_at = points[len(points) // 2]
     for table, k in points:
-        target = clone("kill_attempt")
-        try:
-            sigkill = (table, k) == sigkill_at
-            if sigkill:
-                # A database cloned from a template holds sequence pages whose values were
-                # logged ahead in the template's WAL, not its own: until a checkpoint makes
-                # nextval log afresh, crash recovery would take the clone's sequences back
-                # (seen here: a run id handed out twice). A real database is not cloned.
-                with psycopg.connect(target, autocommit=True) as conn:
-                    conn.execute("CHECKPOINT")
-            before = effects_of(target)
-            killed = kill_once(target, job, table, k, sigkill)
-            after = effects_of(target)
-            if job == "sla-check" and after != before:
-                assert_consistent_prefix(after, done)
-            else:
-                assert after == before, (table, k)
-            # the next run marks the killed one crashed and does the work, once
-            status, _ = run_job(target, job)
-            assert status == "succeeded", (table, k)
-            assert effects_of(target) == done, (table, k)
-            with psycopg.connect(target) as conn:
-                ledger = conn.execute(
-                    "SELECT status, error FROM gstjobs.runs WHERE id = %s", (killed,)
-                ).fetchone()
-            assert ledger is not None and ledger[0] == "crashed", (table, k, ledger)
-        finally:
-            drop("kill_attempt")
+        stop_and_check(job, table, k, "sigkill" if (table, k) == sigkill_at else "terminate")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("job", sorted(WRITES))
+def test_the_server_stopped_dead_mid_run_leaves_no_partial_effect(base: str, job: str) -> None:
+    """The whole server stopped (pg_ctl stop -m immediate) while the job writes the middle
+    row of its busiest table: after the restart, as after a killed backend."""
+    _, written = reference(job)
+    busiest = max((t for t in written if t != FINISH), key=lambda t: written[t])
+    stop_and_check(job, busiest, (written[busiest] + 1) // 2, "server")
+
+
+def stop_and_check(job: str, table: str, k: int, how: str) -> None:
+    """Stop the job at the k-th row of table; nothing half-done is left, the ledger shows the
+    run crashed, and the next run leaves exactly what an unbroken run does."""
+    done, _ = reference(job)
+    target = clone("kill_attempt")
+    try:
+        if how != "terminate":
+            # A database cloned from a template holds sequence pages whose values were logged
+            # ahead in the template's WAL, not its own: until a checkpoint makes nextval log
+            # afresh, crash recovery would take the clone's sequences back (seen here: a run
+            # id handed out twice). A real database is not cloned.
+            with psycopg.connect(target, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+        before = effects_of(target)
+        killed = kill_once(target, job, table, k, how)
+        after = effects_of(target)
+        if job == "sla-check" and after != before:
+            assert_consistent_prefix(after, done)
+        else:
+            assert after == before, (table, k)
+        # the next run marks the killed one crashed and does the work, once
+        status, _ = run_job(target, job)
+        assert status == "succeeded", (table, k)
+        assert effects_of(target) == done, (table, k)
+        with psycopg.connect(target) as conn:
+            ledger = conn.execute(
+                "SELECT status, error FROM gstjobs.runs WHERE id = %s", (killed,)
+            ).fetchone()
+        assert ledger is not None and ledger[0] == "crashed", (table, k, ledger)
+    finally:
+        drop("kill_attempt")
 
 
 def effects_of(target: str) -> dict[str, Any]:
