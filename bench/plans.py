@@ -36,13 +36,13 @@ def statements(base: datetime) -> list[tuple[str, str, tuple[Any, ...]]]:
         (
             f"sla-check, {name} (ten minutes of new breaches)",
             sql,
-            (None, cases["sla-check"].as_of, None, bench.SLA_BATCH),
+            (None, cases["sla-check"].as_of, None, bench.SLA_BATCH, *bench.EVERY_FIRM),
         )
         for name, sql in bench.sla_check.statements()
     ]
     for job in ("hearing-reminders", "deadline-alerts", "analytics-snapshot"):
         sql = getattr(bench.local_jobs, job.replace("-", "_").upper())
-        found.append((job, sql, (None, cases[job].as_of, None)))
+        found.append((job, sql, (None, cases[job].as_of, None, *bench.EVERY_FIRM)))
     # a claim of dispatch with the default batch (1), on the outbox the backlog run filled
     found.append(
         (

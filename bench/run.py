@@ -43,6 +43,9 @@ from gstjobs.resources import load_plpy_module  # noqa: E402
 # the jobs' own statements, for the bare-SQL limit
 sla_check = load_plpy_module("sla_check")
 local_jobs = load_plpy_module("local_jobs")
+# the range of firm ids the jobs' firm-scoped statements take last: all of them, as a run
+# covers unless a failure is being narrowed down to its firm
+EVERY_FIRM = sla_check.ALL_FIRMS
 
 from bench import database, replaced  # noqa: E402
 from bench.network import DelayProxy  # noqa: E402
@@ -250,13 +253,23 @@ class Case:
         # the limit: the job's statements as (prepared name, parameter types, text, batch size)
         if job == "sla-check":
             statements = [
-                (f"sla{i}", "bigint, timestamptz, bigint, integer", statement, f", {SLA_BATCH}")
+                (
+                    f"sla{i}",
+                    "bigint, timestamptz, bigint, integer, bigint, bigint",
+                    statement,
+                    f", {SLA_BATCH}",
+                )
                 for i, (_, statement) in enumerate(sla_check.statements())
             ]
         else:
             name = job.replace("-", "_")
             statements = [
-                (name, "bigint, timestamptz, bigint", getattr(local_jobs, name.upper()), "")
+                (
+                    name,
+                    "bigint, timestamptz, bigint, bigint, bigint",
+                    getattr(local_jobs, name.upper()),
+                    "",
+                )
             ]
 
         def limit(c: psycopg.Connection[Any]) -> None:
@@ -266,7 +279,13 @@ class Case:
             assert run is not None
             for name, types, statement, batch in statements:
                 prepared(c, name, types, statement)
-                execute(c, f"EXECUTE {name}(%s, %s::timestamptz, NULL{batch})", run[0], as_of)
+                execute(
+                    c,
+                    f"EXECUTE {name}(%s, %s::timestamptz, NULL{batch}, %s, %s)",
+                    run[0],
+                    as_of,
+                    *EVERY_FIRM,
+                )
             c.commit()
 
         client = {
@@ -321,7 +340,10 @@ def sla_buffers(as_of: datetime) -> int:
     with psycopg.connect(DSN, autocommit=True) as conn:
         for _, sql in sla_check.statements():
             [[[plan]]] = explained(
-                conn, "ANALYZE, BUFFERS, FORMAT JSON", sql, (None, as_of, None, SLA_BATCH)
+                conn,
+                "ANALYZE, BUFFERS, FORMAT JSON",
+                sql,
+                (None, as_of, None, SLA_BATCH, *EVERY_FIRM),
             )
             touched += plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
     return touched

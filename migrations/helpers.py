@@ -1,5 +1,6 @@
 """Helpers for revision scripts: each revision's DDL lives in migrations/sql/, frozen."""
 
+import sys
 from pathlib import Path
 
 from alembic import op
@@ -8,6 +9,16 @@ SQL_DIR = Path(__file__).parent / "sql"
 
 
 def run_sql_file(name: str) -> None:
-    """Execute migrations/sql/<name> through the driver, as one simple query."""
+    """Execute migrations/sql/<name> through the driver, as one simple query. What the SQL says
+    to the DBA (RAISE NOTICE: a role kept, rows that break a new limit) is printed, not lost."""
     text = (SQL_DIR / name).read_text(encoding="utf-8")
-    op.get_bind().connection.driver_connection.execute(text.encode())
+    connection = op.get_bind().connection.driver_connection
+
+    def tell(notice: object) -> None:
+        print(f"{name}: NOTICE: {getattr(notice, 'message_primary', notice)}", file=sys.stderr)
+
+    connection.add_notice_handler(tell)
+    try:
+        connection.execute(text.encode())
+    finally:
+        connection.remove_notice_handler(tell)

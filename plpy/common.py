@@ -1,5 +1,6 @@
 """What every PL/Python module of gstjobs gets: prepared plans kept for the session, the run
-check that starts every job body, and the statement tail that writes notifications."""
+check that starts every job body, the confinement of a failure to the firm that caused it, and
+the statement tail that writes notifications."""
 
 
 def plan(key, query, types):
@@ -36,6 +37,60 @@ def enter_run(run_id, job):
     )
 
 
+# Every firm: the range of firm ids a firm-scoped statement covers when it is not narrowed.
+ALL_FIRMS = (-(2**63), 2**63 - 1)
+# More firms than this failing the same statement is not one firm's data: the run fails.
+MOST_FAILED_FIRMS = 8
+FIRM_IDS = "SELECT min(id) AS low, max(id) AS high FROM litigation.tenants"
+
+
+def for_every_firm(step, run, failed):
+    """The counts of run(low, high), a firm-scoped statement over the firms whose ids are in
+    low..high, for every firm whose work it can do.
+
+    The jobs work on all firms in one statement (that is what makes them fast), so one firm's
+    data could stop every firm's work. When the statement fails (PL/Python rolls it back), it
+    runs again over each half of the firms in turn, down to the one firm that makes it fail,
+    which is left out and recorded in failed: {tenant_id, step, error}, the error's SQLSTATE
+    and message, never its DETAIL, which may quote the firm's rows. A failure that more than
+    MOST_FAILED_FIRMS firms cause is not a firm's: it is raised, and the run fails.
+    """
+    try:
+        return dict(run(*ALL_FIRMS))
+    except plpy.SPIError as error:
+        failure = error
+    bounds = one("firm ids", FIRM_IDS, [], [])
+    if bounds["low"] is None:
+        raise failure
+    totals = {}
+    failing = [(bounds["low"], bounds["high"], failure)]  # every firm: it just failed
+    while failing:
+        low, high, failure = failing.pop()
+        if low == high:
+            failed.append({"tenant_id": low, "step": step, "error": brief(failure)})
+            if len(failed) > MOST_FAILED_FIRMS:
+                raise failure
+            continue
+        middle = (low + high) // 2
+        for part in ((low, middle), (middle + 1, high)):
+            try:
+                add_up(totals, run(*part))
+            except plpy.SPIError as error:
+                failing.append((*part, error))
+    return totals
+
+
+def add_up(totals, row):
+    for key, value in dict(row).items():
+        totals[key] = totals.get(key, 0) + value if isinstance(value, (int, float)) else value
+
+
+def brief(error):
+    """SQLSTATE and message of a failure, without the DETAIL that may quote a firm's data."""
+    message = str(error.args[0] if error.args else error).splitlines()[0]
+    return f"{error.sqlstate or 'XX000'}: {message}"
+
+
 # The tail of every notifying statement. From a CTE `targets` (tenant_id, member_id, kind,
 # dedupe, urgency, vars): one notification per recipient and channel (email when the member has
 # an address; WhatsApp when the member has a phone and the firm enabled it), rendered from
@@ -60,9 +115,11 @@ inserted AS (
     INSERT INTO gstjobs.notifications
         (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
          dedupe_key, run_id)
-    -- a kind without a template renders NULL and fails loudly (subject NOT NULL)
+    -- a kind without a template renders NULL and fails loudly (subject NOT NULL); what a firm
+    -- wrote is fitted to the columns (gstjobs.fit), never a constraint error
     SELECT msg.tenant_id, msg.kind, msg.channel, msg.address, msg.member_id,
-           gstjobs.render_subject(msg.kind, msg.vars), gstjobs.render_body(msg.kind, msg.vars),
+           gstjobs.fit(gstjobs.render_subject(msg.kind, msg.vars), 300, true),
+           gstjobs.fit(gstjobs.render_body(msg.kind, msg.vars), 20000, false),
            jsonb_build_object('name', msg.kind, 'params', msg.vars), msg.urgency,
            msg.dedupe || ':' || msg.member_id || ':' || msg.channel, $1
     FROM messages AS msg

@@ -10,7 +10,8 @@ from its dedupe key, so a receiving system can tell the copy).
 
 Failures: SMTP 4xx, connection failures, timeouts and HTTP 5xx are retried after 1 minute,
 doubling up to 1 hour, with +-20% jitter (HTTP 429: after its Retry-After); SMTP 5xx and other
-HTTP 4xx are permanent. After dispatch.max_attempts attempts, or on a permanent refusal, the
+HTTP 4xx are permanent, and so is a message that cannot be built from what was stored (an
+address the email package refuses): each is that message's failure, never the run's. After dispatch.max_attempts attempts, or on a permanent refusal, the
 notification is dead. Settings are read once per run; secrets through gstjobs.secret(), which
 only the owner may call, and they appear in no error, log line or ledger row.
 """
@@ -97,6 +98,24 @@ def message_id(dedupe_key, sender):
 
 
 def build_email(note, settings, now):
+    """The message, or Refused when what was stored cannot make one."""
+    try:
+        email = compose_email(note, settings, now)
+        email.as_bytes()  # what the server will be sent: made here, where a failure is caught
+        return email
+    except Exception as error:  # the email package's, on stored text: ValueError, and worse
+        raise Refused(f"the message cannot be built: {type(error).__name__}: {error}") from None
+
+
+def one_line(text):
+    """A header's text: control characters and line separators become spaces (the columns
+    refuse them since revision 0005; rows stored before may hold them)."""
+    return "".join(
+        " " if ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" else c for c in text
+    )
+
+
+def compose_email(note, settings, now):
     from email.message import EmailMessage
     from email.utils import format_datetime
 
@@ -107,7 +126,7 @@ def build_email(note, settings, now):
     reply_to = note["reply_to"] or settings["smtp.reply_to"]
     if reply_to:
         email["Reply-To"] = reply_to
-    email["Subject"] = note["subject"]
+    email["Subject"] = one_line(note["subject"])
     email["Date"] = format_datetime(now)
     # the same notification always has the same Message-ID: a copy can be recognised
     email["Message-ID"] = message_id(note["dedupe_key"], sender)
@@ -179,6 +198,12 @@ class Mailer:
                 self.reset()
                 raise self.answer("DATA", code, reply)
             return f"{code} {reply.decode(errors='replace')}"
+        except (UnicodeError, ValueError) as error:
+            # an address or text the protocol cannot carry: this message's fault, not the server's
+            self.reset()
+            raise Refused(
+                f"SMTP cannot carry the message: {type(error).__name__}: {error}"
+            ) from None
         except (OSError, smtplib.SMTPServerDisconnected) as error:
             self.close()
             raise Retry(

@@ -98,6 +98,20 @@ SELECT (SELECT count(*) FROM (SELECT FROM gstjobs.notifications
                               LIMIT $3 + 1) AS dead) AS dead
 """
 
+# the firms a job left out of its work in the window because their data made a statement fail
+# (counts.failed_firms), per job through runs_job_started_idx
+FAILED_FIRMS = """
+SELECT j.name AS job, (f.firm ->> 'tenant_id')::bigint AS tenant_id, count(*) AS runs,
+       (array_agg(f.firm ->> 'error' ORDER BY r.started_at DESC))[1] AS last_error,
+       (array_agg(f.firm ->> 'step' ORDER BY r.started_at DESC))[1] AS step
+FROM gstjobs.jobs AS j
+JOIN gstjobs.runs AS r ON r.job = j.name AND r.started_at >= $1 AND r.started_at < $2
+CROSS JOIN LATERAL jsonb_array_elements(r.counts -> 'failed_firms') AS f (firm)
+WHERE r.counts ? 'failed_firms'
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
 MISSED_SLOTS = """
 SELECT job, count(*) AS missed, min(local_date) AS first, max(local_date) AS last
 FROM gstjobs.slots WHERE status = 'missed' AND due_at >= $1 AND due_at < $2
@@ -125,7 +139,8 @@ ALERT = """
 INSERT INTO gstjobs.notifications
     (tenant_id, kind, channel, recipient, subject, body, template, urgency, dedupe_key, run_id)
 SELECT NULL, 'health-alert', 'email', address,
-       gstjobs.render_subject('health-alert', vars), gstjobs.render_body('health-alert', vars),
+       gstjobs.fit(gstjobs.render_subject('health-alert', vars), 300, true),
+       gstjobs.fit(gstjobs.render_body('health-alert', vars), 20000, false),
        jsonb_build_object('name', 'health-alert', 'params', vars), 1,
        format('health:%s:%s:%s:%s', $1, $2, $3, address), $3
 FROM unnest(string_to_array(gstjobs.setting('ops.email'), ',')) AS raw (address_raw)
@@ -374,6 +389,21 @@ def health_check(run_id, as_of, tenant_id, dry_run):
                 "notifications",
                 f"{at_most(outbox['dead'])} notification(s) gave up after their last attempt",
                 "`gstjobs outbox --status dead` lists them; `gstjobs outbox retry ID` re-queues one",
+            )
+        )
+
+    for f in plpy.execute(
+        plan("failed firms", FAILED_FIRMS, ["timestamptz", "timestamptz"]),
+        [window["start"], as_of],
+    ):
+        problems.append(
+            problem(
+                "firm-failed",
+                f"{f['job']} firm {f['tenant_id']}",
+                f"{f['job']} left firm {f['tenant_id']} out of {f['runs']} run(s) in 24 h: its data"
+                f" made the {f['step']} statement fail ({f['last_error']})",
+                "every other firm's work was done; correct the firm's data the error names, and"
+                f" the next run does the firm's work (`gstjobs history {f['job']}` shows each run)",
             )
         )
 

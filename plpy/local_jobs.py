@@ -7,12 +7,15 @@ catch-up limit is recorded as missed and not run (health-check reports it). Ever
 does is one statement per job: the slots it takes and the work for them go together.
 """
 
-# $1 run_id, $2 as_of, $3 tenant_id (NULL: every firm); the slots taken by this run.
+# $1 run_id, $2 as_of, $3 tenant_id (NULL: every firm), $4 and $5 the range of firm ids it
+# covers (every firm, unless a failure is being narrowed down to its firm:
+# common.for_every_firm); the slots taken by this run.
 TAKE_SLOTS = """
 taken AS (
     INSERT INTO gstjobs.slots AS s (job, tenant_id, local_date, status, due_at, run_id)
     SELECT due.job, due.tenant_id, due.local_date, due.status, due.due_at, $1
     FROM gstjobs.due_slots('{job}', $2, $3) AS due
+    WHERE due.tenant_id BETWEEN $4 AND $5
     ON CONFLICT DO NOTHING
     RETURNING s.tenant_id, s.local_date, s.status, s.due_at
 ),
@@ -278,6 +281,16 @@ def analytics_snapshot(run_id, as_of, tenant_id, dry_run):
 
 
 def run_statement(name, query, run_id, as_of, tenant_id):
+    """The job's one statement over every firm due, or every firm it can do (a firm whose data
+    makes it fail is left out and recorded, its slot left for the next poll)."""
     enter_run(run_id, name)
-    row = one(name, query, ["bigint", "timestamptz", "bigint"], [run_id, as_of, tenant_id])
-    return dict(row)
+    statement = plan(name, query, ["bigint", "timestamptz", "bigint", "bigint", "bigint"])
+    failed = []
+    counts = for_every_firm(
+        name,
+        lambda low, high: plpy.execute(statement, [run_id, as_of, tenant_id, low, high])[0],
+        failed,
+    )
+    if failed:
+        counts["failed_firms"] = failed
+    return counts

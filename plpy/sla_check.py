@@ -6,14 +6,15 @@ detected; or detected, not yet escalated), so a run costs what is new, not what 
 
 # One statement per check and step, built from STEP with the pieces in statements(); names
 # of columns and kinds come from CHECKS below, never from a caller. $1 run_id, $2 as_of,
-# $3 tenant_id (NULL: every firm), $4 the batch size.
+# $3 tenant_id (NULL: every firm), $4 the batch size, $5 and $6 the range of firm ids it covers
+# (every firm, unless a failure is being narrowed down to its firm: common.for_every_firm).
 STEP = """
 WITH batch AS (
     -- the oldest first, at most $4 a statement: a backlog (a first install) goes in batches
     SELECT t.tenant_id, t.id FROM litigation.tasks AS t
     JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
     WHERE t.status IN ('open', 'in_progress') AND {pending}
-      AND ($3::bigint IS NULL OR t.tenant_id = $3)
+      AND ($3::bigint IS NULL OR t.tenant_id = $3) AND t.tenant_id BETWEEN $5 AND $6
     ORDER BY t.{due} LIMIT $4
 ),
 acted AS (
@@ -105,21 +106,25 @@ def statements():
 def sla_check(run_id, as_of, tenant_id, dry_run):
     enter_run(run_id, "sla-check")
     batch_size = int(one("batch", "SELECT gstjobs.setting('sla.batch_size') AS v", [], [])["v"])
-    counts = {}
+    counts, failed = {}, []
     for name, query in statements():
-        row = one(
-            "sla:" + name,
-            query,
-            ["bigint", "timestamptz", "bigint", "integer"],
-            [run_id, as_of, tenant_id, batch_size],
+        statement = plan(
+            "sla:" + name, query, ["bigint", "timestamptz", "bigint", "integer", "bigint", "bigint"]
         )
-        counts[name + ".tasks"] = row["tasks"]
-        counts[name + ".notified"] = row["notified"]
-        counts[name + ".skipped"] = row["skipped"]
+
+        def run(low, high, statement=statement):
+            return plpy.execute(statement, [run_id, as_of, tenant_id, batch_size, low, high])[0]
+
+        row = for_every_firm(name, run, failed)
+        counts[name + ".tasks"] = row.get("tasks", 0)
+        counts[name + ".notified"] = row.get("notified", 0)
+        counts[name + ".skipped"] = row.get("skipped", 0)
     counts["found"] = counts["sla-breach.tasks"] + counts["overdue.tasks"]
     counts["escalated"] = counts["sla-breach-escalation.tasks"] + counts["overdue-escalation.tasks"]
     counts["notified"] = sum(v for k, v in counts.items() if k.endswith(".notified"))
     counts["skipped"] = sum(v for k, v in counts.items() if k.endswith(".skipped"))
+    if failed:
+        counts["failed_firms"] = failed
     # a full batch may have left more: the runner commits and calls again
     counts["more"] = any(v >= batch_size for k, v in counts.items() if k.endswith(".tasks"))
     return counts

@@ -135,7 +135,8 @@ $$;
 COMMENT ON FUNCTION gstjobs.start_run(text, timestamptz, bigint, boolean, text, boolean) IS
     'validates a run request, takes the job''s guard and records the run (running, or skipped)';
 
--- A run's counts over its batches: numbers are added up, anything else is the last batch's.
+-- A run's counts over its batches: numbers are added up, lists (failed_firms) joined,
+-- anything else is the last batch's.
 CREATE FUNCTION gstjobs.add_counts(total jsonb, batch jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
@@ -143,10 +144,12 @@ RETURN total || coalesce((
     SELECT jsonb_object_agg(b.key, CASE
         WHEN jsonb_typeof(b.value) = 'number' AND jsonb_typeof(total -> b.key) = 'number'
         THEN to_jsonb((total ->> b.key)::numeric + (b.value #>> '{}')::numeric)
+        WHEN jsonb_typeof(b.value) = 'array' AND jsonb_typeof(total -> b.key) = 'array'
+        THEN (total -> b.key) || b.value
         ELSE b.value END)
     FROM jsonb_each(batch) AS b), '{}');
 COMMENT ON FUNCTION gstjobs.add_counts(jsonb, jsonb) IS
-    'adds a batch''s counts to a run''s: numbers are summed, anything else is the batch''s';
+    'adds a batch''s counts to a run''s: numbers are summed, lists joined, anything else is the batch''s';
 
 CREATE FUNCTION gstjobs.run_guard(run_id bigint, job text) RETURNS void
     LANGUAGE plpgsql STABLE SECURITY DEFINER

@@ -244,6 +244,20 @@ BEGIN ATOMIC
     FROM gstjobs.jobs AS j
     LEFT JOIN cron.job AS c ON c.jobname = j.name AND c.username = 'gstjobs_runner'
     UNION ALL
+    -- limits added to tables that already held rows breaking them stay NOT VALID (revision
+    -- 0005): new writes are checked, the old rows wait for someone to correct them
+    SELECT 'firm data within limits', NOT EXISTS (
+               SELECT FROM pg_constraint AS c
+               WHERE c.connamespace = 'litigation'::regnamespace AND c.contype = 'c'
+                 AND NOT c.convalidated),
+           coalesce((SELECT 'rows stored before these limits break them: '
+                            || string_agg(c.conrelid::regclass || ' ' || c.conname, ', ' ORDER BY c.conname)
+                     FROM pg_constraint AS c
+                     WHERE c.connamespace = 'litigation'::regnamespace AND c.contype = 'c'
+                       AND NOT c.convalidated),
+                    'every limit holds for every row'),
+           'correct those rows (docs/JOBS.md, "Limits"), then ALTER TABLE ... VALIDATE CONSTRAINT ...'
+    UNION ALL
     SELECT 'settings valid', NOT EXISTS (SELECT FROM gstjobs.configuration AS c WHERE c.problem IS NOT NULL),
            coalesce((SELECT string_agg(c.key || ': ' || c.problem, '; ' ORDER BY c.key)
                      FROM gstjobs.configuration AS c WHERE c.problem IS NOT NULL),

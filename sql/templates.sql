@@ -95,6 +95,32 @@ BEGIN
 END
 $compile$;
 
+-- A composed subject or body always fits its column (notifications: subject 300, body
+-- 20,000): a firm's long title, reference or forum is cut at a word boundary with an
+-- ellipsis, never a constraint error that would stop the job. A subject is one line: control
+-- characters and line separators become spaces (the firm's columns refuse them already: this
+-- is for rows stored before revision 0005); a body keeps its line breaks and tabs.
+-- No SET clause: it is called for every message composed, from functions whose search_path
+-- is fixed, and a SET would save and restore a setting each time.
+CREATE FUNCTION gstjobs.fit(text text, max_length integer, one_line boolean) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (
+    SELECT CASE
+        WHEN length(clean) <= max_length THEN clean
+        -- the longest prefix that ends a word, if it keeps at least half; else a hard cut
+        ELSE coalesce(
+                 (SELECT cut FROM (SELECT substring(left(clean, max_length - 1) FROM '^(.*\S)\s') AS cut) AS w
+                  WHERE length(cut) >= max_length / 2),
+                 left(clean, max_length - 1)) || '…'
+    END
+    FROM (SELECT CASE WHEN one_line
+                      THEN btrim(regexp_replace(text, '[\x01-\x1f\x7f-\x9f\u2028\u2029]+', ' ', 'g'))
+                      ELSE regexp_replace(text, '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+', ' ', 'g')
+                 END AS clean) AS c
+);
+COMMENT ON FUNCTION gstjobs.fit(text, integer, boolean) IS
+    'text cut to max_length at a word boundary with an ellipsis, its control characters replaced (one_line: line breaks too)';
+
 CREATE FUNCTION gstjobs.format_local(instant timestamptz, zone text) RETURNS text
     LANGUAGE plpgsql STABLE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp

@@ -53,7 +53,7 @@ $$;
 
 
 # The Alembic revision this version of gstjobs expects (a test keeps it equal to the head).
-MIGRATIONS_HEAD = "0004"
+MIGRATIONS_HEAD = "0005"
 
 
 def reapplied_sql() -> dict[str, str]:

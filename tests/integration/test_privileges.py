@@ -65,6 +65,7 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.doctor_facts()": "gstjobs_operator",
     "gstjobs.forget_event_deadlines(bigint,bigint)": "",
     "gstjobs.due_slots(text,timestamp with time zone,bigint)": "",
+    "gstjobs.fit(text,integer,boolean)": "",
     "gstjobs.format_local(timestamp with time zone,text)": "",
     "gstjobs.job(text)": "",
     "gstjobs.keep_audit_log()": "",
@@ -100,6 +101,9 @@ FUNCTIONS: dict[str, str] = {
     "litigation.gstin_check_character(text)": "gstjobs_app",
     "litigation.is_iana_timezone(text)": "gstjobs_app",
     "litigation.is_valid_gstin(text)": "gstjobs_app",
+    "litigation.is_email_address(text)": "gstjobs_app",
+    "litigation.is_plain_text(text)": "gstjobs_app",
+    "litigation.is_working_time(timestamp with time zone)": "gstjobs_app",
     "litigation.note_hand_change()": "",
 }
 for job in (
@@ -211,7 +215,8 @@ def rights_table(conn: psycopg.Connection[Any]) -> str:
         """SELECT p.oid::regprocedure::text, r, 'EXECUTE'
            FROM pg_proc AS p, unnest(%s::text[]) AS r
            WHERE p.pronamespace IN ('gstjobs'::regnamespace, 'litigation'::regnamespace)
-             AND has_function_privilege(r, p.oid, 'EXECUTE')""",
+             AND has_function_privilege(r, p.oid, 'EXECUTE')
+             AND has_schema_privilege(r, p.pronamespace, 'USAGE')""",
         (roles,),
     ).fetchall()
     rights: dict[str, dict[str, str]] = {}

@@ -6,6 +6,7 @@ import sys
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 
 from tests.conftest import CRON_DB, JOBS, PORT, ROOT, alembic
 from tests.integration.conftest import FIRM
@@ -166,3 +167,53 @@ def test_claim_index_revision_steps_down_to_the_old_index_and_up_again(cron_db: 
     with psycopg.connect(cron_db) as conn:
         assert conn.execute(indexes).fetchall() == [("notifications_claim_idx",)]
     assert schema_dump(cron_db) == fresh
+
+
+def test_limits_over_rows_that_break_them_are_kept_for_new_writes_and_named(
+    cron_db: str,
+) -> None:
+    """A database at 0004 whose firm stored a title with a line break and an address the email
+    package refuses: upgrading to 0005 changes no row, keeps those two limits NOT VALID (new
+    writes are checked), says so, and doctor names them; the rest are validated."""
+    fresh = schema_dump(cron_db)
+    try:
+        alembic(cron_db, "downgrade", "0004")
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            conn.execute(FIRM.encode())
+            conn.execute(
+                "INSERT INTO litigation.tasks (tenant_id, id, case_id, title)"
+                " VALUES (1, 1, 1, E'Reply\\r\\nBcc: spy@evil.example')"
+            )
+            conn.execute("UPDATE litigation.tenants SET email_from = 'a@[b' WHERE id = 2")
+        upgraded = alembic(cron_db, "upgrade", "head")
+        notices = upgraded.stderr + upgraded.stdout
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            assert conn.execute("SELECT title FROM litigation.tasks").fetchone() == (
+                "Reply\r\nBcc: spy@evil.example",
+            )
+            pending = conn.execute(
+                "SELECT conname FROM pg_constraint WHERE connamespace = 'litigation'::regnamespace"
+                " AND contype = 'c' AND NOT convalidated ORDER BY 1"
+            ).fetchall()
+            assert pending == [("tasks_title_plain",), ("tenants_email_from_address",)]
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute("UPDATE litigation.tasks SET title = E'Again\\n' WHERE id = 1")
+            doctor = dict(
+                (r[0], (r[1], r[2]))
+                for r in conn.execute("SELECT name, ok, detail FROM gstjobs.doctor_facts()")
+            )
+        assert "1 row(s) of litigation.tasks break tasks_title_plain" in notices, notices
+        ok, detail = doctor["firm data within limits"]
+        assert not ok and "tasks_title_plain" in detail and "tenants_email_from_address" in detail
+        # corrected, validated: the schema is a fresh upgrade's again
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            conn.execute("UPDATE litigation.tasks SET title = 'Reply to SCN'")
+            conn.execute("UPDATE litigation.tenants SET email_from = NULL")
+            conn.execute("ALTER TABLE litigation.tasks VALIDATE CONSTRAINT tasks_title_plain")
+            conn.execute(
+                "ALTER TABLE litigation.tenants VALIDATE CONSTRAINT tenants_email_from_address"
+            )
+        assert schema_dump(cron_db) == fresh
+    finally:
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            conn.execute("TRUNCATE litigation.tenants CASCADE")
