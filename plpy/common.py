@@ -25,8 +25,8 @@ def enter_run(run_id, job):
 
     Each statement starts from the few rows it acts on and joins the rest by primary key, the
     order written. pg_cron starts every run in a new session, so every run plans its
-    statements afresh: searching all join orders of an 8-table statement took ~10 ms a
-    statement at L size, more than executing some of them (docs/BENCHMARKS.md).
+    statements afresh: searching all join orders of an 8-table statement took longer than
+    executing some of them at L size (docs/BENCHMARKS.md has the figures).
     """
     one(
         "guard",

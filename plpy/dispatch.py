@@ -16,10 +16,15 @@ notification is dead. Settings are read once per run; secrets through gstjobs.se
 only the owner may call, and they appear in no error, log line or ledger row.
 """
 
+# The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
+# these names come from there. Never run, so nothing is imported in a new session.
+if False:
+    from common import enter_run, plan
+
 # Every module is imported where a message is built or sent, none at the top: pg_cron runs
-# this job every minute in a new session and most runs have nothing to send. json, smtplib,
-# ssl, email and urllib cost such a run ~25 ms, half its time; datetime, hashlib, random and
-# contextlib another ~6 ms (docs/BENCHMARKS.md).
+# this job every minute in a new session and most runs have nothing to send: importing json,
+# smtplib, ssl, email, urllib, datetime, hashlib, random and contextlib was most of such a
+# run's time (docs/BENCHMARKS.md has the figures).
 
 CLAIM = """
 SELECT n.id, n.tenant_id, n.kind, n.channel, n.recipient, n.subject, n.body,

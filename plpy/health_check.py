@@ -7,8 +7,13 @@ recipients once per problem: a problem already in the previous report is not sen
 Its JSON (the report, the previous problems, the counts it returns) passes as Python objects
 through jsonb_plpython3u's transform, cron text is parsed without regular expressions, and
 times are the server's timestamps or seconds since the epoch: json, re and datetime would be
-imported afresh in every session pg_cron starts (~11 ms, and datetime ~2-3 ms more).
+imported afresh in every session pg_cron starts (docs/BENCHMARKS.md has what each costs).
 """
+
+# The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
+# these names come from there. Never run, so nothing is imported in a new session.
+if False:
+    from common import enter_run, one, plan
 
 import time
 
@@ -23,7 +28,7 @@ FROM (SELECT $1::timestamptz - interval '24 hours' AS start,
 # Each job with its schedule, the runs pg_cron started for it since it was scheduled (at most
 # 24 h back, $1) until $2, and its failures until now ($3). cron.job_run_details has no index
 # but its key and keeps 90 days: it is read once, for all jobs (not through run_history, which
-# joins all of it to the ledger: 465 ms with 90 days kept).
+# joins all of it to the ledger; docs/BENCHMARKS.md).
 JOBS = """
 WITH recent AS MATERIALIZED (
     SELECT jobid, runid, status, return_message, start_time
@@ -86,8 +91,8 @@ WHERE d.median_seconds IS NOT NULL
 
 # two counts, each through its partial index (notifications_claim_idx, notifications_dead_idx),
 # not a read of the months of sent notifications the outbox keeps; each stops at COUNT_CAP + 1:
-# a backed-up outbox is when the report matters most, and counting all of it (~60 ms for
-# 450,000 due messages) would slow health-check as the backlog grows
+# a backed-up outbox is when the report matters most, and counting all of it would slow
+# health-check as the backlog grows (docs/BENCHMARKS.md)
 COUNT_CAP = 10_000
 OUTBOX = """
 SELECT (SELECT count(*) FROM (SELECT FROM gstjobs.notifications
@@ -265,7 +270,7 @@ def expected_ticks(schedule, start, end):
     seconds since the epoch.
 
     Hour by hour, counting the schedule's minutes that fall in the window: 25 steps for a day,
-    not 1,440 (the minute by minute loop took ~15 ms of every report).
+    not 1,440 (the minute by minute loop was a large share of every report: docs/BENCHMARKS.md).
     """
     parsed = parse_cron(schedule)
     hour = start - start % 3600
@@ -290,10 +295,25 @@ def health_check(run_id, as_of, tenant_id, dry_run):
         # polled by pg_cron: nothing to do until the 07:00 slot comes round
         return {"reports": 0, "slots_missed": len(slot)}
 
-    # runs whose backend is gone were marked crashed by gstjobs.run_start a moment ago
+    # runs whose backend is gone were marked crashed by gstjobs.start_run a moment ago
     window = one("window", WINDOW, ["timestamptz"], [as_of])
-    problems, jobs = [], []
+    problems, jobs = check_jobs(window, as_of)
+    problems += check_stuck_runs(as_of) + check_slow_runs()
+    outbox_problems, outbox = check_outbox(as_of)
+    problems += outbox_problems + check_failed_firms(window, as_of)
+    problems += check_missed_slots(window, as_of)
+    report = {
+        "checked_at": str(as_of),
+        "window_start": str(window["start"]),
+        "jobs": jobs,
+        "outbox": dict(outbox),
+    }
+    return save_and_alert(run_id, as_of, problems, report)
 
+
+def check_jobs(window, as_of):
+    """Each job's ticks against its schedule, and its failures: (problems, jobs)."""
+    problems, jobs = [], []
     jobs_found = plpy.execute(
         plan("jobs", JOBS, ["timestamptz", "timestamptz", "timestamptz"]),
         [window["start"], window["settled"], as_of],
@@ -340,31 +360,41 @@ def health_check(run_id, as_of, tenant_id, dry_run):
                 )
             )
         jobs.append(entry)
+    return problems, jobs
 
+
+def check_stuck_runs(as_of):
     stuck_after = int(setting("health.stuck_after_minutes"))
-    for run in plpy.execute(plan("stuck", STUCK, ["timestamptz", "integer"]), [as_of, stuck_after]):
-        problems.append(
-            problem(
-                "stuck-run",
-                f"{run['job']}#{run['id']}",
-                f"run {run['id']} of {run['job']} has been running since {run['started_at']}",
-                "look at pg_stat_activity for its backend; pg_terminate_backend() ends it, and the "
-                "next run marks it crashed and does the work",
-            )
+    return [
+        problem(
+            "stuck-run",
+            f"{run['job']}#{run['id']}",
+            f"run {run['id']} of {run['job']} has been running since {run['started_at']}",
+            "look at pg_stat_activity for its backend; pg_terminate_backend() ends it, and the "
+            "next run marks it crashed and does the work",
         )
+        for run in plpy.execute(
+            plan("stuck", STUCK, ["timestamptz", "integer"]), [as_of, stuck_after]
+        )
+    ]
 
+
+def check_slow_runs():
     factor = float(setting("health.regression_factor"))
-    for d in plpy.execute(plan("durations", DURATIONS, [])):
-        if d["last_seconds"] > 1 and d["last_seconds"] > factor * d["median_seconds"]:
-            problems.append(
-                problem(
-                    "slow-run",
-                    d["job"],
-                    f"{d['job']} took {d['last_seconds']:.1f} s, its median is {d['median_seconds']:.1f} s",
-                    "EXPLAIN (ANALYZE, BUFFERS) its statements; see docs/BENCHMARKS.md",
-                )
-            )
+    return [
+        problem(
+            "slow-run",
+            d["job"],
+            f"{d['job']} took {d['last_seconds']:.1f} s, its median is {d['median_seconds']:.1f} s",
+            "EXPLAIN (ANALYZE, BUFFERS) its statements; see docs/BENCHMARKS.md",
+        )
+        for d in plpy.execute(plan("durations", DURATIONS, []))
+        if d["last_seconds"] > 1 and d["last_seconds"] > factor * d["median_seconds"]
+    ]
 
+
+def check_outbox(as_of):
+    """A backlog and dead letters: (problems, the counts)."""
     backlog_minutes = int(setting("health.backlog_minutes"))
     outbox = one(
         "outbox",
@@ -372,6 +402,7 @@ def health_check(run_id, as_of, tenant_id, dry_run):
         ["timestamptz", "integer", "integer"],
         [as_of, backlog_minutes, COUNT_CAP],
     )
+    problems = []
     if outbox["backlog"]:
         problems.append(
             problem(
@@ -391,43 +422,45 @@ def health_check(run_id, as_of, tenant_id, dry_run):
                 "`gstjobs outbox --status dead` lists them; `gstjobs outbox retry ID` re-queues one",
             )
         )
+    return problems, outbox
 
-    for f in plpy.execute(
-        plan("failed firms", FAILED_FIRMS, ["timestamptz", "timestamptz"]),
-        [window["start"], as_of],
-    ):
-        problems.append(
-            problem(
-                "firm-failed",
-                f"{f['job']} firm {f['tenant_id']}",
-                f"{f['job']} left firm {f['tenant_id']} out of {f['runs']} run(s) in 24 h: its data"
-                f" made the {f['step']} statement fail ({f['last_error']})",
-                "every other firm's work was done; correct the firm's data the error names, and"
-                f" the next run does the firm's work (`gstjobs history {f['job']}` shows each run)",
-            )
+
+def check_failed_firms(window, as_of):
+    return [
+        problem(
+            "firm-failed",
+            f"{f['job']} firm {f['tenant_id']}",
+            f"{f['job']} left firm {f['tenant_id']} out of {f['runs']} run(s) in 24 h: its data"
+            f" made the {f['step']} statement fail ({f['last_error']})",
+            "every other firm's work was done; correct the firm's data the error names, and"
+            f" the next run does the firm's work (`gstjobs history {f['job']}` shows each run)",
         )
-
-    for m in plpy.execute(
-        plan("missed", MISSED_SLOTS, ["timestamptz", "timestamptz"]), [window["start"], as_of]
-    ):
-        problems.append(
-            problem(
-                "missed-slots",
-                m["job"],
-                f"{m['job']} missed {m['missed']} local-time slot(s) ({m['first']} to {m['last']}): "
-                "older than the catch-up limit when the job next ran",
-                "the server or pg_cron was down; re-run by hand with --as-of if the work still matters",
-            )
+        for f in plpy.execute(
+            plan("failed firms", FAILED_FIRMS, ["timestamptz", "timestamptz"]),
+            [window["start"], as_of],
         )
+    ]
 
+
+def check_missed_slots(window, as_of):
+    return [
+        problem(
+            "missed-slots",
+            m["job"],
+            f"{m['job']} missed {m['missed']} local-time slot(s) ({m['first']} to {m['last']}): "
+            "older than the catch-up limit when the job next ran",
+            "the server or pg_cron was down; re-run by hand with --as-of if the work still matters",
+        )
+        for m in plpy.execute(
+            plan("missed", MISSED_SLOTS, ["timestamptz", "timestamptz"]), [window["start"], as_of]
+        )
+    ]
+
+
+def save_and_alert(run_id, as_of, problems, report):
+    """Keep the report; alert ops of each problem the previous report did not have."""
     previous = plpy.execute(plan("previous", PREVIOUS, []))
     known = {(p["code"], p["subject"]) for p in previous[0]["problems"]} if previous else set()
-    report = {
-        "checked_at": str(as_of),
-        "window_start": str(window["start"]),
-        "jobs": jobs,
-        "outbox": dict(outbox),
-    }
     report_id = one(
         "save",
         SAVE,

@@ -7,6 +7,11 @@ catch-up limit is recorded as missed and not run (health-check reports it). Ever
 does is one statement per job: the slots it takes and the work for them go together.
 """
 
+# The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
+# these names come from there. Never run, so nothing is imported in a new session.
+if False:
+    from common import NOTIFY, enter_run, for_every_firm, plan
+
 # $1 run_id, $2 as_of, $3 tenant_id (NULL: every firm), $4 and $5 the range of firm ids it
 # covers (every firm, unless a failure is being narrowed down to its firm:
 # common.for_every_firm); the slots taken by this run.
@@ -80,7 +85,7 @@ SELECT {SLOT_COUNTS},
 """
 
 # A deadline computed from a case event says which rule, section and dates it comes from
-# (sql/deadlines.sql); one a person set by hand says nothing more.
+# (sql/60_deadlines.sql); one a person set by hand says nothing more.
 BASIS = """CASE d.origin
     WHEN 'computed' THEN E'\\n\\n' || (d.computation ->> 'summary')
     WHEN 'overridden' THEN E'\\n\\nDate set by hand; the rule gave: ' || (d.computation ->> 'summary')
@@ -216,7 +221,7 @@ figures AS (
 anomalies AS (
     -- a figure beyond 3 standard deviations of the firm's trailing 28 days (7 days at least);
     -- the 28 snapshots are read once per firm, all metrics in one pass (not once per metric,
-    -- nor each through to_jsonb: 2.3 s of the run at L with the history kept)
+    -- nor each through to_jsonb, which was most of the run at L: docs/BENCHMARKS.md)
     SELECT f.tenant_id,
            jsonb_agg(jsonb_build_object('metric', today.metric, 'value', today.value,
                                         'mean', round(history.mean, 2),

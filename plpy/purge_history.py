@@ -7,6 +7,11 @@ purged, whatever its age. The body returns {"more": true} while a batch came bac
 the runner commits between calls, so no transaction grows with the backlog.
 """
 
+# The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
+# these names come from there. Never run, so nothing is imported in a new session.
+if False:
+    from common import enter_run, one
+
 PURGE = """
 WITH limits AS (
     SELECT $2 - gstjobs.setting('retention.run_history_days')::integer * interval '1 day' AS history,

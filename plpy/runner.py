@@ -10,9 +10,14 @@ superuser can write. So the runner and operators, who must be able to execute th
 run_job to call them, can do nothing with them that CALL gstjobs.run_job would not do.
 
 Counts stay jsonb from the body to the ledger, added up in SQL (gstjobs.add_counts): the
-runner never parses JSON, so a run does not import json (and re), ~6 ms of every new session
-pg_cron starts (docs/BENCHMARKS.md).
+runner never parses JSON, so a run does not import json (and re) in every new session pg_cron
+starts (docs/BENCHMARKS.md has what that costs).
 """
+
+# The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
+# these names come from there. Never run, so nothing is imported in a new session.
+if False:
+    from common import JOB_ARG_TYPES, plan
 
 MARK = "gstjobs.run_job"
 

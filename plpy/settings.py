@@ -7,6 +7,11 @@ clear, a secret set for another endpoint, a host that resolves to a link-local (
 address. Both return a sentence for a person, or None.
 """
 
+# The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
+# these names come from there. Never run, so nothing is imported in a new session.
+if False:
+    from common import plan
+
 KIND = "SELECT kind, minimum, maximum FROM gstjobs.setting_defaults WHERE key = $1"
 SETTING = "SELECT gstjobs.setting($1) AS value"
 IS_ZONE = "SELECT litigation.is_iana_timezone($1) AS known"

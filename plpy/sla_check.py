@@ -4,6 +4,11 @@ Each statement starts from a partial index holding only the tasks it may act on 
 detected; or detected, not yet escalated), so a run costs what is new, not what is open.
 """
 
+# The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
+# these names come from there. Never run, so nothing is imported in a new session.
+if False:
+    from common import NOTIFY, enter_run, for_every_firm, one, plan
+
 # One statement per check and step, built from STEP with the pieces in statements(); names
 # of columns and kinds come from CHECKS below, never from a caller. $1 run_id, $2 as_of,
 # $3 tenant_id (NULL: every firm), $4 the batch size, $5 and $6 the range of firm ids it covers

@@ -1,5 +1,9 @@
--- Named queries of the CLI. Each block: `-- name: NAME`, a line saying what it returns, the
--- statement. Parameters are psycopg's %(name)s; every value is passed, never spliced.
+-- Named queries of the operations layer (cli/gstjobs/ops.py), grouped by the command group
+-- that uses them. Each block: `-- name: NAME`, a line saying what it returns, the statement.
+-- Parameters are psycopg's %(name)s; every value is passed, never spliced. A test checks that
+-- every query the code names is here and every query here is used.
+
+-- ================================================================ jobs: list, history, run ===
 
 -- name: job-overview
 -- One row per toolkit job, in name order.
@@ -8,9 +12,9 @@ SELECT job, schedule, active, scheduled, local_time, last_status, last_started_a
 FROM gstjobs.job_overview
 ORDER BY job;
 
--- name: job-names
--- The names of the toolkit's jobs.
-SELECT name FROM gstjobs.jobs ORDER BY name;
+-- name: known-job
+-- The job, or an error (42704) whose hint lists the jobs.
+SELECT (gstjobs.job(%(job)s)).name;
 
 -- name: run-history
 -- A job's runs, newest first, optionally of one status.
@@ -21,16 +25,18 @@ WHERE job = %(job)s AND (%(status)s::text IS NULL OR status = %(status)s)
 ORDER BY started_at DESC NULLS LAST, run_id DESC NULLS LAST
 LIMIT %(limit)s;
 
+-- name: run-job
+-- Run a job by hand; returns its run_id.
+CALL gstjobs.run_job(%(job)s, as_of => %(as_of)s, tenant_id => %(tenant_id)s,
+                     dry_run => %(dry_run)s, reason => %(reason)s, wait => %(wait)s);
+
 -- name: run-result
 -- One run, as `gstjobs run` reports it.
 SELECT job, run_id, status, counts, error, started_at, finished_at, duration
 FROM gstjobs.run_history
 WHERE run_id = %(run_id)s;
 
--- name: run-job
--- Run a job by hand; returns its run_id.
-CALL gstjobs.run_job(%(job)s, as_of => %(as_of)s, tenant_id => %(tenant_id)s,
-                     dry_run => %(dry_run)s, reason => %(reason)s, wait => %(wait)s);
+-- ================================================================ jobs: pause, resume ... ====
 
 -- name: set-active
 -- Pause (false) or resume (true) a job.
@@ -40,9 +46,25 @@ SELECT gstjobs.set_active(%(job)s, %(active)s, %(reason)s) AS result;
 -- Give a job a new cron schedule.
 SELECT gstjobs.reschedule(%(job)s, %(schedule)s, %(reason)s) AS result;
 
+-- ================================================================ health, doctor ============
+
 -- name: health-latest
 -- The latest health report.
 SELECT id, created_at, healthy, problems, report FROM gstjobs.health;
+
+-- name: doctor-facts
+-- The server checks of `gstjobs doctor`.
+SELECT name, ok, detail, fix FROM gstjobs.doctor_facts();
+
+-- name: migration-version
+-- The Alembic revision the database is at.
+SELECT version_num FROM public.gstjobs_alembic_version;
+
+-- name: installed-checksums
+-- Checksums of the re-applied SQL files as installed.
+SELECT name, checksum FROM gstjobs.schema_objects ORDER BY name;
+
+-- ================================================================ outbox ====================
 
 -- name: outbox-list
 -- Notifications, newest first, filtered.
@@ -64,35 +86,28 @@ SELECT * FROM gstjobs.outbox WHERE id = %(id)s;
 -- Re-queue a dead or failed notification.
 SELECT gstjobs.retry_notification(%(id)s, %(reason)s) AS result;
 
+-- ================================================================ config ====================
+
 -- name: config-list
 -- Every setting, secrets masked.
 SELECT key, value, default_value, is_set, description, updated_at, updated_by
 FROM gstjobs.configuration ORDER BY key;
 
+-- name: known-setting
+-- The setting, or an error (42704) whose hint lists the settings.
+SELECT (gstjobs.setting_definition(%(key)s)).key;
+
 -- name: config-get
 -- One setting, secrets masked.
-SELECT key, value, default_value, kind, is_set, description, updated_at, updated_by
+SELECT key, value, default_value, kind, is_set, description, updated_at, updated_by, minimum,
+       maximum, changed_by, problem
 FROM gstjobs.configuration WHERE key = %(key)s;
-
--- name: config-keys
--- The names of all settings.
-SELECT key FROM gstjobs.configuration ORDER BY key;
 
 -- name: config-set
 -- Change settings together ({key: value}); one result per key.
 SELECT gstjobs.set_settings(%(changes)s, %(reason)s) AS result;
 
--- name: doctor-facts
--- The server checks of `gstjobs doctor`.
-SELECT name, ok, detail, fix FROM gstjobs.doctor_facts();
-
--- name: migration-version
--- The Alembic revision the database is at.
-SELECT version_num FROM public.gstjobs_alembic_version;
-
--- name: installed-checksums
--- Checksums of the re-applied SQL files as installed.
-SELECT name, checksum FROM gstjobs.schema_objects ORDER BY name;
+-- ================================================================ shared ====================
 
 -- name: ops-timezone
 -- The operations zone, the default for displaying times.

@@ -35,8 +35,8 @@ def render_plpy_body(module: str, entry: str, args: str) -> str:
         "\n"
         'module = SD.get("module")\n'
         "if module is None:\n"
-        # plpy is a module: its type makes another without importing types (~0.5 ms in the
-        # new session pg_cron starts for every run)
+        # plpy is a module: its type makes another without importing types in the new
+        # session pg_cron starts for every run
         f'    module = type(plpy)("plpy_{module}")\n'
         "    module.plpy, module.GD, module.SD = plpy, GD, SD\n"
         f'    exec(compile({common!r}, "plpy/common.py", "exec"), module.__dict__)\n'

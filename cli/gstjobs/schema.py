@@ -1,21 +1,23 @@
 """The database side of gstjobs: re-applying views, functions and jobs from sql/."""
 
+import re
+from importlib import resources
 from typing import Any
 
 import psycopg
 
 from gstjobs.resources import checksum, render, sql_text
 
-# Re-applied in this order on every upgrade to head: settings and templates, the functions
-# that use them, the views that read the functions, the job registry and schedules.
-REAPPLIED = (
-    "settings.sql",
-    "templates.sql",
-    "functions.sql",
-    "deadlines.sql",
-    "operations.sql",
-    "views.sql",
-    "jobs.sql",
+# The files of sql/ re-applied on every upgrade to head are those named NN_<domain>.sql, in
+# the order of their names (`ls sql/` shows it): settings and templates, the run ledger, slots
+# and the jobs' bodies that use them, deadlines, what operators may do, the views, and last the
+# job registry and its schedules. queries.sql and generate.sql are not re-applied.
+REAPPLIED = tuple(
+    sorted(
+        entry.name
+        for entry in resources.files("gstjobs.sql").iterdir()
+        if re.fullmatch(r"[0-9]{2}_[a-z_]+\.sql", entry.name)
+    )
 )
 
 DROP_VIEWS_AND_ROUTINES = """
@@ -73,6 +75,10 @@ def apply_reapplied(conn: psycopg.Connection[Any]) -> None:
     the checksums recorded in gstjobs.schema_objects let `gstjobs doctor` spot drift.
     """
     conn.execute(DROP_VIEWS_AND_ROUTINES)
+    # files renamed or removed since an earlier version leave no stale checksum behind
+    conn.execute(
+        "DELETE FROM gstjobs.schema_objects WHERE NOT (name = ANY (%s))", (list(REAPPLIED),)
+    )
     for name, text in reapplied_sql().items():
         # No parameters: psycopg sends the file as one simple query, statements and all.
         conn.execute(text.encode())

@@ -14,7 +14,7 @@ BEGIN
 END
 $$;
 COMMENT ON ROLE gstjobs_admin IS 'gstjobs: may change delivery endpoints, secrets and retention (grant to the few who hold the credentials)';
--- Who may call what is granted with each re-applied function (sql/operations.sql).
+-- Who may call what is granted with each re-applied function (sql/70_operations.sql).
 GRANT USAGE ON SCHEMA gstjobs TO gstjobs_admin;
 
 SET ROLE gstjobs_owner;
@@ -32,7 +32,7 @@ COMMENT ON COLUMN gstjobs.runs.query_start IS 'start of the statement running th
 -- A secret is bound to the endpoint it was set for (gstjobs.secret_endpoint): changing the
 -- SMTP server, port, login, TLS or CA (or the WhatsApp URL) without setting the secret again
 -- leaves it unusable, so it is never sent anywhere else. Rows from before this revision are
--- bound to the endpoint in force at the next `upgrade head` (sql/settings.sql).
+-- bound to the endpoint in force at the next `upgrade head` (sql/10_settings.sql).
 ALTER TABLE gstjobs.secrets ADD COLUMN endpoint text;
 COMMENT ON COLUMN gstjobs.secrets.endpoint IS 'the endpoint the secret was set for; it is used only while the configured endpoint is this one';
 

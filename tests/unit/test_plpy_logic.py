@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from gstjobs.resources import load_plpy_module
 
+from tests.unit.fake_plpy import FakePlpy
+
 
 @pytest.fixture(scope="module")
 def health() -> types.ModuleType:
@@ -129,40 +131,6 @@ def test_the_every_year_rule_agrees_with_croniter(health: Any, schedule: str) ->
     except Exception:  # croniter gives up on a schedule that never fires
         in_2027 = False
     assert (health.cron_problem(schedule) is None) == in_2027
-
-
-class FakePlpy:
-    """Just enough of plpy for the runner's procedure: gstjobs.run_begin answering from a
-    script of (run_id, acquired), gstjobs.run_batch from a script of done flags; every call
-    records whether run_job's mark was set in GD at that moment."""
-
-    class SPIError(Exception):
-        spidata = (None, None, None)
-
-    def __init__(self, begins: list[tuple[int | None, bool]], batches: list[bool]) -> None:
-        self.begins = iter(begins)
-        self.batches = iter(batches)
-        self.calls: list[str] = []
-        self.GD: dict[str, Any] = {}
-
-    def prepare(self, query: str, types: list[str]) -> str:
-        assert all(t.startswith("pg_catalog.") for t in types), types
-        return query
-
-    def execute(self, plan: str, args: list[Any] | None = None) -> list[dict[str, Any]]:
-        marked = "marked" if self.GD.get("gstjobs.run_job") else "unmarked"
-        if "run_begin" in plan:
-            run_id, acquired = next(self.begins)
-            self.calls.append(f"begin {marked}")
-            return [{"run_id": run_id, "acquired": acquired}]
-        if "run_batch" in plan:
-            self.calls.append(f"batch {(args or [None])[0]} {marked}")
-            return [{"done": next(self.batches)}]
-        self.calls.append(f"pause {marked}")
-        return []
-
-    def commit(self) -> None:
-        self.calls.append("commit")
 
 
 def runner_with(fake: FakePlpy) -> Any:

@@ -1,6 +1,5 @@
-"""Every command through Click, as an operator, against the real server."""
+"""The jobs commands (list, history, run, pause, resume, reschedule) through Click, as an operator."""
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +8,7 @@ import psycopg
 import pytest
 
 from tests.cli.conftest import Invoke, as_json
-from tests.conftest import ADMIN, JOBS, OPERATOR, as_login, wait_until
+from tests.conftest import JOBS, OPERATOR, wait_until
 from tests.integration.conftest import FIRM
 from tests.reliability.tripwire import TRIP_LOCK, TRIPWIRE
 
@@ -181,178 +180,6 @@ def test_bad_cron_text_is_refused_with_the_accepted_form(
         "* * * * *",
     )
     assert audit(conn) == []
-
-
-def test_health_exit_code_follows_the_report(
-    gstjobs: Invoke, conn: psycopg.Connection[Any]
-) -> None:
-    assert gstjobs("health").exit_code == 1  # no report yet
-    conn.execute("UPDATE gstjobs.jobs SET scheduled_since = now()")
-    healthy = gstjobs("health", "--run")
-    assert healthy.exit_code == 0 and healthy.stdout.startswith("HEALTHY")
-    conn.execute("UPDATE cron.job SET active = false WHERE jobname = 'heartbeat'")
-    conn.execute(
-        "UPDATE gstjobs.jobs SET scheduled_since = now() - interval '2 hours' WHERE name = 'heartbeat'"
-    )
-    unhealthy = gstjobs("health", "--run")
-    assert unhealthy.exit_code == 1 and unhealthy.stdout.startswith("UNHEALTHY: 1 problem(s)")
-    assert "what to do: `gstjobs resume heartbeat`" in unhealthy.stdout
-    report = json.loads(gstjobs("health", "--format", "json").stdout)
-    assert report["healthy"] is False and report["problems"][0]["code"] == "missed-ticks"
-
-
-def add_notification(
-    conn: psycopg.Connection[Any], key: str, status: str, tenant: int = 1, kind: str = "sla-breach"
-) -> int:
-    row = conn.execute(
-        "INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, subject, body, status,"
-        " attempts, last_error, dedupe_key, sent_at) VALUES (%s, %s, 'email', 'a@b.in', 'Subject ' || %s,"
-        " 'Body', %s, 8, 'SMTP 550 mailbox unavailable', %s, CASE WHEN %s = 'sent' THEN now() END) RETURNING id",
-        (tenant, kind, key, status, key, status),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def test_outbox_lists_shows_and_retries(gstjobs: Invoke, conn: psycopg.Connection[Any]) -> None:
-    conn.execute(FIRM.encode())
-    dead = add_notification(conn, "k1", "dead")
-    add_notification(conn, "k2", "sent", tenant=2, kind="hearing-reminder")
-    pending = add_notification(conn, "k3", "pending")
-    rows = as_json(gstjobs("outbox", "--format", "json"))
-    assert [r["id"] for r in rows] == [pending, pending - 1, dead]
-    for field in (
-        "id",
-        "tenant_id",
-        "kind",
-        "channel",
-        "recipient",
-        "subject",
-        "body",
-        "status",
-        "attempts",
-        "dedupe_key",
-        "created_at",
-        "sent_at",
-    ):
-        assert field in rows[0]
-    assert [
-        r["id"] for r in as_json(gstjobs("outbox", "--status", "dead", "--format", "json"))
-    ] == [dead]
-    assert [r["kind"] for r in as_json(gstjobs("outbox", "--tenant", "2", "--format", "json"))] == [
-        "hearing-reminder"
-    ]
-    assert (
-        len(as_json(gstjobs("outbox", "--kind", "sla-breach", "--limit", "1", "--format", "json")))
-        == 1
-    )
-    shown = as_json(gstjobs("outbox", "show", str(dead), "--format", "json"))
-    assert shown["last_error"] == "SMTP 550 mailbox unavailable"
-
-    retried = gstjobs("outbox", "retry", str(dead), "--reason", "mailbox fixed")
-    assert retried.exit_code == 0 and "dead -> pending" in retried.stdout
-    assert conn.execute(
-        "SELECT status, attempts FROM gstjobs.notifications WHERE id = %s", (dead,)
-    ).fetchone() == ("pending", 0)
-    [(_, action, _, details, reason)] = audit(conn)
-    assert (
-        action == "outbox.retry"
-        and details["old"]["status"] == "dead"
-        and reason == "mailbox fixed"
-    )
-
-    again = gstjobs("outbox", "retry", str(pending))
-    assert again.exit_code == 2 and "is pending, not dead or failed" in again.stderr
-    assert gstjobs("outbox", "show", "999999").exit_code == 2
-    assert len(audit(conn)) == 1
-
-
-def test_config_validates_and_never_shows_a_secret(
-    gstjobs: Invoke, db: str, conn: psycopg.Connection[Any], admin_role: str
-) -> None:
-    admin = as_login(db, ADMIN)
-    assert gstjobs("config", "set", "smtp.port", "587", dsn=admin).stdout.strip() == (
-        "smtp.port = 587"
-    )
-    assert gstjobs("config", "get", "smtp.port").stdout.strip() == "587"
-    secret = "s3cr3t-app-password"
-    result = gstjobs("config", "set", "smtp.password", "-", input=secret + "\n", dsn=admin)
-    assert result.exit_code == 0 and secret not in result.output
-    for fmt in ("table", "json", "csv"):
-        for args in (("config", "list"), ("config", "get", "smtp.password")):
-            shown = gstjobs(*args, "--format", fmt)
-            assert shown.exit_code == 0 and secret not in shown.output
-    assert gstjobs("config", "get", "smtp.password").stdout.strip() == "********"
-    assert conn.execute(
-        "SELECT value FROM gstjobs.secrets WHERE key = 'smtp.password'"
-    ).fetchone() == (secret,)
-    assert secret not in json.dumps([list(map(str, a)) for a in audit(conn)])
-    with (
-        psycopg.connect(db.replace("postgres@", f"{OPERATOR}@")) as operator,
-        pytest.raises(psycopg.errors.InsufficientPrivilege),
-    ):
-        operator.execute("SELECT * FROM gstjobs.secrets")
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        ("smtp.prot", "25", "unknown setting 'smtp.prot'; settings are:"),
-        ("smtp.port", "99999", "it must be a whole number from 1 to 65535"),
-        ("smtp.port", "twenty-five", "it must be a whole number from 1 to 65535"),
-        ("ops.timezone", "Asia/Bombayy", "IANA time zone"),
-        ("dispatch.per_run_limit", "0", "a whole number from 1 to 100000"),
-        ("dispatch.max_attempts", "2.5", "a whole number from 1 to 100"),
-        ("smtp.tls", "ssl", "none, starttls or tls"),
-        ("ops.email", "ops@firm.in, not-an-address", "'not-an-address' is not an email address"),
-        ("whatsapp.url", "ftp://x", "it must be an https:// URL"),
-        ("ops.email", "x' OR '1'='1", "is not an email address"),
-    ],
-)
-def test_bad_settings_are_refused_and_change_nothing(
-    gstjobs: Invoke,
-    db: str,
-    conn: psycopg.Connection[Any],
-    admin_role: str,
-    key: str,
-    value: str,
-    message: str,
-) -> None:
-    # as an administrator, who may change every one of these: refused for the value alone
-    result = gstjobs("config", "set", key, value, dsn=as_login(db, ADMIN))
-    assert result.exit_code == 2 and message in result.stderr
-    assert conn.execute("SELECT count(*) FROM gstjobs.settings").fetchone() == (0,)
-    assert audit(conn) == []
-
-
-def test_doctor_explains_what_is_wrong_in_a_database_pg_cron_does_not_serve(
-    gstjobs: Invoke, db: str
-) -> None:
-    result = gstjobs("doctor")
-    assert result.exit_code == 1
-    assert "FAIL  cron.database_name: gstjobs_cron" in result.stdout
-    assert "fix: set cron.database_name" in result.stdout
-    assert (
-        "ok    pg_cron preloaded" in result.stdout and "ok    migrations at head" in result.stdout
-    )
-    checks = as_json_any(gstjobs("doctor", "--format", "json"))
-    assert {c["name"] for c in checks} >= {
-        "pg_cron launcher",
-        "plpython3u",
-        "runner not a superuser",
-        "functions and views current",
-        "job sla-check",
-    }
-
-
-def as_json_any(result: Any) -> Any:
-    return json.loads(result.stdout)
-
-
-def test_doctor_passes_where_pg_cron_runs(gstjobs: Invoke, cron_db: str) -> None:
-    result = gstjobs("doctor", dsn=cron_db.replace("postgres@", f"{OPERATOR}@"))
-    assert result.exit_code == 0, result.stdout
-    assert "FAIL" not in result.stdout
 
 
 def test_operator_has_no_back_door(db: str, operator_role: str) -> None:

@@ -1,10 +1,10 @@
--- gstjobs functions and procedures. Re-applied whole on every upgrade to head (routines of
--- schema gstjobs are dropped first), so this file is the one definition of each.
--- A PL/Python body written as the call of its entry point is rendered from plpy/ (cli/resources.py).
+-- The run ledger: validating a run request, the guard against overlapping runs, a run's
+-- counts, and gstjobs.run_job with its two steps (plpy/runner.py). Re-applied whole on every
+-- upgrade to head (routines of schema gstjobs are dropped first), so this file is the one
+-- definition of each. A PL/Python body written as the call of its entry point is rendered
+-- from plpy/ (cli/resources.py).
 
 SET ROLE gstjobs_owner;
-
--- ------------------------------------------------------------------ the run ledger ---------
 
 CREATE FUNCTION gstjobs.mark_crashed_runs() RETURNS integer
     LANGUAGE sql SECURITY DEFINER
@@ -115,7 +115,7 @@ BEGIN
         -- pg_cron added this run's row as it started the run, moments ago, and it starts at
         -- most cron.max_running_jobs (32) runs at once: the row is among the newest by
         -- pg_cron's key. Looking there (through its primary key) instead of in the months of
-        -- history kept took 28 ms to 0.06 ms with 90 days of runs (docs/BENCHMARKS.md).
+        -- history kept makes the look-up independent of the history (docs/BENCHMARKS.md).
         SELECT d.jobid, d.runid
         FROM (SELECT * FROM cron.job_run_details ORDER BY runid DESC LIMIT 1000) AS d
         WHERE run_trigger = 'cron' AND d.job_pid = pg_backend_pid()
@@ -184,75 +184,6 @@ BEGIN ATOMIC
     LIMIT 50;
 END;
 
--- ------------------------------------------------------------------ local-time slots -------
-
-CREATE FUNCTION gstjobs.due_slots(job text, as_of timestamptz, only_tenant bigint)
-    RETURNS TABLE (job text, tenant_id bigint, zone text, local_date date, due_at timestamptz,
-                   status text)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    -- Where each slot is: every firm in its own zone, or (tenant 0) the operations zone.
-    WITH registered AS (
-        SELECT j.name, j.local_time, j.per_tenant FROM gstjobs.jobs AS j WHERE j.name = due_slots.job
-    ),
-    places AS (
-        SELECT t.id AS tenant_id, t.timezone::text AS zone
-        FROM litigation.tenants AS t, registered AS r
-        WHERE r.per_tenant AND (only_tenant IS NULL OR t.id = only_tenant)
-        UNION ALL
-        SELECT 0, gstjobs.setting('ops.timezone') FROM registered AS r WHERE NOT r.per_tenant
-    ),
-    candidates AS (
-        -- the local dates of the last week whose slot time has come
-        SELECT p.tenant_id, p.zone, d.local_date,
-               (d.local_date + r.local_time) AT TIME ZONE p.zone AS due_at,
-               (SELECT max(s.local_date) FROM gstjobs.slots AS s
-                WHERE s.job = r.name AND s.tenant_id = p.tenant_id) AS last_taken
-        FROM places AS p
-        CROSS JOIN registered AS r
-        CROSS JOIN LATERAL (
-            SELECT g::date AS local_date
-            FROM generate_series((as_of AT TIME ZONE p.zone)::date - 7,
-                                 (as_of AT TIME ZONE p.zone)::date, interval '1 day') AS g
-        ) AS d
-        WHERE (d.local_date + r.local_time) AT TIME ZONE p.zone <= as_of
-    ),
-    due AS (
-        SELECT c.*, max(c.local_date) OVER (PARTITION BY c.tenant_id) AS latest
-        FROM candidates AS c
-    )
-    SELECT due_slots.job, due.tenant_id, due.zone, due.local_date, due.due_at,
-           CASE WHEN as_of - due.due_at > gstjobs.setting('slots.catchup_hours')::integer * interval '1 hour'
-                THEN 'missed'
-                WHEN as_of - due.due_at > gstjobs.setting('slots.late_after_minutes')::integer * interval '1 minute'
-                THEN 'late'
-                ELSE 'done' END
-    FROM due
-    -- after the last slot taken; a place with none yet (a new firm, a new install) starts at
-    -- its latest slot if that is within the catch-up limit, so that nothing is reported
-    -- missed that gstjobs was never there to run
-    WHERE due.local_date > coalesce(due.last_taken, due.latest - 1)
-      AND (due.last_taken IS NOT NULL
-           OR as_of - due.due_at <= gstjobs.setting('slots.catchup_hours')::integer * interval '1 hour')
-    ORDER BY due.tenant_id, due.local_date;
-END;
-COMMENT ON FUNCTION gstjobs.due_slots(text, timestamptz, bigint) IS
-    'the local-time slots of a job that have come due by as_of and are not taken yet, with the status they would get';
-
--- ------------------------------------------------------------------ job bodies -------------
--- Each body: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb (its counts), SECURITY DEFINER.
-
-CREATE FUNCTION gstjobs.job_heartbeat(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    -- Proves pg_cron reaches the toolkit: the run's own ledger row is the record of the beat.
-    SELECT gstjobs.run_guard(run_id, 'heartbeat');
-    SELECT jsonb_build_object('lag_ms', round(extract(epoch FROM clock_timestamp() - as_of) * 1000)::bigint);
-END;
-
 RESET ROLE;
 
 -- ------------------------------------------------------------------ PL/Python --------------
@@ -291,50 +222,10 @@ AS $plpy$ runner.batch(run_id) $plpy$;
 COMMENT ON FUNCTION gstjobs.run_batch(bigint) IS
     'step 2 of gstjobs.run_job: one batch of the run''s own body, with the ledger''s as_of, tenant and dry run; records the outcome when done; refused outside run_job';
 
--- The jobs' bodies: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb, their counts, which
--- they return as a Python dict through jsonb_plpython3u's transform: no json module to import
--- in a new session (the transform also carries health-check's report in and out).
-CREATE FUNCTION gstjobs.job_sla_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $plpy$ sla_check.sla_check(run_id, as_of, tenant_id, dry_run) $plpy$;
-
-CREATE FUNCTION gstjobs.job_hearing_reminders(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $plpy$ local_jobs.hearing_reminders(run_id, as_of, tenant_id, dry_run) $plpy$;
-
-CREATE FUNCTION gstjobs.job_deadline_alerts(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $plpy$ local_jobs.deadline_alerts(run_id, as_of, tenant_id, dry_run) $plpy$;
-
-CREATE FUNCTION gstjobs.job_analytics_snapshot(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $plpy$ local_jobs.analytics_snapshot(run_id, as_of, tenant_id, dry_run) $plpy$;
-
-CREATE FUNCTION gstjobs.job_health_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $plpy$ health_check.health_check(run_id, as_of, tenant_id, dry_run) $plpy$;
-
-CREATE FUNCTION gstjobs.job_purge_history(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $plpy$ purge_history.purge_history(run_id, as_of, tenant_id, dry_run) $plpy$;
-
-CREATE FUNCTION gstjobs.job_dispatch_notifications(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
-    RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $plpy$ dispatch.dispatch(run_id, as_of, tenant_id, dry_run) $plpy$;
-
-DO $$
-DECLARE
-    routine regprocedure;
-BEGIN
-    FOR routine IN
-        SELECT p.oid FROM pg_proc AS p
-        WHERE p.pronamespace = 'gstjobs'::regnamespace
-          AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpython3u')
-    LOOP
-        EXECUTE format('ALTER ROUTINE %s OWNER TO gstjobs_owner', routine);
-    END LOOP;
-END
-$$;
+-- plpython3u is untrusted: a superuser (the migration) creates these; the owner runs them.
+ALTER PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, boolean, bigint) OWNER TO gstjobs_owner;
+ALTER FUNCTION gstjobs.run_begin(text, timestamptz, bigint, boolean, text, boolean) OWNER TO gstjobs_owner;
+ALTER FUNCTION gstjobs.run_batch(bigint) OWNER TO gstjobs_owner;
 
 -- ------------------------------------------------------------------ privileges -------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
@@ -343,6 +234,9 @@ REVOKE ALL ON ALL PROCEDURES IN SCHEMA gstjobs FROM PUBLIC;
 -- may do is bounded by start_run's checks, whoever calls it.
 GRANT EXECUTE ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, boolean, bigint)
     TO gstjobs_runner, gstjobs_operator;
+-- Operators: a job of the registry by name, or an error that lists the jobs (what the CLI
+-- asks before showing a job's history); the registry is theirs to read anyway.
+GRANT EXECUTE ON FUNCTION gstjobs.job(text) TO gstjobs_operator;
 -- run_job's caller needs these two to call them; each refuses outside run_job (see above).
 GRANT EXECUTE ON FUNCTION gstjobs.run_begin(text, timestamptz, bigint, boolean, text, boolean),
                           gstjobs.run_batch(bigint)

@@ -58,6 +58,26 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.setting(text) IS 'a setting''s value: gstjobs.settings, else its default (not secrets)';
 
+-- Operators and admins: a setting's definition, or an error that lists the settings (what the
+-- CLI's config commands and gstjobs.set_settings ask first).
+CREATE FUNCTION gstjobs.setting_definition(key text) RETURNS gstjobs.setting_defaults
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    definition gstjobs.setting_defaults;
+BEGIN
+    SELECT * INTO definition FROM gstjobs.setting_defaults AS d WHERE d.key = setting_definition.key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting %', quote_literal(left(key, 100))
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'settings are: ' || (SELECT string_agg(d.key, ', ' ORDER BY d.key) FROM gstjobs.setting_defaults AS d);
+    END IF;
+    RETURN definition;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.setting_definition(text) IS 'a setting''s kind, bounds and who may change it, or an error that lists the settings';
+
 -- ------------------------------------------------------------------ secrets ----------------
 
 CREATE FUNCTION gstjobs.secret_endpoint(key text) RETURNS text
@@ -141,5 +161,6 @@ RESET ROLE;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
 -- Operators and admins see every setting (secrets masked), what may be set, and what is wrong.
 GRANT SELECT ON gstjobs.setting_defaults, gstjobs.configuration TO gstjobs_operator, gstjobs_admin;
-GRANT EXECUTE ON FUNCTION gstjobs.setting_problem(text, text), gstjobs.secret_problem(text)
+GRANT EXECUTE ON FUNCTION gstjobs.setting_problem(text, text), gstjobs.secret_problem(text),
+                          gstjobs.setting_definition(text)
     TO gstjobs_operator, gstjobs_admin;

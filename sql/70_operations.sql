@@ -129,12 +129,7 @@ BEGIN
     END IF;
     SELECT array_agg(k ORDER BY k) INTO keys FROM jsonb_object_keys(changes) AS k;
     FOR change IN SELECT c.key, c.value FROM jsonb_each(changes) AS c ORDER BY c.key LOOP
-        SELECT * INTO known FROM gstjobs.setting_defaults AS d WHERE d.key = change.key;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'unknown setting %', quote_literal(left(change.key, 100))
-                USING ERRCODE = 'undefined_object',
-                      HINT = 'settings are: ' || (SELECT string_agg(d.key, ', ' ORDER BY d.key) FROM gstjobs.setting_defaults AS d);
-        END IF;
+        known := gstjobs.setting_definition(change.key);
         IF known.changed_by = 'admin' AND NOT pg_has_role(session_user, 'gstjobs_admin', 'MEMBER') THEN
             RAISE EXCEPTION '% may be changed by members of gstjobs_admin only', change.key
                 USING ERRCODE = 'insufficient_privilege',

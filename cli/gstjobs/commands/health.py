@@ -1,0 +1,78 @@
+"""How gstjobs is doing: the latest health report (health), and the server's and the
+installation's checks (doctor). Both exit 1 when something is wrong."""
+
+from zoneinfo import ZoneInfo
+
+import click
+
+from gstjobs import ops
+from gstjobs.output import human_time, render, render_one
+from gstjobs.shared import EXIT_FAILED, Context, fail, format_option, tz_option, with_context
+
+
+@click.command()
+@click.option(
+    "--run",
+    "run_now",
+    is_flag=True,
+    help="Run health-check now instead of showing the last report.",
+)
+@format_option
+@tz_option
+@with_context
+def health(ctx: Context, run_now: bool, fmt: str, tz: str | None) -> None:
+    """The latest health report, problems first, each with what to do. Exit 1 when unhealthy.
+
+    \b
+    Example:
+      gstjobs health --run || page-the-on-call-person
+    """
+    with ctx.database() as conn:
+        zone = ctx.zone(conn, tz)
+        report = ops.latest_health(conn, run_first=run_now)
+    if report is None:
+        fail("no health report yet: `gstjobs health --run` makes one", EXIT_FAILED)
+    problems = report["problems"]
+    if fmt == "json":
+        click.echo(render_one(report, fmt, zone))
+    elif fmt == "csv":
+        click.echo(render(problems, fmt, zone))
+    else:
+        verdict = "HEALTHY" if report["healthy"] else f"UNHEALTHY: {len(problems)} problem(s)"
+        click.echo(f"{verdict} (report {report['id']}, {human_time(report['created_at'], zone)})")
+        for problem in problems:
+            click.echo(f"\n- {problem['message']}\n  what to do: {problem['advice']}")
+        jobs = report["report"].get("jobs", [])
+        if jobs:
+            click.echo("\n" + render(jobs, "table", zone))
+    if not report["healthy"]:
+        fail(f"unhealthy: {len(problems)} problem(s), each with what to do above", EXIT_FAILED)
+
+
+@click.command()
+@format_option
+@with_context
+def doctor(ctx: Context, fmt: str) -> None:
+    """Check the server and the installation; say how to fix each failure. Exit 1 on any.
+
+    \b
+    Example:
+      gstjobs doctor
+    """
+    with ctx.database() as conn:
+        checks = ops.doctor(conn)
+    failed = [c for c in checks if not c["ok"]]
+    if fmt == "table":
+        for check in checks:
+            mark = "ok  " if check["ok"] else "FAIL"
+            click.echo(f"{mark}  {check['name']}: {check['detail']}")
+            if not check["ok"]:
+                click.echo(f"      fix: {check['fix']}")
+        click.echo(f"\n{len(checks) - len(failed)} of {len(checks)} checks passed")
+    else:
+        click.echo(render(checks, fmt, ZoneInfo("UTC")))
+    if failed:
+        fail(f"{len(failed)} of {len(checks)} checks failed, each with its fix", EXIT_FAILED)
+
+
+COMMANDS = (health, doctor)

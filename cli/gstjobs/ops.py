@@ -1,0 +1,239 @@
+"""What operators do with gstjobs, as plain functions over a connection: the CLI calls these
+(and so will the dashboard) and renders what they return. Data in, data out: no Click, no
+printing; the database's refusals are raised as psycopg errors for the caller to explain."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from cron_descriptor import ExpressionDescriptor, Options
+from croniter import croniter
+from psycopg.types.json import Jsonb
+
+from gstjobs.resources import named_queries
+from gstjobs.schema import MIGRATIONS_HEAD, reapplied_checksums
+
+Connection = psycopg.Connection[dict[str, Any]]
+Row = dict[str, Any]
+QUERIES = named_queries("queries.sql")
+
+
+def query(conn: Connection, name: str, **params: Any) -> list[Row]:
+    """The rows of a named query of sql/queries.sql."""
+    return conn.execute(QUERIES[name].encode(), params or None).fetchall()
+
+
+def ops_zone(conn: Connection) -> str:
+    """The operations team's zone (setting ops.timezone): where times are shown by default."""
+    rows = query(conn, "ops-timezone")
+    return str(rows[0]["value"]) if rows else "UTC"
+
+
+# ------------------------------------------------------------------ schedules ----------------
+
+
+def in_words(schedule: str | None) -> str:
+    """A cron schedule in plain words, e.g. 'Every minute (UTC)'; '' when it has none."""
+    if not schedule:
+        return ""
+    options = Options()
+    options.use_24hour_time_format = True
+    try:
+        return str(ExpressionDescriptor(schedule, options).get_description()) + " (UTC)"
+    except Exception:  # a description is a courtesy; the schedule itself is shown anyway
+        return ""
+
+
+def next_run(schedule: str | None, active: bool, now: datetime) -> datetime | None:
+    """When pg_cron next starts a job with this schedule (in UTC), or None when it will not."""
+    if not schedule or not active:
+        return None
+    try:
+        moment = croniter(schedule, now).get_next(datetime)
+    except (ValueError, KeyError):
+        return None
+    return moment if isinstance(moment, datetime) else None
+
+
+# ------------------------------------------------------------------ jobs ---------------------
+
+
+def job_overview(conn: Connection, now: datetime | None = None) -> list[Row]:
+    """Every job: schedule (and in words), local slot, state, last run, next run, failures in
+    24 h; the view gstjobs.job_overview with what only Python can add (the next run)."""
+    now = now or datetime.now(UTC)
+    zone = ops_zone(conn)
+    rows = []
+    for job in query(conn, "job-overview"):
+        slot = ""
+        if job["local_time"] is not None:
+            where = "firm time" if job["job"] != "health-check" else zone
+            slot = f"{job['local_time']:%H:%M} {where}"
+        state = "active" if job["active"] else ("paused" if job["scheduled"] else "not scheduled")
+        rows.append(
+            {
+                "job": job["job"],
+                "schedule": job["schedule"],
+                "in_words": in_words(job["schedule"]),
+                "local_slot": slot,
+                "state": state,
+                "last_status": job["last_status"],
+                "last_run": job["last_started_at"],
+                "last_duration": job["last_duration"],
+                "next_run": next_run(job["schedule"], job["active"], now),
+                "failures_24h": job["failures_24h"],
+            }
+        )
+    return rows
+
+
+def run_history(
+    conn: Connection, job: str, status: str | None = None, limit: int = 10
+) -> list[Row]:
+    """A job's runs, newest first (gstjobs.run_history); an unknown job is refused (42704)."""
+    query(conn, "known-job", job=job)
+    return query(conn, "run-history", job=job, status=status, limit=limit)
+
+
+def run_job(
+    conn: Connection,
+    job: str,
+    *,
+    as_of: datetime | None = None,
+    tenant_id: int | None = None,
+    dry_run: bool = False,
+    reason: str | None = None,
+    wait: bool = False,
+) -> Row:
+    """Run a job now through CALL gstjobs.run_job, as pg_cron does; the run as recorded:
+    {job, run_id, status, counts, started_at, finished_at, duration} with error when it failed
+    and would_notify for a dry run."""
+    called = query(
+        conn,
+        "run-job",
+        job=job,
+        as_of=as_of,
+        tenant_id=tenant_id,
+        dry_run=dry_run,
+        reason=reason,
+        wait=wait,
+    )
+    result = query(conn, "run-result", run_id=called[0]["run_id"])[0]
+    counts = dict(result["counts"] or {})
+    would = counts.pop("would_notify", None)
+    report: Row = {
+        "job": result["job"],
+        "run_id": result["run_id"],
+        "status": result["status"],
+        "counts": counts,
+        "started_at": result["started_at"],
+        "finished_at": result["finished_at"],
+        "duration": result["duration"],
+    }
+    if result["error"]:
+        report["error"] = result["error"]
+    if would is not None:
+        report["would_notify"] = would
+    return report
+
+
+def set_active(conn: Connection, job: str, active: bool, reason: str | None = None) -> Row:
+    """Pause (False) or resume (True) a job in pg_cron; audited. {job, was_active, active,
+    changed}."""
+    result: Row = query(conn, "set-active", job=job, active=active, reason=reason)[0]["result"]
+    return result
+
+
+def reschedule(conn: Connection, job: str, schedule: str, reason: str | None = None) -> Row:
+    """Give a job a new schedule, checked by the database first; audited. {job, old_schedule,
+    schedule, changed}."""
+    result: Row = query(conn, "reschedule", job=job, schedule=schedule, reason=reason)[0]["result"]
+    return result
+
+
+# ------------------------------------------------------------------ health -------------------
+
+
+def latest_health(conn: Connection, run_first: bool = False) -> Row | None:
+    """The latest health report (health-check run now first, when asked), or None."""
+    if run_first:
+        run_job(conn, "health-check", reason="gstjobs health --run", wait=True)
+    reports = query(conn, "health-latest")
+    return reports[0] if reports else None
+
+
+def doctor(conn: Connection) -> list[Row]:
+    """The server's checks and this installation's: {name, ok, detail, fix} each."""
+    checks = query(conn, "doctor-facts")
+    version = query(conn, "migration-version")
+    at = version[0]["version_num"] if version else None
+    checks.append(
+        {
+            "name": "migrations at head",
+            "ok": at == MIGRATIONS_HEAD,
+            "detail": f"at {at}, this gstjobs expects {MIGRATIONS_HEAD}",
+            "fix": "run `alembic upgrade head` with this version of gstjobs",
+        }
+    )
+    installed = {row["name"]: row["checksum"] for row in query(conn, "installed-checksums")}
+    differs = [n for n, c in reapplied_checksums().items() if installed.get(n) != c]
+    checks.append(
+        {
+            "name": "functions and views current",
+            "ok": not differs,
+            "detail": "as in sql/ and plpy/" if not differs else "differ: " + ", ".join(differs),
+            "fix": "run `alembic upgrade head`, which re-applies them",
+        }
+    )
+    return checks
+
+
+# ------------------------------------------------------------------ outbox -------------------
+
+
+def outbox(
+    conn: Connection,
+    status: str | None = None,
+    tenant_id: int | None = None,
+    kind: str | None = None,
+    limit: int = 20,
+) -> list[Row]:
+    """Notifications, newest first, filtered (gstjobs.outbox)."""
+    return query(conn, "outbox-list", status=status, tenant_id=tenant_id, kind=kind, limit=limit)
+
+
+def notification(conn: Connection, notification_id: int) -> Row | None:
+    """One notification, or None."""
+    rows = query(conn, "outbox-show", id=notification_id)
+    return rows[0] if rows else None
+
+
+def retry_notification(conn: Connection, notification_id: int, reason: str | None = None) -> Row:
+    """Re-queue a dead or failed notification; audited. {id, old_status, status}."""
+    result: Row = query(conn, "outbox-retry", id=notification_id, reason=reason)[0]["result"]
+    return result
+
+
+# ------------------------------------------------------------------ config -------------------
+
+
+def settings(conn: Connection) -> list[Row]:
+    """Every setting, secrets masked (gstjobs.configuration)."""
+    return query(conn, "config-list")
+
+
+def setting(conn: Connection, key: str) -> Row:
+    """One setting, secrets masked; an unknown key is refused (42704)."""
+    query(conn, "known-setting", key=key)
+    return query(conn, "config-get", key=key)[0]
+
+
+def change_settings(
+    conn: Connection, changes: dict[str, str], reason: str | None = None
+) -> list[Row]:
+    """Change settings together, checked by the database, all or none; audited. One
+    {key, old, value} per key (secrets: value '********')."""
+    results: list[Row] = query(conn, "config-set", changes=Jsonb(changes), reason=reason)[0][
+        "result"
+    ]
+    return results
