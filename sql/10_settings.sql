@@ -8,38 +8,39 @@ SET ROLE gstjobs_owner;
 -- changed_by: operator (members of gstjobs_operator), admin (members of gstjobs_admin: where
 -- messages go, with which credentials, and how long history is kept), dba (a superuser: which
 -- server files gstjobs may read).
-CREATE VIEW gstjobs.setting_defaults (key, default_value, kind, minimum, maximum, changed_by, description) AS VALUES
-    ('ops.timezone', 'Asia/Kolkata', 'zone', NULL::integer, NULL::integer, 'operator', 'IANA zone of the operations team: health-check runs at 07:00 there'),
-    ('ops.email', '', 'emails', NULL, NULL, 'operator', 'comma-separated addresses that receive health alerts'),
-    ('slots.catchup_hours', '12', 'integer', 1, 168, 'operator', 'a local-time slot missed by more than this is recorded as missed, not run (at most a week)'),
-    ('slots.late_after_minutes', '30', 'integer', 1, 1440, 'operator', 'a slot run more than this after its time is marked late'),
-    ('sla.batch_size', '1000', 'integer', 1, 100000, 'operator', 'tasks sla-check takes per statement; a backlog is done in committed batches'),
-    ('retention.run_history_days', '90', 'integer', 7, 3650, 'admin', 'run ledger and cron.job_run_details rows kept this long'),
-    ('retention.notifications_days', '90', 'integer', 7, 3650, 'admin', 'sent notifications kept this long'),
-    ('retention.audit_days', '2557', 'integer', 365, 36500, 'admin', 'audit log rows kept this long (7 years; at least one)'),
-    ('purge.batch_size', '5000', 'integer', 1, 100000, 'operator', 'rows purge-history deletes per statement'),
-    ('health.stuck_after_minutes', '60', 'integer', 1, 10080, 'operator', 'a run still running after this is reported stuck'),
-    ('health.backlog_minutes', '30', 'integer', 1, 10080, 'operator', 'a notification due for longer than this counts as backlog'),
-    ('health.regression_factor', '3', 'integer', 2, 100, 'operator', 'a run this many times slower than its median is a regression'),
-    ('dispatch.per_run_limit', '100', 'integer', 1, 100000, 'operator', 'messages per channel dispatch-notifications sends per run'),
-    ('dispatch.max_attempts', '8', 'integer', 1, 100, 'operator', 'delivery attempts before a notification is dead'),
-    ('dispatch.per_firm_limit', '0', 'integer', 0, 100000, 'operator', 'messages per firm dispatch-notifications sends per run; 0: no limit'),
-    ('dispatch.batch_size', '1', 'integer', 1, 1000, 'operator', 'messages delivered per commit: 1 keeps the window in which a crash could send one twice to a single message'),
-    ('smtp.host', 'localhost', 'host', NULL, NULL, 'admin', 'SMTP server (name or address); empty: no email is sent'),
-    ('smtp.port', '25', 'integer', 1, 65535, 'admin', 'SMTP port'),
-    ('smtp.tls', 'none', 'tls', NULL, NULL, 'admin', 'none, starttls or tls (implicit); a password is sent in clear to a loopback server only'),
-    ('smtp.ca_dir', '/etc/gstjobs/ca', 'directory', NULL, NULL, 'dba', 'the directory on the database server smtp.ca_file must be in (set by a superuser)'),
-    ('smtp.ca_file', '', 'path', NULL, NULL, 'admin', 'CA certificates (PEM, a file in smtp.ca_dir) to verify the SMTP server by; empty: the system''s'),
-    ('smtp.user', '', 'text', NULL, NULL, 'admin', 'SMTP login; empty: no login'),
-    ('smtp.password', '', 'secret', NULL, NULL, 'admin', 'SMTP password (secret: stored apart, never shown, used only with the server, login, TLS and CA it was set with)'),
-    ('smtp.from', 'gstjobs@localhost', 'email', NULL, NULL, 'admin', 'From address of every email'),
-    ('smtp.reply_to', '', 'emails', NULL, NULL, 'admin', 'Reply-To address; empty: none'),
-    ('smtp.timeout_seconds', '10', 'integer', 1, 300, 'operator', 'SMTP connection and command timeout'),
-    ('whatsapp.url', '', 'url', NULL, NULL, 'admin', 'WhatsApp Cloud API base URL, https://, e.g. https://graph.facebook.com/v19.0/PHONE_ID; empty: no WhatsApp'),
-    ('whatsapp.token', '', 'secret', NULL, NULL, 'admin', 'WhatsApp bearer token (secret: stored apart, never shown, used only with the URL it was set with)'),
-    ('whatsapp.timeout_seconds', '10', 'integer', 1, 300, 'operator', 'WhatsApp HTTP timeout');
+-- columns added since the first release come last: CREATE OR REPLACE VIEW keeps the order
+CREATE OR REPLACE VIEW gstjobs.setting_defaults (key, default_value, kind, description, minimum, maximum, changed_by) AS VALUES
+    ('ops.timezone', 'Asia/Kolkata', 'zone', 'IANA zone of the operations team: health-check runs at 07:00 there', NULL::integer, NULL::integer, 'operator'),
+    ('ops.email', '', 'emails', 'comma-separated addresses that receive health alerts', NULL, NULL, 'operator'),
+    ('slots.catchup_hours', '12', 'integer', 'a local-time slot missed by more than this is recorded as missed, not run (at most a week)', 1, 168, 'operator'),
+    ('slots.late_after_minutes', '30', 'integer', 'a slot run more than this after its time is marked late', 1, 1440, 'operator'),
+    ('sla.batch_size', '1000', 'integer', 'tasks sla-check takes per statement; a backlog is done in committed batches', 1, 100000, 'operator'),
+    ('retention.run_history_days', '90', 'integer', 'run ledger and cron.job_run_details rows kept this long', 7, 3650, 'admin'),
+    ('retention.notifications_days', '90', 'integer', 'sent notifications kept this long', 7, 3650, 'admin'),
+    ('retention.audit_days', '2557', 'integer', 'audit log rows kept this long (7 years; at least one)', 365, 36500, 'admin'),
+    ('purge.batch_size', '5000', 'integer', 'rows purge-history deletes per statement', 1, 100000, 'operator'),
+    ('health.stuck_after_minutes', '60', 'integer', 'a run still running after this is reported stuck', 1, 10080, 'operator'),
+    ('health.backlog_minutes', '30', 'integer', 'a notification due for longer than this counts as backlog', 1, 10080, 'operator'),
+    ('health.regression_factor', '3', 'integer', 'a run this many times slower than its median is a regression', 2, 100, 'operator'),
+    ('dispatch.per_run_limit', '100', 'integer', 'messages per channel dispatch-notifications sends per run', 1, 100000, 'operator'),
+    ('dispatch.max_attempts', '8', 'integer', 'delivery attempts before a notification is dead', 1, 100, 'operator'),
+    ('dispatch.per_firm_limit', '0', 'integer', 'messages per firm dispatch-notifications sends per run; 0: no limit', 0, 100000, 'operator'),
+    ('dispatch.batch_size', '1', 'integer', 'messages delivered per commit: 1 keeps the window in which a crash could send one twice to a single message', 1, 1000, 'operator'),
+    ('smtp.host', 'localhost', 'host', 'SMTP server (name or address); empty: no email is sent', NULL, NULL, 'admin'),
+    ('smtp.port', '25', 'integer', 'SMTP port', 1, 65535, 'admin'),
+    ('smtp.tls', 'none', 'tls', 'none, starttls or tls (implicit); a password is sent in clear to a loopback server only', NULL, NULL, 'admin'),
+    ('smtp.ca_dir', '/etc/gstjobs/ca', 'directory', 'the directory on the database server smtp.ca_file must be in (set by a superuser)', NULL, NULL, 'dba'),
+    ('smtp.ca_file', '', 'path', 'CA certificates (PEM, a file in smtp.ca_dir) to verify the SMTP server by; empty: the system''s', NULL, NULL, 'admin'),
+    ('smtp.user', '', 'text', 'SMTP login; empty: no login', NULL, NULL, 'admin'),
+    ('smtp.password', '', 'secret', 'SMTP password (secret: stored apart, never shown, used only with the server, login, TLS and CA it was set with)', NULL, NULL, 'admin'),
+    ('smtp.from', 'gstjobs@localhost', 'email', 'From address of every email', NULL, NULL, 'admin'),
+    ('smtp.reply_to', '', 'emails', 'Reply-To address; empty: none', NULL, NULL, 'admin'),
+    ('smtp.timeout_seconds', '10', 'integer', 'SMTP connection and command timeout', 1, 300, 'operator'),
+    ('whatsapp.url', '', 'url', 'WhatsApp Cloud API base URL, https://, e.g. https://graph.facebook.com/v19.0/PHONE_ID; empty: no WhatsApp', NULL, NULL, 'admin'),
+    ('whatsapp.token', '', 'secret', 'WhatsApp bearer token (secret: stored apart, never shown, used only with the URL it was set with)', NULL, NULL, 'admin'),
+    ('whatsapp.timeout_seconds', '10', 'integer', 'WhatsApp HTTP timeout', 1, 300, 'operator');
 
-CREATE FUNCTION gstjobs.setting(key text) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.setting(key text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -60,7 +61,7 @@ COMMENT ON FUNCTION gstjobs.setting(text) IS 'a setting''s value: gstjobs.settin
 
 -- Operators and admins: a setting's definition, or an error that lists the settings (what the
 -- CLI's config commands and gstjobs.set_settings ask first).
-CREATE FUNCTION gstjobs.setting_definition(key text) RETURNS gstjobs.setting_defaults
+CREATE OR REPLACE FUNCTION gstjobs.setting_definition(key text) RETURNS gstjobs.setting_defaults
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -80,7 +81,7 @@ COMMENT ON FUNCTION gstjobs.setting_definition(text) IS 'a setting''s kind, boun
 
 -- ------------------------------------------------------------------ secrets ----------------
 
-CREATE FUNCTION gstjobs.secret_endpoint(key text) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.secret_endpoint(key text) RETURNS text
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     -- everything that decides where a secret goes and how: a change to any of it makes the
@@ -95,7 +96,7 @@ COMMENT ON FUNCTION gstjobs.secret_endpoint(text) IS 'the endpoint a secret woul
 
 -- Operators and admins (through gstjobs.configuration): says where a secret was set for, never
 -- what it is.
-CREATE FUNCTION gstjobs.secret_problem(key text) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.secret_problem(key text) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     RETURN (SELECT format('%s was set for %s, and the endpoint is now %s: it is not used until it is set again',
@@ -105,7 +106,7 @@ CREATE FUNCTION gstjobs.secret_problem(key text) RETURNS text
               AND s.endpoint IS DISTINCT FROM gstjobs.secret_endpoint(s.key));
 COMMENT ON FUNCTION gstjobs.secret_problem(text) IS 'why a secret that is set may not be used, or NULL';
 
-CREATE FUNCTION gstjobs.secret(key text) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.secret(key text) RETURNS text
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     RETURN (SELECT s.value FROM gstjobs.secrets AS s
@@ -122,7 +123,7 @@ RESET ROLE;
 -- The check of every stored value (trigger gstjobs.check_setting) and of what
 -- gstjobs.set_settings is asked to store; operators and admins call it through
 -- gstjobs.configuration. It looks at the text it is given and at the settings' kinds only.
-CREATE FUNCTION gstjobs.setting_problem(key text, value text) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.setting_problem(key text, value text) RETURNS text
     LANGUAGE plpython3u STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $plpy$ settings.setting_problem(key, value) $plpy$;
@@ -131,7 +132,7 @@ ALTER FUNCTION gstjobs.setting_problem(text, text) OWNER TO gstjobs_owner;
 
 -- Owner only: what stands between a channel and delivery now (dispatch-notifications asks
 -- before it sends; gstjobs.set_settings refuses a change that would send a credential in clear).
-CREATE FUNCTION gstjobs.delivery_problems(resolve boolean, OUT email text, OUT whatsapp text, OUT in_clear text)
+CREATE OR REPLACE FUNCTION gstjobs.delivery_problems(resolve boolean, OUT email text, OUT whatsapp text, OUT in_clear text)
     LANGUAGE plpython3u STABLE
     SET search_path = pg_catalog, pg_temp
 AS $plpy$ settings.delivery_problems(resolve) $plpy$;
@@ -139,7 +140,7 @@ COMMENT ON FUNCTION gstjobs.delivery_problems(boolean) IS 'why email or WhatsApp
 ALTER FUNCTION gstjobs.delivery_problems(boolean) OWNER TO gstjobs_owner;
 
 SET ROLE gstjobs_owner;
-CREATE VIEW gstjobs.configuration AS
+CREATE OR REPLACE VIEW gstjobs.configuration AS
     -- what operators see: a secret only as set or not, never its value
     SELECT d.key,
            CASE WHEN d.kind = 'secret' THEN CASE WHEN sec.key IS NOT NULL THEN '********' END

@@ -6,7 +6,7 @@
 
 SET ROLE gstjobs_owner;
 
-CREATE VIEW gstjobs.templates (kind, subject, body) AS VALUES
+CREATE OR REPLACE VIEW gstjobs.templates (kind, subject, body) AS VALUES
     -- firm, recipient, task, case_reference, section, client, priority, due_local, assignee
     ('sla-breach',
      'SLA breached: {task} ({case_reference})',
@@ -84,7 +84,7 @@ BEGIN
             ) AS piece
         ) AS compiled;
         EXECUTE format(
-            'CREATE FUNCTION gstjobs.render_%s(kind text, vars jsonb) RETURNS text
+            'CREATE OR REPLACE FUNCTION gstjobs.render_%s(kind text, vars jsonb) RETURNS text
                  LANGUAGE sql IMMUTABLE PARALLEL SAFE
                  RETURN CASE kind %s END',
             part, branches);
@@ -102,7 +102,7 @@ $compile$;
 -- is for rows stored before revision 0005); a body keeps its line breaks and tabs.
 -- No SET clause: it is called for every message composed, from functions whose search_path
 -- is fixed, and a SET would save and restore a setting each time.
-CREATE FUNCTION gstjobs.fit(text text, max_length integer, one_line boolean) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.fit(text text, max_length integer, one_line boolean) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN (
     SELECT CASE
@@ -121,7 +121,7 @@ RETURN (
 COMMENT ON FUNCTION gstjobs.fit(text, integer, boolean) IS
     'text cut to max_length at a word boundary with an ellipsis, its control characters replaced (one_line: line breaks too)';
 
-CREATE FUNCTION gstjobs.format_local(instant timestamptz, zone text) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.format_local(instant timestamptz, zone text) RETURNS text
     LANGUAGE plpgsql STABLE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$

@@ -6,7 +6,7 @@
 
 SET ROLE gstjobs_owner;
 
-CREATE FUNCTION gstjobs.mark_crashed_runs() RETURNS integer
+CREATE OR REPLACE FUNCTION gstjobs.mark_crashed_runs() RETURNS integer
     LANGUAGE sql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
@@ -32,7 +32,7 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION gstjobs.mark_crashed_runs() IS 'marks crashed every running run whose session is gone or no longer running it; returns how many';
 
-CREATE FUNCTION gstjobs.job(name text) RETURNS gstjobs.jobs
+CREATE OR REPLACE FUNCTION gstjobs.job(name text) RETURNS gstjobs.jobs
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -51,7 +51,7 @@ $$;
 COMMENT ON FUNCTION gstjobs.job(text) IS 'a job of the registry by name, or an error that lists the jobs';
 
 -- Owner only: called by gstjobs.run_begin, which only gstjobs.run_job's code can call.
-CREATE FUNCTION gstjobs.start_run(
+CREATE OR REPLACE FUNCTION gstjobs.start_run(
     job text, as_of timestamptz, tenant_id bigint, dry_run boolean, reason text, wait boolean,
     OUT run_id bigint, OUT acquired boolean)
     LANGUAGE plpgsql
@@ -137,7 +137,7 @@ COMMENT ON FUNCTION gstjobs.start_run(text, timestamptz, bigint, boolean, text, 
 
 -- A run's counts over its batches: numbers are added up, lists (failed_firms) joined,
 -- anything else is the last batch's.
-CREATE FUNCTION gstjobs.add_counts(total jsonb, batch jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION gstjobs.add_counts(total jsonb, batch jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 RETURN total || coalesce((
@@ -151,7 +151,7 @@ RETURN total || coalesce((
 COMMENT ON FUNCTION gstjobs.add_counts(jsonb, jsonb) IS
     'adds a batch''s counts to a run''s: numbers are summed, lists joined, anything else is the batch''s';
 
-CREATE FUNCTION gstjobs.run_guard(run_id bigint, job text) RETURNS void
+CREATE OR REPLACE FUNCTION gstjobs.run_guard(run_id bigint, job text) RETURNS void
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -168,7 +168,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION gstjobs.run_notifications(run_id bigint)
+CREATE OR REPLACE FUNCTION gstjobs.run_notifications(run_id bigint)
     RETURNS TABLE (kind text, channel text, recipient text, subject text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -195,7 +195,7 @@ RESET ROLE;
 -- SECURITY DEFINER functions below, which refuse to work unless this procedure's own code is
 -- running in the session (a mark in PL/Python's GD, which SQL cannot reach and only gstjobs's
 -- functions, created by a superuser, can set): calling them directly does nothing.
-CREATE PROCEDURE gstjobs.run_job(
+CREATE OR REPLACE PROCEDURE gstjobs.run_job(
     job text, as_of timestamptz DEFAULT NULL, tenant_id bigint DEFAULT NULL,
     dry_run boolean DEFAULT false, reason text DEFAULT NULL, wait boolean DEFAULT false,
     INOUT run_id bigint DEFAULT NULL)
@@ -207,7 +207,7 @@ COMMENT ON PROCEDURE gstjobs.run_job(text, timestamptz, bigint, boolean, text, b
     'runs a toolkit job now, as pg_cron does: CALL gstjobs.run_job(''sla-check''); returns its run_id';
 
 -- Executable by the runner and operators, for gstjobs.run_job; works only inside it.
-CREATE FUNCTION gstjobs.run_begin(
+CREATE OR REPLACE FUNCTION gstjobs.run_begin(
     job text, as_of timestamptz, tenant_id bigint, dry_run boolean, reason text, wait boolean,
     OUT run_id bigint, OUT acquired boolean)
     LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -216,7 +216,7 @@ COMMENT ON FUNCTION gstjobs.run_begin(text, timestamptz, bigint, boolean, text, 
     'step 1 of gstjobs.run_job: gstjobs.start_run (validate, take the guard, record); refused outside run_job';
 
 -- Executable by the runner and operators, for gstjobs.run_job; works only inside it.
-CREATE FUNCTION gstjobs.run_batch(run_id bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION gstjobs.run_batch(run_id bigint) RETURNS boolean
     LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ runner.batch(run_id) $plpy$;
 COMMENT ON FUNCTION gstjobs.run_batch(bigint) IS

@@ -3,7 +3,7 @@
 
 SET ROLE gstjobs_owner;
 
-CREATE FUNCTION gstjobs.due_slots(job text, as_of timestamptz, only_tenant bigint)
+CREATE OR REPLACE FUNCTION gstjobs.due_slots(job text, as_of timestamptz, only_tenant bigint)
     RETURNS TABLE (job text, tenant_id bigint, zone text, local_date date, due_at timestamptz,
                    status text)
     LANGUAGE sql STABLE SECURITY DEFINER

@@ -4,7 +4,7 @@
 
 SET ROLE gstjobs_owner;
 
-CREATE FUNCTION gstjobs.job_heartbeat(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+CREATE OR REPLACE FUNCTION gstjobs.job_heartbeat(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -21,31 +21,31 @@ RESET ROLE;
 -- The jobs' bodies: f(run_id, as_of, tenant_id, dry_run) RETURNS jsonb, their counts, which
 -- they return as a Python dict through jsonb_plpython3u's transform: no json module to import
 -- in a new session (the transform also carries health-check's report in and out).
-CREATE FUNCTION gstjobs.job_sla_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+CREATE OR REPLACE FUNCTION gstjobs.job_sla_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ sla_check.sla_check(run_id, as_of, tenant_id, dry_run) $plpy$;
 
-CREATE FUNCTION gstjobs.job_hearing_reminders(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+CREATE OR REPLACE FUNCTION gstjobs.job_hearing_reminders(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ local_jobs.hearing_reminders(run_id, as_of, tenant_id, dry_run) $plpy$;
 
-CREATE FUNCTION gstjobs.job_deadline_alerts(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+CREATE OR REPLACE FUNCTION gstjobs.job_deadline_alerts(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ local_jobs.deadline_alerts(run_id, as_of, tenant_id, dry_run) $plpy$;
 
-CREATE FUNCTION gstjobs.job_analytics_snapshot(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+CREATE OR REPLACE FUNCTION gstjobs.job_analytics_snapshot(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ local_jobs.analytics_snapshot(run_id, as_of, tenant_id, dry_run) $plpy$;
 
-CREATE FUNCTION gstjobs.job_health_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+CREATE OR REPLACE FUNCTION gstjobs.job_health_check(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ health_check.health_check(run_id, as_of, tenant_id, dry_run) $plpy$;
 
-CREATE FUNCTION gstjobs.job_purge_history(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+CREATE OR REPLACE FUNCTION gstjobs.job_purge_history(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ purge_history.purge_history(run_id, as_of, tenant_id, dry_run) $plpy$;
 
-CREATE FUNCTION gstjobs.job_dispatch_notifications(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
+CREATE OR REPLACE FUNCTION gstjobs.job_dispatch_notifications(run_id bigint, as_of timestamptz, tenant_id bigint, dry_run boolean)
     RETURNS jsonb LANGUAGE plpython3u TRANSFORM FOR TYPE jsonb SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $plpy$ dispatch.dispatch(run_id, as_of, tenant_id, dry_run) $plpy$;
 

@@ -4,13 +4,13 @@
 
 SET ROLE gstjobs_owner;
 
-CREATE FUNCTION gstjobs.legal_date(day date) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.legal_date(day date) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     RETURN to_char(day, 'FMDD Mon YYYY');
 COMMENT ON FUNCTION gstjobs.legal_date(date) IS 'a date as an order writes it: 31 Aug 2026';
 
-CREATE FUNCTION gstjobs.period_end(start date, period integer, unit text) RETURNS date
+CREATE OR REPLACE FUNCTION gstjobs.period_end(start date, period integer, unit text) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     -- The day of the event is excluded: 30 days from 1 Sep end on 1 Oct. A calendar month
@@ -22,7 +22,7 @@ CREATE FUNCTION gstjobs.period_end(start date, period integer, unit text) RETURN
     END;
 COMMENT ON FUNCTION gstjobs.period_end(date, integer, text) IS 'the last day of a period of days or calendar months from a date, that date excluded';
 
-CREATE FUNCTION gstjobs.next_open_day(
+CREATE OR REPLACE FUNCTION gstjobs.next_open_day(
     tenant_id bigint, forum text, day date, OUT open_on date, OUT skipped jsonb, OUT calendar text)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -64,7 +64,7 @@ $$;
 COMMENT ON FUNCTION gstjobs.next_open_day(bigint, text, date) IS
     'the first day from `day` on which the firm''s calendar for the forum is open, and the closed days passed over';
 
-CREATE FUNCTION gstjobs.deadline_dates(
+CREATE OR REPLACE FUNCTION gstjobs.deadline_dates(
     rule gstjobs.deadline_rules, event litigation.case_events,
     OUT due_on date, OUT statutory_on date, OUT condonable_until date, OUT computation jsonb)
     LANGUAGE plpgsql STABLE
@@ -162,7 +162,7 @@ $$;
 COMMENT ON FUNCTION gstjobs.deadline_dates(gstjobs.deadline_rules, litigation.case_events) IS
     'the dates one rule gives for one event, and the arithmetic; computation->>''problem'' when it cannot be computed';
 
-CREATE FUNCTION gstjobs.compute_event_deadlines(tenant_id bigint, event_id bigint) RETURNS integer
+CREATE OR REPLACE FUNCTION gstjobs.compute_event_deadlines(tenant_id bigint, event_id bigint) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -230,7 +230,7 @@ $$;
 COMMENT ON FUNCTION gstjobs.compute_event_deadlines(bigint, bigint) IS
     'computes (again) the deadlines an event gives; returns how many deadlines were written or removed';
 
-CREATE FUNCTION gstjobs.forget_event_deadlines(tenant_id bigint, event_id bigint) RETURNS integer
+CREATE OR REPLACE FUNCTION gstjobs.forget_event_deadlines(tenant_id bigint, event_id bigint) RETURNS integer
     LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
@@ -244,7 +244,7 @@ BEGIN ATOMIC
     SELECT count(*)::integer FROM gone;
 END;
 
-CREATE FUNCTION gstjobs.recompute_deadlines(tenant_id bigint DEFAULT NULL, event_kinds text[] DEFAULT NULL,
+CREATE OR REPLACE FUNCTION gstjobs.recompute_deadlines(tenant_id bigint DEFAULT NULL, event_kinds text[] DEFAULT NULL,
                                             financial_year text DEFAULT NULL) RETURNS integer
     LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
@@ -261,7 +261,7 @@ COMMENT ON FUNCTION gstjobs.recompute_deadlines(bigint, text[], text) IS
     'computes again the deadlines of the matching events; returns how many deadlines changed';
 
 -- ------------------------------------------------------------------ for operators ----------
-CREATE FUNCTION gstjobs.define_deadline_rule(rule jsonb, reason text DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION gstjobs.define_deadline_rule(rule jsonb, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -312,7 +312,7 @@ $$;
 COMMENT ON FUNCTION gstjobs.define_deadline_rule(jsonb, text) IS
     'adds or changes a deadline rule (fields as gstjobs.deadline_rules), recomputes the deadlines it gives; audited';
 
-CREATE FUNCTION gstjobs.set_annual_return_due_date(
+CREATE OR REPLACE FUNCTION gstjobs.set_annual_return_due_date(
     financial_year text, due_on date, source text, verified_on date DEFAULT NULL, reason text DEFAULT NULL)
     RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER

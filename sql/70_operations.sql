@@ -5,7 +5,7 @@
 
 SET ROLE gstjobs_owner;
 
-CREATE FUNCTION gstjobs.registered_job(job text) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.registered_job(job text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -20,7 +20,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION gstjobs.set_active(job text, active boolean, reason text DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION gstjobs.set_active(job text, active boolean, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -44,7 +44,7 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.set_active(text, boolean, text) IS 'pauses (false) or resumes (true) a job; audited';
 
-CREATE FUNCTION gstjobs.reschedule(job text, schedule text, reason text DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION gstjobs.reschedule(job text, schedule text, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -77,7 +77,7 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.reschedule(text, text, text) IS 'changes a job''s pg_cron schedule after checking it strictly; audited';
 
-CREATE FUNCTION gstjobs.retry_notification(notification_id bigint, reason text DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION gstjobs.retry_notification(notification_id bigint, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -110,7 +110,7 @@ COMMENT ON FUNCTION gstjobs.retry_notification(bigint, text) IS 're-queues a dea
 -- audited key by key (a secret: only that it changed). Who may change a key is its changed_by:
 -- operator, admin (gstjobs_admin) or dba (a superuser). The login is session_user: inside this
 -- SECURITY DEFINER function current_user is the owner.
-CREATE FUNCTION gstjobs.set_settings(changes jsonb, reason text DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION gstjobs.set_settings(changes jsonb, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -189,13 +189,13 @@ $$;
 COMMENT ON FUNCTION gstjobs.set_settings(jsonb, text) IS 'changes settings together after checking each value and who may change it; audited (secrets: only that they changed)';
 
 -- Operators and admins: one setting (gstjobs.set_settings with one key).
-CREATE FUNCTION gstjobs.set_setting(key text, value text, reason text DEFAULT NULL) RETURNS jsonb
+CREATE OR REPLACE FUNCTION gstjobs.set_setting(key text, value text, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     RETURN gstjobs.set_settings(jsonb_build_object(key, value), reason) -> 0;
 COMMENT ON FUNCTION gstjobs.set_setting(text, text, text) IS 'changes one setting: gstjobs.set_settings with one key';
 
-CREATE FUNCTION gstjobs.doctor_facts() RETURNS TABLE (name text, ok boolean, detail text, fix text)
+CREATE OR REPLACE FUNCTION gstjobs.doctor_facts() RETURNS TABLE (name text, ok boolean, detail text, fix text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
@@ -268,7 +268,7 @@ END;
 RESET ROLE;
 
 -- ------------------------------------------------------------------ PL/Python --------------
-CREATE FUNCTION gstjobs.cron_problem(schedule text) RETURNS text
+CREATE OR REPLACE FUNCTION gstjobs.cron_problem(schedule text) RETURNS text
     LANGUAGE plpython3u IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $plpy$ health_check.cron_problem(schedule) $plpy$;

@@ -3,7 +3,7 @@
 
 SET ROLE gstjobs_owner;
 
-CREATE VIEW gstjobs.run_history AS
+CREATE OR REPLACE VIEW gstjobs.run_history AS
     -- pg_cron's record of each tick, with the ledger's account of the run where there is one:
     -- a tick that failed before the ledger saw it (server restarted, no connection) still shows.
     SELECT coalesce(r.job, c.jobname) AS job,
@@ -37,7 +37,7 @@ CREATE VIEW gstjobs.run_history AS
        OR NOT EXISTS (SELECT FROM cron.job_run_details AS d WHERE d.runid = r.cron_runid);
 COMMENT ON VIEW gstjobs.run_history IS 'every run of every toolkit job: pg_cron''s ticks joined with the run ledger, and manual runs';
 
-CREATE VIEW gstjobs.job_overview AS
+CREATE OR REPLACE VIEW gstjobs.job_overview AS
     SELECT j.name AS job,
            j.description,
            c.schedule,
@@ -58,14 +58,14 @@ CREATE VIEW gstjobs.job_overview AS
         ORDER BY h.started_at DESC LIMIT 1) AS last ON true;
 COMMENT ON VIEW gstjobs.job_overview IS 'one row per toolkit job: schedule, active, last run, failures in 24 h';
 
-CREATE VIEW gstjobs.outbox AS
+CREATE OR REPLACE VIEW gstjobs.outbox AS
     SELECT id, tenant_id, kind, channel, recipient, member_id, subject, body, status, attempts,
            next_attempt_at, last_error, provider_reply, dedupe_key, urgency, created_at, sent_at,
            run_id
     FROM gstjobs.notifications;
 COMMENT ON VIEW gstjobs.outbox IS 'the notification outbox as operators see it';
 
-CREATE VIEW gstjobs.health AS
+CREATE OR REPLACE VIEW gstjobs.health AS
     SELECT id, created_at, healthy, problems, report, run_id
     FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1;
 COMMENT ON VIEW gstjobs.health IS 'the latest health report';

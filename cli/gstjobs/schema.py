@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from gstjobs.resources import checksum, render, sql_text
+from gstjobs.resources import checksum, named_queries, render, sql_text
 
 # The files of sql/ re-applied on every upgrade to head are those named NN_<domain>.sql, in
 # the order of their names (`ls sql/` shows it): settings and templates, the run ledger, slots
@@ -19,40 +19,6 @@ REAPPLIED = tuple(
         if re.fullmatch(r"[0-9]{2}_[a-z_]+\.sql", entry.name)
     )
 )
-
-DROP_VIEWS_AND_ROUTINES = """
-DO $$
-DECLARE
-    views text;
-    routine regprocedure;
-    dropped boolean;
-BEGIN
-    -- one statement: dropping a view one at a time would cascade to others still in the list
-    SELECT 'DROP VIEW ' || string_agg(c.oid::regclass::text, ', ') || ' CASCADE' INTO views
-    FROM pg_class AS c WHERE c.relnamespace = 'gstjobs'::regnamespace AND c.relkind = 'v';
-    IF views IS NOT NULL THEN
-        EXECUTE views;
-    END IF;
-    -- Routines may depend on one another (SQL-standard bodies record it): drop what nothing
-    -- depends on, and again, until nothing more goes. No CASCADE: should a table ever depend
-    -- on one of them, the re-create fails loudly instead of a constraint vanishing.
-    LOOP
-        dropped := false;
-        FOR routine IN SELECT p.oid::regprocedure FROM pg_proc AS p
-                       WHERE p.pronamespace = 'gstjobs'::regnamespace LOOP
-            BEGIN
-                EXECUTE format('DROP ROUTINE %s', routine);
-                dropped := true;
-            EXCEPTION WHEN dependent_objects_still_exist THEN
-                NULL;
-            END;
-        END LOOP;
-        EXIT WHEN NOT dropped;
-    END LOOP;
-END
-$$;
-"""
-
 
 # The Alembic revision this version of gstjobs expects (a test keeps it equal to the head).
 MIGRATIONS_HEAD = "0005"
@@ -69,12 +35,18 @@ def reapplied_checksums() -> dict[str, str]:
 
 
 def apply_reapplied(conn: psycopg.Connection[Any]) -> None:
-    """Drop the toolkit's views and routines and create them again from sql/.
+    """Create or replace the toolkit's views and routines from sql/, then drop those sql/ no
+    longer defines.
 
-    Dropping first means a function removed or re-signed in sql/ leaves no stale copy behind;
-    the checksums recorded in gstjobs.schema_objects let `gstjobs doctor` spot drift.
+    In place, not dropped and created again: a view or function of the DBA's built on
+    gstjobs's, and the grants others gave on them, survive the upgrade. What is dropped (a
+    function removed or re-signed) is dropped without CASCADE, after checking that nothing
+    outside gstjobs depends on it (the upgrade stops, naming what does). A view or function
+    whose shape changes (columns, return type) is dropped by the revision that changes it.
+    The checksums recorded in gstjobs.schema_objects let `gstjobs doctor` spot drift.
     """
-    conn.execute(DROP_VIEWS_AND_ROUTINES)
+    steps = named_queries("reapply.sql")
+    conn.execute(steps["record"].encode())
     # files renamed or removed since an earlier version leave no stale checksum behind
     conn.execute(
         "DELETE FROM gstjobs.schema_objects WHERE NOT (name = ANY (%s))", (list(REAPPLIED),)
@@ -87,3 +59,4 @@ def apply_reapplied(conn: psycopg.Connection[Any]) -> None:
             " ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()",
             (name, checksum(text)),
         )
+    conn.execute(steps["drop-stale"].encode())
