@@ -2,9 +2,11 @@
 
 from logging.config import fileConfig
 
+import psycopg
 import sqlalchemy
 from alembic import context
 from gstjobs.db import connect
+from gstjobs.resources import named_queries
 from gstjobs.schema import apply_reapplied
 
 if context.config.config_file_name is not None:
@@ -26,6 +28,8 @@ def run_migrations_online() -> None:
             transaction_per_migration=False,
         )
         with context.begin_transaction():
+            if removing():
+                refuse_removal(connection.connection.driver_connection)
             context.run_migrations()
             driver = connection.connection.driver_connection
             heads = context.get_context().get_current_heads()
@@ -36,6 +40,35 @@ def run_migrations_online() -> None:
             elif not heads:
                 # At base nothing of gstjobs is left, not even Alembic's bookkeeping.
                 driver.execute(f"DROP TABLE IF EXISTS public.{VERSION_TABLE}")
+
+
+def removing() -> bool:
+    """Whether this is `alembic downgrade base` (Alembic names the target base as None)."""
+    options = context.config.cmd_opts
+    command = getattr(options, "cmd", None)
+    return (
+        command is not None
+        and command[0].__name__ == "downgrade"
+        and context.get_revision_argument() in (None, "base")
+    )
+
+
+def refuse_removal(driver: psycopg.Connection) -> None:  # type: ignore[type-arg]
+    """Before gstjobs is removed: stop, naming them, if objects outside gstjobs depend on it,
+    or if it holds firms' data and the DBA did not say -x drop-data=yes (sql/removal.sql)."""
+    installed = driver.execute("SELECT to_regclass('litigation.tenants') IS NOT NULL").fetchone()
+    if not installed or not installed[0]:
+        return
+    drop_data = context.get_x_argument(as_dictionary=True).get("drop-data", "")
+    driver.execute("SELECT set_config('gstjobs.drop_data', %s, true)", (drop_data,))
+    try:
+        driver.execute(named_queries("removal.sql")["refuse-removal"].encode())
+    except psycopg.Error as refused:
+        hint = refused.diag.message_hint
+        raise SystemExit(
+            f"gstjobs: not removed: {refused.diag.message_primary}"
+            + (f"\nhint: {hint}" if hint else "")
+        ) from None
 
 
 if context.is_offline_mode():

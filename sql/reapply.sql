@@ -49,9 +49,9 @@ BEGIN
     INTO outside
     FROM (
         SELECT dep.refclassid, dep.refobjid,
-               coalesce(rule_view.oid::regclass::text,
+               coalesce(CASE WHEN rule_view.oid IS NOT NULL THEN format('view %I.%I', rule_view.relnamespace::regnamespace, rule_view.relname) END,
                         pg_describe_object(dep.classid, dep.objid, dep.objsubid)) AS dependent,
-               coalesce(rule_view.relnamespace, trigger_table.relnamespace,
+               coalesce(rule_view.relnamespace, trigger_table.relnamespace, policy_table.relnamespace,
                         constraint_table.relnamespace, p.pronamespace, c.relnamespace,
                         (pg_identify_object(dep.classid, dep.objid, dep.objsubid)).schema::regnamespace)
                    AS dependent_schema,
@@ -64,6 +64,8 @@ BEGIN
         LEFT JOIN pg_class AS rule_view ON rule_view.oid = r.ev_class
         LEFT JOIN pg_trigger AS t ON dep.classid = 'pg_trigger'::regclass AND t.oid = dep.objid
         LEFT JOIN pg_class AS trigger_table ON trigger_table.oid = t.tgrelid
+        LEFT JOIN pg_policy AS pol ON dep.classid = 'pg_policy'::regclass AND pol.oid = dep.objid
+        LEFT JOIN pg_class AS policy_table ON policy_table.oid = pol.polrelid
         LEFT JOIN pg_constraint AS con ON dep.classid = 'pg_constraint'::regclass AND con.oid = dep.objid
         LEFT JOIN pg_class AS constraint_table ON constraint_table.oid = con.conrelid
         LEFT JOIN pg_proc AS p ON dep.classid = 'pg_proc'::regclass AND p.oid = dep.objid

@@ -29,6 +29,15 @@ DROP SCHEMA litigation CASCADE;
 REVOKE ALL ON cron.job, cron.job_run_details FROM gstjobs_owner;
 REVOKE ALL ON SCHEMA cron FROM gstjobs_owner;
 REVOKE pg_read_all_stats, pg_read_all_settings FROM gstjobs_owner;
+-- gstjobs's own grant on Alembic's version table (doctor reads it as an operator), which
+-- would otherwise keep the role in a cluster with this one database (corrected 2026-12-01)
+DO $$
+BEGIN
+    IF to_regclass('public.gstjobs_alembic_version') IS NOT NULL THEN
+        REVOKE ALL ON public.gstjobs_alembic_version FROM gstjobs_operator;
+    END IF;
+END
+$$;
 
 DO $$
 DECLARE
@@ -36,14 +45,28 @@ DECLARE
     extension_name text;
 BEGIN
     FOREACH role_name IN ARRAY ARRAY['gstjobs_app', 'gstjobs_operator', 'gstjobs_runner', 'gstjobs_owner'] LOOP
-        -- A role is shared by the cluster; keep it while another database depends on it.
+        -- A role is shared by the cluster; keep it while anything else uses it: another
+        -- database, privileges the DBA gave it on objects of theirs, or a role the DBA made a
+        -- member of it (dropping the role would silently end that membership). Corrected
+        -- 2026-12-01: before, only another database kept it.
         IF EXISTS (
             SELECT FROM pg_shdepend
             WHERE refclassid = 'pg_authid'::regclass
               AND refobjid = (SELECT oid FROM pg_roles WHERE rolname = role_name)
-              AND dbid <> (SELECT oid FROM pg_database WHERE datname = current_database())
         ) THEN
-            RAISE NOTICE 'role % kept: another database of this cluster still uses it', role_name;
+            RAISE NOTICE 'role % kept: another database of this cluster, or an object of yours, still uses it', role_name;
+        ELSIF EXISTS (
+            SELECT FROM pg_auth_members AS m JOIN pg_roles AS member ON member.oid = m.member
+            WHERE m.roleid = (SELECT oid FROM pg_roles WHERE rolname = role_name)
+              AND member.rolname NOT LIKE 'gstjobs\_%'
+        ) THEN
+            RAISE NOTICE 'role % kept: % of yours are members of it (REVOKE % FROM them, then DROP ROLE %, if you want it gone)',
+                role_name,
+                (SELECT string_agg(member.rolname, ', ' ORDER BY member.rolname)
+                 FROM pg_auth_members AS m JOIN pg_roles AS member ON member.oid = m.member
+                 WHERE m.roleid = (SELECT oid FROM pg_roles WHERE rolname = role_name)
+                   AND member.rolname NOT LIKE 'gstjobs\_%'),
+                role_name, role_name;
         ELSE
             EXECUTE format('DROP ROLE IF EXISTS %I', role_name);
         END IF;

@@ -16,7 +16,8 @@ ALTER TABLE gstjobs.runs DROP COLUMN query_start CASCADE;
 
 -- The role's privileges in this database go first (head's re-applied grants among them);
 -- the role itself is kept while another database of the cluster still uses it.
-DROP OWNED BY gstjobs_admin;
+-- The role is kept while another database uses it or a role of the DBA's is a member of it.
+REVOKE ALL ON SCHEMA gstjobs FROM gstjobs_admin;
 DO $$
 BEGIN
     IF EXISTS (
@@ -24,9 +25,14 @@ BEGIN
         WHERE refclassid = 'pg_authid'::regclass
           AND refobjid = (SELECT oid FROM pg_roles WHERE rolname = 'gstjobs_admin')
           AND dbid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+    ) OR EXISTS (
+        SELECT FROM pg_auth_members AS m JOIN pg_roles AS member ON member.oid = m.member
+        WHERE m.roleid = (SELECT oid FROM pg_roles WHERE rolname = 'gstjobs_admin')
+          AND member.rolname NOT LIKE 'gstjobs\_%'
     ) THEN
-        RAISE NOTICE 'role gstjobs_admin kept: another database of this cluster still uses it';
+        RAISE NOTICE 'role gstjobs_admin kept: another database, or a role of yours, uses it';
     ELSE
+        DROP OWNED BY gstjobs_admin;
         DROP ROLE gstjobs_admin;
     END IF;
 END
