@@ -117,6 +117,14 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 """
 
+# what stands between each channel and delivery (plpy/settings.py), and whether anything waits
+# on it (through notifications_claim_idx, which leads with the channel)
+DELIVERY = "SELECT email, whatsapp FROM gstjobs.delivery_problems(false)"
+WAITING = """
+SELECT EXISTS (SELECT FROM gstjobs.notifications
+               WHERE channel = $1 AND status IN ('pending', 'failed')) AS waiting
+"""
+
 MISSED_SLOTS = """
 SELECT job, count(*) AS missed, min(local_date) AS first, max(local_date) AS last
 FROM gstjobs.slots WHERE status = 'missed' AND due_at >= $1 AND due_at < $2
@@ -300,7 +308,7 @@ def health_check(run_id, as_of, tenant_id, dry_run):
     problems, jobs = check_jobs(window, as_of)
     problems += check_stuck_runs(as_of) + check_slow_runs()
     outbox_problems, outbox = check_outbox(as_of)
-    problems += outbox_problems + check_failed_firms(window, as_of)
+    problems += outbox_problems + check_delivery() + check_failed_firms(window, as_of)
     problems += check_missed_slots(window, as_of)
     report = {
         "checked_at": str(as_of),
@@ -423,6 +431,22 @@ def check_outbox(as_of):
             )
         )
     return problems, outbox
+
+
+def check_delivery():
+    """A channel whose messages wait for a reason no retry will cure: not configured, a copy
+    of the database, a secret set for another endpoint, a credential that would go in clear."""
+    why = one("delivery", DELIVERY, [], [])
+    return [
+        problem(
+            "delivery-stopped",
+            channel,
+            f"{channel} messages are waiting and none is sent: {why[channel]}",
+            "an administrator settles it; `gstjobs doctor` shows the same, with what to do",
+        )
+        for channel in ("email", "whatsapp")
+        if why[channel] and one("waiting", WAITING, ["text"], [channel])["waiting"]
+    ]
 
 
 def check_failed_firms(window, as_of):

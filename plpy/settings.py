@@ -15,6 +15,8 @@ if False:
 KIND = "SELECT kind, minimum, maximum FROM gstjobs.setting_defaults WHERE key = $1"
 SETTING = "SELECT gstjobs.setting($1) AS value"
 IS_ZONE = "SELECT litigation.is_iana_timezone($1) AS known"
+COPY = "SELECT gstjobs.installation_problem() AS problem"
+WHATSAPP_FIRMS = "SELECT count(*) AS firms FROM litigation.tenants WHERE whatsapp_enabled"
 SECRET = """
 SELECT (SELECT true FROM gstjobs.secrets WHERE key = $1) AS is_set,
        gstjobs.secret($1) IS NOT NULL AS usable, gstjobs.secret_problem($1) AS problem
@@ -200,7 +202,9 @@ def delivery_problems(resolve):
     secret = plan("secret", SECRET, ["text"])
     email = whatsapp = in_clear = None
     host = setting("smtp.host")
-    if host:
+    if not host:
+        email = "smtp.host is not set: no email is sent until an administrator sets it"
+    else:
         password = plpy.execute(secret, ["smtp.password"])[0]
         if password["usable"] and setting("smtp.tls") == "none" and not is_loopback(host):
             in_clear = email = (
@@ -216,7 +220,11 @@ def delivery_problems(resolve):
                 resolve and resolved_problem(host, int(setting("smtp.port")))
             )
     url = setting("whatsapp.url")
-    if url:
+    if not url and plpy.execute(plan("whatsapp firms", WHATSAPP_FIRMS, []))[0]["firms"]:
+        whatsapp = (
+            "whatsapp.url is not set, and firms have WhatsApp on: their WhatsApp messages wait"
+        )
+    elif url:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
@@ -232,6 +240,10 @@ def delivery_problems(resolve):
             if not whatsapp and resolve:
                 default = 443 if parts.scheme == "https" else 80
                 whatsapp = resolved_problem(parts.hostname, parts.port or default)
+    # a copy of the database (restored elsewhere, or renamed) sends nothing, whatever is set
+    copy = plpy.execute(plan("copy", COPY, []))[0]["problem"]
+    if copy:
+        email = whatsapp = copy
     return {"email": email or None, "whatsapp": whatsapp or None, "in_clear": in_clear}
 
 

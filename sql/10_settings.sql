@@ -26,7 +26,7 @@ CREATE OR REPLACE VIEW gstjobs.setting_defaults (key, default_value, kind, descr
     ('dispatch.max_attempts', '8', 'integer', 'delivery attempts before a notification is dead', 1, 100, 'operator'),
     ('dispatch.per_firm_limit', '0', 'integer', 'messages per firm dispatch-notifications sends per run; 0: no limit', 0, 100000, 'operator'),
     ('dispatch.batch_size', '1', 'integer', 'messages delivered per commit: 1 keeps the window in which a crash could send one twice to a single message', 1, 1000, 'operator'),
-    ('smtp.host', 'localhost', 'host', 'SMTP server (name or address); empty: no email is sent', NULL, NULL, 'admin'),
+    ('smtp.host', '', 'host', 'SMTP server (name or address); empty (the default): no email is sent', NULL, NULL, 'admin'),
     ('smtp.port', '25', 'integer', 'SMTP port', 1, 65535, 'admin'),
     ('smtp.tls', 'none', 'tls', 'none, starttls or tls (implicit); a password is sent in clear to a loopback server only', NULL, NULL, 'admin'),
     ('smtp.ca_dir', '/etc/gstjobs/ca', 'directory', 'the directory on the database server smtp.ca_file must be in (set by a superuser)', NULL, NULL, 'dba'),

@@ -195,6 +195,55 @@ CREATE OR REPLACE FUNCTION gstjobs.set_setting(key text, value text, reason text
     RETURN gstjobs.set_settings(jsonb_build_object(key, value), reason) -> 0;
 COMMENT ON FUNCTION gstjobs.set_setting(text, text, text) IS 'changes one setting: gstjobs.set_settings with one key';
 
+-- Owner only (dispatch, doctor, health-check): why this database may not send: it is a copy
+-- (restored onto another server, or under another name) of the one gstjobs was installed in.
+CREATE OR REPLACE FUNCTION gstjobs.installation_problem() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT format('this database is a copy: gstjobs was installed in database %s on the server '
+                  'with system identifier %s, and this is database %s on %s; nothing is sent '
+                  'until an administrator confirms this copy is production',
+                  i.database_name, i.system_identifier, current_database(), s.system_identifier)
+    FROM gstjobs.installation AS i, pg_control_system() AS s
+    WHERE (i.system_identifier, i.database_name) IS DISTINCT FROM (s.system_identifier, current_database()));
+COMMENT ON FUNCTION gstjobs.installation_problem() IS 'why this database is a copy that must not send, or NULL';
+
+-- Operators and admins may call it; only members of gstjobs_admin may confirm: it decides that
+-- messages go out from this database. Audited.
+CREATE OR REPLACE FUNCTION gstjobs.adopt_installation(reason text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    was gstjobs.installation;
+    here bigint := (SELECT s.system_identifier FROM pg_control_system() AS s);
+BEGIN
+    IF NOT pg_has_role(session_user, 'gstjobs_admin', 'MEMBER') THEN
+        RAISE EXCEPTION 'confirming this database as production is for members of gstjobs_admin only'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'it decides that messages go out from this database';
+    END IF;
+    SELECT * INTO was FROM gstjobs.installation;
+    INSERT INTO gstjobs.installation AS i (system_identifier, database_name)
+    VALUES (here, current_database())
+    ON CONFLICT (singleton) DO UPDATE
+    SET system_identifier = excluded.system_identifier, database_name = excluded.database_name,
+        adopted_at = now(), adopted_by = session_user;
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('installation.adopt',
+            jsonb_build_object('old', jsonb_build_object('system_identifier', was.system_identifier::text,
+                                                         'database', was.database_name),
+                               'new', jsonb_build_object('system_identifier', here::text,
+                                                         'database', current_database())),
+            reason);
+    RETURN jsonb_build_object('database', current_database(), 'system_identifier', here::text,
+                              'was_a_copy', (was.system_identifier, was.database_name)
+                                            IS DISTINCT FROM (here, current_database()));
+END
+$$;
+COMMENT ON FUNCTION gstjobs.adopt_installation(text) IS 'confirms this database as the production one: a copy starts sending; admins only, audited';
+
 CREATE OR REPLACE FUNCTION gstjobs.doctor_facts() RETURNS TABLE (name text, ok boolean, detail text, fix text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -259,6 +308,11 @@ BEGIN ATOMIC
                     'every setting is valid'),
            'set a valid value (gstjobs config set KEY VALUE; gstjobs config list shows each problem)'
     UNION ALL
+    SELECT 'production copy', gstjobs.installation_problem() IS NULL,
+           coalesce(gstjobs.installation_problem(), 'this is the database gstjobs was installed in'),
+           'if this is the production database (moved to a new server, a switch-over), an administrator '
+           'runs `gstjobs doctor --adopt`; if it is a staging or test copy, leave it: it sends nothing'
+    UNION ALL
     SELECT 'delivery possible', p.email IS NULL AND p.whatsapp IS NULL,
            coalesce(concat_ws('; ', 'email: ' || p.email, 'WhatsApp: ' || p.whatsapp), 'nothing stands in the way'),
            'as the detail says; a secret set for another endpoint is set again with the endpoint (gstjobs config set smtp.host H smtp.password -)'
@@ -288,3 +342,5 @@ GRANT EXECUTE ON FUNCTION gstjobs.set_active(text, boolean, text),
 -- Settings: operators and admins; each key says which of them may change it (set_settings).
 GRANT EXECUTE ON FUNCTION gstjobs.set_settings(jsonb, text), gstjobs.set_setting(text, text, text)
     TO gstjobs_operator, gstjobs_admin;
+-- Confirming a copy as production: callable by both, allowed for admins only (checked inside).
+GRANT EXECUTE ON FUNCTION gstjobs.adopt_installation(text) TO gstjobs_operator, gstjobs_admin;

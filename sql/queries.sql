@@ -52,6 +52,10 @@ SELECT gstjobs.reschedule(%(job)s, %(schedule)s, %(reason)s) AS result;
 -- The latest health report.
 SELECT id, created_at, healthy, problems, report FROM gstjobs.health;
 
+-- name: adopt-installation
+-- Confirm this database as the production one; admins only.
+SELECT gstjobs.adopt_installation(%(reason)s) AS result;
+
 -- name: doctor-facts
 -- The server checks of `gstjobs doctor`.
 SELECT name, ok, detail, fix FROM gstjobs.doctor_facts();

@@ -110,6 +110,7 @@ def build_template(wanted: str) -> None:
     with psycopg.connect(dsn(CRON_DB), autocommit=True) as conn:
         # The copied cron.job rows name the template; point them at the database they live in.
         conn.execute("UPDATE cron.job SET database = current_database()")
+        adopt(conn)
 
 
 def database_exists(conn: psycopg.Connection[tuple], name: str) -> bool:
@@ -146,7 +147,18 @@ def server() -> str:
         # pg_cron's launcher ends for good when its database is dropped (an earlier session's
         # teardown): a restart brings it back.
         cluster("restart", CRON_DB)
+    with psycopg.connect(dsn(CRON_DB), autocommit=True) as conn:
+        adopt(conn)  # a copy of the template, confirmed (also when built by an older harness)
     return dsn("postgres")
+
+
+def adopt(conn: psycopg.Connection[Any]) -> None:
+    """A clone of the template is a copy, which gstjobs keeps from sending until it is
+    confirmed as production: the harness confirms its clones, as a DBA would its own."""
+    conn.execute(
+        "UPDATE gstjobs.installation SET database_name = current_database(),"
+        " system_identifier = (SELECT system_identifier FROM pg_control_system())"
+    )
 
 
 @contextlib.contextmanager
@@ -155,6 +167,8 @@ def database(server: str) -> Iterator[str]:
     name = f"test_{uuid.uuid4().hex[:12]}"
     with admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    with psycopg.connect(dsn(name), autocommit=True) as conn:
+        adopt(conn)
     try:
         yield dsn(name)
     finally:

@@ -162,6 +162,13 @@ def latest_health(conn: Connection, run_first: bool = False) -> Row | None:
     return reports[0] if reports else None
 
 
+def adopt_installation(conn: Connection, reason: str | None = None) -> Row:
+    """Confirm this database as the production one (a copy starts sending); admins only,
+    audited. {database, system_identifier, was_a_copy}."""
+    result: Row = query(conn, "adopt-installation", reason=reason)[0]["result"]
+    return result
+
+
 def doctor(conn: Connection) -> list[Row]:
     """The server's checks and this installation's: {name, ok, detail, fix} each."""
     checks = query(conn, "doctor-facts")

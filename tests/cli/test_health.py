@@ -58,6 +58,18 @@ def as_json_any(result: Any) -> Any:
 
 
 def test_doctor_passes_where_pg_cron_runs(gstjobs: Invoke, cron_db: str) -> None:
-    result = gstjobs("doctor", dsn=cron_db.replace("postgres@", f"{OPERATOR}@"))
+    """Where pg_cron runs and an administrator has set where email goes (nothing is sent
+    before: doctor says so until then)."""
+    operator = cron_db.replace("postgres@", f"{OPERATOR}@")
+    unset = gstjobs("doctor", dsn=operator)
+    assert unset.exit_code == 1
+    assert "FAIL  delivery possible: email: smtp.host is not set" in unset.stdout
+    with psycopg.connect(cron_db, autocommit=True) as conn:
+        conn.execute("SELECT gstjobs.set_setting('smtp.host', '127.0.0.1')")
+    try:
+        result = gstjobs("doctor", dsn=operator)
+    finally:
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            conn.execute("DELETE FROM gstjobs.settings WHERE key = 'smtp.host'")
     assert result.exit_code == 0, result.stdout
     assert "FAIL" not in result.stdout

@@ -14,8 +14,10 @@ OPS = "ops@mehta.example.in"
 
 @pytest.fixture
 def watched(firm: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-    """Ops mail set; no ticks expected of any job yet (pg_cron does not run in test clones)."""
+    """Ops mail and the SMTP server set; no ticks expected of any job yet (pg_cron does not run
+    in test clones)."""
     firm.execute("INSERT INTO gstjobs.settings (key, value) VALUES ('ops.email', %s)", (OPS,))
+    firm.execute("INSERT INTO gstjobs.settings (key, value) VALUES ('smtp.host', '127.0.0.1')")
     firm.execute("UPDATE gstjobs.jobs SET scheduled_since = now()")
     return firm
 

@@ -102,8 +102,13 @@ def test_outage_is_caught_up_once_late_and_a_stale_slot_is_missed(
     assert counts["missed"] == 1 and counts["notified"] == 0
     assert {r[1] for r in reminders(firm)} == {"T-1"}
 
-    # (pg_cron does not run jobs in a test's cloned database: no ticks are expected of it)
+    # (pg_cron does not run jobs in a test's cloned database: no ticks are expected of it;
+    # delivery set up, as in production, so that the reminders waiting are not a problem)
     firm.execute("UPDATE gstjobs.jobs SET scheduled_since = %s", (at("2026-11-20 20:40"),))
+    firm.execute(
+        "SELECT gstjobs.set_settings(jsonb_build_object('smtp.host', '127.0.0.1',"
+        " 'whatsapp.url', 'http://127.0.0.1:9/v19.0/1', 'whatsapp.token', 't'))"
+    )
     run(firm, "health-check", at("2026-11-20 20:40"))
     problems = firm.execute(
         "SELECT problems FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1"

@@ -26,6 +26,7 @@ TABLES: dict[str, dict[str, str]] = {
     "gstjobs.deadline_rules": READ_LAW,
     "gstjobs.health": {"gstjobs_operator": "SELECT"},
     "gstjobs.health_reports": {"gstjobs_operator": "SELECT"},
+    "gstjobs.installation": {},
     "gstjobs.installed_extensions": {},
     "gstjobs.job_overview": {"gstjobs_operator": "SELECT"},
     "gstjobs.jobs": {"gstjobs_operator": "SELECT"},
@@ -56,6 +57,8 @@ SETTINGS = "gstjobs_operator gstjobs_admin"
 # function -> roles that may execute it
 FUNCTIONS: dict[str, str] = {
     "gstjobs.add_counts(jsonb,jsonb)": "",
+    "gstjobs.adopt_installation(text)": SETTINGS,
+    "gstjobs.installation_problem()": "",
     "gstjobs.check_setting()": "",
     "gstjobs.cron_problem(text)": "gstjobs_operator",
     "gstjobs.compute_event_deadlines(bigint,bigint)": "",

@@ -7,7 +7,15 @@ import click
 
 from gstjobs import ops
 from gstjobs.output import human_time, render, render_one
-from gstjobs.shared import EXIT_FAILED, Context, fail, format_option, tz_option, with_context
+from gstjobs.shared import (
+    EXIT_FAILED,
+    Context,
+    fail,
+    format_option,
+    reason_option,
+    tz_option,
+    with_context,
+)
 
 
 @click.command()
@@ -50,16 +58,35 @@ def health(ctx: Context, run_now: bool, fmt: str, tz: str | None) -> None:
 
 
 @click.command()
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Confirm this database as the production one, so that a restored copy sends "
+    "(administrators only; audited).",
+)
+@reason_option
 @format_option
 @with_context
-def doctor(ctx: Context, fmt: str) -> None:
+def doctor(ctx: Context, adopt: bool, reason: str | None, fmt: str) -> None:
     """Check the server and the installation; say how to fix each failure. Exit 1 on any.
+
+    A database restored onto another server, or under another name, sends nothing until an
+    administrator confirms it is production with --adopt.
 
     \b
     Example:
       gstjobs doctor
+      gstjobs doctor --adopt --reason "moved to the new server, ticket 4711"
     """
     with ctx.database() as conn:
+        if adopt:
+            adopted = ops.adopt_installation(conn, reason)
+            if fmt == "table":
+                click.echo(
+                    f"{adopted['database']} confirmed as production"
+                    + (" (it was a copy: it sends from now on)" if adopted["was_a_copy"] else "")
+                    + "\n"
+                )
         checks = ops.doctor(conn)
     failed = [c for c in checks if not c["ok"]]
     if fmt == "table":
