@@ -5,7 +5,8 @@ from logging.config import fileConfig
 import psycopg
 import sqlalchemy
 from alembic import context
-from gstjobs.db import connect
+from gstjobs import preflight
+from gstjobs.db import ConnectError, connect
 from gstjobs.resources import named_queries
 from gstjobs.schema import apply_reapplied
 
@@ -18,6 +19,14 @@ VERSION_TABLE = "gstjobs_alembic_version"
 
 def run_migrations_online() -> None:
     dsn = context.get_x_argument(as_dictionary=True).get("dsn")
+    # what is wrong is said before anything is changed: one line and its fix, no traceback
+    try:
+        with connect(dsn, autocommit=True) as first:
+            refused = preflight.refusal(first) if upgrading() else None
+    except ConnectError as error:
+        raise SystemExit(f"gstjobs: {error}") from None
+    if refused:
+        raise SystemExit(refused)
     engine = sqlalchemy.create_engine(
         "postgresql+psycopg://", creator=lambda: connect(dsn), poolclass=sqlalchemy.pool.NullPool
     )
@@ -40,6 +49,11 @@ def run_migrations_online() -> None:
             elif not heads:
                 # At base nothing of gstjobs is left, not even Alembic's bookkeeping.
                 driver.execute(f"DROP TABLE IF EXISTS public.{VERSION_TABLE}")
+
+
+def upgrading() -> bool:
+    command = getattr(context.config.cmd_opts, "cmd", None)
+    return command is not None and command[0].__name__ == "upgrade"
 
 
 def removing() -> bool:

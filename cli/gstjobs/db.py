@@ -93,5 +93,5 @@ def connect(dsn: str | None = None, *, autocommit: bool = False) -> psycopg.Conn
         first_line = text.splitlines()[0] if text else type(error).__name__
         raise ConnectError(
             redact(f"cannot connect to {describe_target(target)}: {first_line}", target) + "\n"
-            f"hint: pass --dsn or set {DSN_ENV} (make demo prints the line to use)"
+            f"hint: pass --dsn or set {DSN_ENV} (for the demo cluster, `make demo` prints it)"
         ) from None

@@ -169,6 +169,14 @@ def adopt_installation(conn: Connection, reason: str | None = None) -> Row:
     return result
 
 
+def preflight(conn: Connection) -> list[Row]:
+    """Before installing: what the server and this login must offer, {name, ok, detail, fix,
+    blocking} each (sql/preflight.sql); gstjobs need not be installed."""
+    from gstjobs import preflight as checks
+
+    return checks.checks(conn)
+
+
 def doctor(conn: Connection) -> list[Row]:
     """The server's checks and this installation's: {name, ok, detail, fix} each."""
     checks = query(conn, "doctor-facts")

@@ -75,8 +75,9 @@ class Context:
         self.dsn = dsn
 
     @contextmanager
-    def database(self) -> Iterator[ops.Connection]:
-        """A connection to an installed gstjobs, each database error explained on the way out."""
+    def database(self, installed: bool = True) -> Iterator[ops.Connection]:
+        """A connection to an installed gstjobs (or, installed=False, to any database), each
+        database error explained on the way out."""
         try:
             raw = connect(self.dsn, autocommit=True)
         except ConnectError as error:
@@ -84,8 +85,15 @@ class Context:
         conn: ops.Connection = raw
         conn.row_factory = dict_row
         with conn:
+            if not installed:
+                try:
+                    yield conn
+                except psycopg.Error as error:
+                    message, code = explain(error)
+                    fail(message, code)
+                return
             try:
-                installed = conn.execute(
+                found = conn.execute(
                     "SELECT to_regclass('gstjobs.job_overview') IS NOT NULL AS ok"
                 ).fetchone()
             except errors.InsufficientPrivilege:
@@ -94,7 +102,7 @@ class Context:
                     "gstjobs_operator (GRANT gstjobs_operator TO you)",
                     EXIT_FAILED,
                 )
-            if not installed or not installed["ok"]:
+            if not found or not found["ok"]:
                 fail(
                     "gstjobs is not installed in this database (or you may not see it): run "
                     f"`alembic upgrade head` with {DSN_ENV} pointing at it",

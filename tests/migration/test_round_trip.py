@@ -102,11 +102,20 @@ def test_downgrade_removes_toolkit_cron_jobs_and_keeps_others(db: str, cron_db: 
         alembic(cron_db, "upgrade", "head")
 
 
-def test_upgrade_outside_the_cron_database_fails_clearly(server: str) -> None:
+@pytest.mark.parametrize("login", ["postgres", "not_a_superuser"])
+def test_upgrade_that_cannot_work_says_why_first_and_changes_nothing(
+    server: str, login: str
+) -> None:
+    """In a database pg_cron does not serve, or as a login that is not a superuser: each reason
+    one line with its fix, no traceback, nothing created (checked before anything changes)."""
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS not_the_cron_db")
         conn.execute("CREATE DATABASE not_the_cron_db")
-    target = f"postgresql://postgres@127.0.0.1:{PORT}/not_the_cron_db"
+        conn.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'not_a_superuser')"
+            " THEN CREATE ROLE not_a_superuser LOGIN; END IF; END $$"
+        )
+    target = f"postgresql://{login}@127.0.0.1:{PORT}/not_the_cron_db"
     try:
         result = subprocess.run(
             [sys.executable, "-m", "alembic", "-x", f"dsn={target}", "upgrade", "head"],
@@ -114,9 +123,20 @@ def test_upgrade_outside_the_cron_database_fails_clearly(server: str) -> None:
             text=True,
             cwd=ROOT,
         )
-        assert result.returncode != 0
-        assert "gstjobs must be installed in the database pg_cron runs in" in result.stderr
-        assert "cron.database_name is gstjobs_cron" in result.stderr
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        said = result.stderr.strip().splitlines()[-2:]
+        if login == "postgres":
+            assert said == [
+                "gstjobs: pg_cron works in this database: no (pg_cron works in database"
+                " gstjobs_cron; this is not_the_cron_db)",
+                "  fix: set cron.database_name = 'not_the_cron_db' in postgresql.conf and"
+                " restart, or install gstjobs into gstjobs_cron",
+            ]
+        else:
+            assert said[0] == (
+                "gstjobs: a superuser installs it: no (connected as not_a_superuser,"
+                " not a superuser)"
+            )
         with psycopg.connect(target) as conn:
             assert conn.execute(
                 "SELECT count(*) FROM pg_namespace WHERE nspname IN ('gstjobs', 'litigation')"
@@ -124,6 +144,17 @@ def test_upgrade_outside_the_cron_database_fails_clearly(server: str) -> None:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute("DROP DATABASE not_the_cron_db WITH (FORCE)")
+
+
+def test_doctor_preflight_checks_a_server_before_installing(server: str, cron_db: str) -> None:
+    from click.testing import CliRunner
+    from gstjobs.main import cli
+
+    ready = CliRunner().invoke(cli, ["--dsn", cron_db, "doctor", "--preflight"])
+    assert ready.exit_code == 0 and "7 of 7 checks passed" in ready.stdout
+    elsewhere = CliRunner().invoke(cli, ["--dsn", server, "doctor", "--preflight"])
+    assert elsewhere.exit_code == 1
+    assert "FAIL  pg_cron works in this database" in elsewhere.stdout
 
 
 def test_one_step_down_keeps_the_firms_deadlines_and_up_again_restores_head(cron_db: str) -> None:

@@ -1,6 +1,7 @@
 """How gstjobs is doing: the latest health report (health), and the server's and the
 installation's checks (doctor). Both exit 1 when something is wrong."""
 
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -59,6 +60,12 @@ def health(ctx: Context, run_now: bool, fmt: str, tz: str | None) -> None:
 
 @click.command()
 @click.option(
+    "--preflight",
+    is_flag=True,
+    help="Before installing: check that this server and login can take gstjobs "
+    "(gstjobs need not be installed).",
+)
+@click.option(
     "--adopt",
     is_flag=True,
     help="Confirm this database as the production one, so that a restored copy sends "
@@ -67,7 +74,7 @@ def health(ctx: Context, run_now: bool, fmt: str, tz: str | None) -> None:
 @reason_option
 @format_option
 @with_context
-def doctor(ctx: Context, adopt: bool, reason: str | None, fmt: str) -> None:
+def doctor(ctx: Context, preflight: bool, adopt: bool, reason: str | None, fmt: str) -> None:
     """Check the server and the installation; say how to fix each failure. Exit 1 on any.
 
     A database restored onto another server, or under another name, sends nothing until an
@@ -76,8 +83,14 @@ def doctor(ctx: Context, adopt: bool, reason: str | None, fmt: str) -> None:
     \b
     Example:
       gstjobs doctor
+      gstjobs --dsn postgresql://postgres@dbhost/lawfirm doctor --preflight
       gstjobs doctor --adopt --reason "moved to the new server, ticket 4711"
     """
+    if preflight:
+        with ctx.database(installed=False) as conn:
+            checks = ops.preflight(conn)
+        show_checks(checks, fmt, failing=[c for c in checks if c["blocking"] and not c["ok"]])
+        return
     with ctx.database() as conn:
         if adopt:
             adopted = ops.adopt_installation(conn, reason)
@@ -88,7 +101,12 @@ def doctor(ctx: Context, adopt: bool, reason: str | None, fmt: str) -> None:
                     + "\n"
                 )
         checks = ops.doctor(conn)
-    failed = [c for c in checks if not c["ok"]]
+    show_checks(checks, fmt, failing=[c for c in checks if not c["ok"]])
+
+
+def show_checks(checks: list[dict[str, Any]], fmt: str, failing: list[dict[str, Any]]) -> None:
+    """Each check, ok or FAIL with its fix; exit 1 when any of failing failed."""
+    failed = failing
     if fmt == "table":
         for check in checks:
             mark = "ok  " if check["ok"] else "FAIL"
