@@ -8,7 +8,7 @@ from alembic import context
 from gstjobs import preflight
 from gstjobs.db import ConnectError, connect
 from gstjobs.resources import named_queries
-from gstjobs.schema import apply_reapplied
+from gstjobs.schema import apply_reapplied, reapply_steps
 
 if context.config.config_file_name is not None:
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)
@@ -43,9 +43,7 @@ def run_migrations_online() -> None:
             driver = connection.connection.driver_connection
             heads = context.get_context().get_current_heads()
             if heads and set(heads) == set(context.script.get_heads()):
-                apply_reapplied(driver)
-                # `gstjobs doctor` checks, as an operator, that the database is at head
-                driver.execute(f"GRANT SELECT ON public.{VERSION_TABLE} TO gstjobs_operator")
+                apply_reapplied(driver, VERSION_TABLE)
             elif not heads:
                 # At base nothing of gstjobs is left, not even Alembic's bookkeeping.
                 driver.execute(f"DROP TABLE IF EXISTS public.{VERSION_TABLE}")
@@ -85,6 +83,31 @@ def refuse_removal(driver: psycopg.Connection) -> None:  # type: ignore[type-arg
         ) from None
 
 
+def run_migrations_offline() -> None:
+    """`alembic upgrade head --sql`: the complete SQL of the upgrade, re-applied part and
+    PL/Python bodies included, for a DBA to read and to apply with psql. Only an upgrade to
+    head: a removal checks the database first, which a script cannot do."""
+    to_head = context.get_revision_argument() in ("head", "heads", *context.script.get_heads())
+    if not upgrading() or not to_head:
+        raise SystemExit("gstjobs: --sql writes an upgrade to head only: alembic upgrade head --sql")
+    context.configure(
+        dialect_name="postgresql",
+        version_table=VERSION_TABLE,
+        transaction_per_migration=False,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.static_output(
+            "-- gstjobs: the upgrade to head as `alembic upgrade head` runs it. Apply with\n"
+            "--   psql -v ON_ERROR_STOP=1 -d <the database cron.database_name names> -f <this>\n"
+            "-- as a superuser, after `gstjobs doctor --preflight` passes.\n"
+        )
+        context.run_migrations()
+        for step in reapply_steps(VERSION_TABLE):
+            context.static_output(step.rstrip() + "\n")
+
+
 if context.is_offline_mode():
-    raise SystemExit("gstjobs migrations run online only: they render PL/Python from plpy/")
-run_migrations_online()
+    run_migrations_offline()
+else:
+    run_migrations_online()

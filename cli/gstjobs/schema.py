@@ -34,7 +34,31 @@ def reapplied_checksums() -> dict[str, str]:
     return {name: checksum(text) for name, text in reapplied_sql().items()}
 
 
-def apply_reapplied(conn: psycopg.Connection[Any]) -> None:
+def reapply_steps(version_table: str) -> list[str]:
+    """The SQL of the re-applied part of an upgrade to head, in order: what the online upgrade
+    executes and what `alembic upgrade head --sql` writes out (docs/MIGRATIONS.md). Every value
+    is a literal of gstjobs's own (file names, hex checksums): nothing from outside."""
+    steps = named_queries("reapply.sql")
+    names = ", ".join(f"'{name}'" for name in REAPPLIED)
+    sql = [
+        steps["record"],
+        # files renamed or removed since an earlier version leave no stale checksum behind
+        f"DELETE FROM gstjobs.schema_objects WHERE name NOT IN ({names});",
+    ]
+    for name, text in reapplied_sql().items():
+        sql.append(text)
+        sql.append(
+            "INSERT INTO gstjobs.schema_objects (name, checksum)"
+            f" VALUES ('{name}', '{checksum(text)}')"
+            " ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now();"
+        )
+    sql.append(steps["drop-stale"])
+    # `gstjobs doctor` checks, as an operator, that the database is at head
+    sql.append(f"GRANT SELECT ON public.{version_table} TO gstjobs_operator;")
+    return sql
+
+
+def apply_reapplied(conn: psycopg.Connection[Any], version_table: str) -> None:
     """Create or replace the toolkit's views and routines from sql/, then drop those sql/ no
     longer defines.
 
@@ -45,18 +69,6 @@ def apply_reapplied(conn: psycopg.Connection[Any]) -> None:
     whose shape changes (columns, return type) is dropped by the revision that changes it.
     The checksums recorded in gstjobs.schema_objects let `gstjobs doctor` spot drift.
     """
-    steps = named_queries("reapply.sql")
-    conn.execute(steps["record"].encode())
-    # files renamed or removed since an earlier version leave no stale checksum behind
-    conn.execute(
-        "DELETE FROM gstjobs.schema_objects WHERE NOT (name = ANY (%s))", (list(REAPPLIED),)
-    )
-    for name, text in reapplied_sql().items():
-        # No parameters: psycopg sends the file as one simple query, statements and all.
+    for text in reapply_steps(version_table):
+        # No parameters: psycopg sends each step as one simple query, statements and all.
         conn.execute(text.encode())
-        conn.execute(
-            "INSERT INTO gstjobs.schema_objects (name, checksum) VALUES (%s, %s)"
-            " ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()",
-            (name, checksum(text)),
-        )
-    conn.execute(steps["drop-stale"].encode())

@@ -4,6 +4,7 @@ downgrade leaves nothing of gstjobs behind."""
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -248,3 +249,38 @@ def test_limits_over_rows_that_break_them_are_kept_for_new_writes_and_named(
     finally:
         with psycopg.connect(cron_db, autocommit=True) as conn:
             conn.execute("TRUNCATE litigation.tenants CASCADE")
+
+
+def test_the_offline_upgrade_script_is_the_online_upgrade(cron_db: str, tmp_path: Path) -> None:
+    """`alembic upgrade head --sql` writes the whole upgrade (the revisions' SQL, the re-applied
+    views and functions, PL/Python bodies included); applied with psql to an empty database it
+    leaves the catalog an online upgrade leaves."""
+    online = schema_dump(cron_db)
+    script = tmp_path / "upgrade.sql"
+    written = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head", "--sql"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    script.write_text(written.stdout)
+    assert (
+        "$plpy$" in written.stdout
+        and "CREATE OR REPLACE PROCEDURE gstjobs.run_job" in written.stdout
+    )
+    alembic(cron_db, "-x", "drop-data=yes", "downgrade", "base")
+    try:
+        applied = subprocess.run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", cron_db, "-f", str(script)],
+            capture_output=True,
+            text=True,
+        )
+        assert applied.returncode == 0, applied.stderr[-2000:]
+        assert schema_dump(cron_db) == online
+    finally:
+        # back to an online upgrade, whatever happened
+        with psycopg.connect(cron_db) as conn:
+            at_head = conn.execute("SELECT to_regclass('gstjobs.jobs') IS NOT NULL").fetchone()
+        if at_head != (True,):
+            alembic(cron_db, "upgrade", "head")
