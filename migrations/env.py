@@ -89,7 +89,9 @@ def run_migrations_offline() -> None:
     head: a removal checks the database first, which a script cannot do."""
     to_head = context.get_revision_argument() in ("head", "heads", *context.script.get_heads())
     if not upgrading() or not to_head:
-        raise SystemExit("gstjobs: --sql writes an upgrade to head only: alembic upgrade head --sql")
+        raise SystemExit(
+            "gstjobs: --sql writes an upgrade to head only: alembic upgrade head --sql"
+        )
     context.configure(
         dialect_name="postgresql",
         version_table=VERSION_TABLE,
