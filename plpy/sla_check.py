@@ -17,7 +17,8 @@ STEP = """
 WITH batch AS (
     -- the oldest first, at most $4 a statement: a backlog (a first install) goes in batches
     SELECT t.tenant_id, t.id FROM litigation.tasks AS t
-    JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
+    -- a disabled firm gets no new work (gstjobs firm disable)
+    JOIN litigation.tenants AS firm ON firm.id = t.tenant_id AND firm.disabled_at IS NULL
     WHERE t.status IN ('open', 'in_progress') AND {pending}
       AND ($3::bigint IS NULL OR t.tenant_id = $3) AND t.tenant_id BETWEEN $5 AND $6
     ORDER BY t.{due} LIMIT $4

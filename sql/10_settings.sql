@@ -59,6 +59,14 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.setting(text) IS 'a setting''s value: gstjobs.settings, else its default (not secrets)';
 
+-- Operators, admins and provisioners: the zone times are shown in (setting ops.timezone);
+-- not a secret, and all a provisioner may read of the settings.
+CREATE OR REPLACE FUNCTION gstjobs.display_timezone() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    RETURN gstjobs.setting('ops.timezone');
+COMMENT ON FUNCTION gstjobs.display_timezone() IS 'the zone the CLI shows times in: setting ops.timezone';
+
 -- Operators and admins: a setting's definition, or an error that lists the settings (what the
 -- CLI's config commands and gstjobs.set_settings ask first).
 CREATE OR REPLACE FUNCTION gstjobs.setting_definition(key text) RETURNS gstjobs.setting_defaults
@@ -165,3 +173,5 @@ GRANT SELECT ON gstjobs.setting_defaults, gstjobs.configuration TO gstjobs_opera
 GRANT EXECUTE ON FUNCTION gstjobs.setting_problem(text, text), gstjobs.secret_problem(text),
                           gstjobs.setting_definition(text)
     TO gstjobs_operator, gstjobs_admin;
+GRANT EXECUTE ON FUNCTION gstjobs.display_timezone()
+    TO gstjobs_operator, gstjobs_admin, gstjobs_provisioner;

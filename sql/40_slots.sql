@@ -16,7 +16,8 @@ BEGIN ATOMIC
     places AS (
         SELECT t.id AS tenant_id, t.timezone::text AS zone
         FROM litigation.tenants AS t, registered AS r
-        WHERE r.per_tenant AND (only_tenant IS NULL OR t.id = only_tenant)
+        -- a disabled firm's slots do not come (gstjobs firm disable)
+        WHERE r.per_tenant AND (only_tenant IS NULL OR t.id = only_tenant) AND t.disabled_at IS NULL
         UNION ALL
         SELECT 0, gstjobs.setting('ops.timezone') FROM registered AS r WHERE NOT r.per_tenant
     ),

@@ -195,6 +195,79 @@ CREATE OR REPLACE FUNCTION gstjobs.set_setting(key text, value text, reason text
     RETURN gstjobs.set_settings(jsonb_build_object(key, value), reason) -> 0;
 COMMENT ON FUNCTION gstjobs.set_setting(text, text, text) IS 'changes one setting: gstjobs.set_settings with one key';
 
+-- Provisioners: a new firm, with its zone and delivery preferences; checked by the table's
+-- own constraints (a zone PostgreSQL knows, plain text, addresses the email package accepts).
+-- The firm application then works on it with app.tenant_id set to its id
+-- (docs/INTEGRATION.md). Audited.
+CREATE OR REPLACE FUNCTION gstjobs.add_firm(
+    name text, timezone text DEFAULT 'Asia/Kolkata', whatsapp_enabled boolean DEFAULT false,
+    email_from text DEFAULT NULL, reply_to text DEFAULT NULL, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    firm litigation.tenants;
+BEGIN
+    IF NOT litigation.is_iana_timezone(add_firm.timezone) THEN
+        RAISE EXCEPTION 'unknown time zone %', quote_literal(left(add_firm.timezone, 100))
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'an IANA zone such as Asia/Kolkata or Europe/London';
+    END IF;
+    -- a retry after a lost reply must not make a second firm
+    SELECT t.* INTO firm FROM litigation.tenants AS t
+    WHERE lower(btrim(t.name)) = lower(btrim(add_firm.name)) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'a firm named % exists: firm %', quote_literal(firm.name), firm.id
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'gstjobs firm list shows it; another firm needs another name';
+    END IF;
+    -- firms inserted with their own ids (an import) leave the id sequence behind: catch it up
+    PERFORM setval(ids, max(t.id))
+    FROM litigation.tenants AS t, CAST(pg_get_serial_sequence('litigation.tenants', 'id') AS regclass) AS ids
+    GROUP BY ids
+    HAVING max(t.id) > coalesce(pg_sequence_last_value(ids), 0);
+    INSERT INTO litigation.tenants AS t (name, timezone, whatsapp_enabled, email_from, reply_to)
+    VALUES (add_firm.name, add_firm.timezone, add_firm.whatsapp_enabled, add_firm.email_from,
+            add_firm.reply_to)
+    RETURNING * INTO firm;
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('firm.add', jsonb_build_object('firm_id', firm.id, 'name', firm.name,
+                                           'timezone', firm.timezone::text), add_firm.reason);
+    RETURN jsonb_build_object('id', firm.id, 'name', firm.name, 'timezone', firm.timezone::text,
+                              'whatsapp_enabled', firm.whatsapp_enabled);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.add_firm(text, text, boolean, text, text, text) IS 'adds a firm; provisioners only, audited';
+
+-- Provisioners: a firm disabled gets no new work from any job (its sla-check batches and
+-- local-time slots are skipped), its data kept; enabled again, it does. Audited.
+CREATE OR REPLACE FUNCTION gstjobs.set_firm_disabled(firm_id bigint, disabled boolean, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    was timestamptz;
+BEGIN
+    SELECT t.disabled_at INTO was FROM litigation.tenants AS t WHERE t.id = firm_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no firm %', firm_id
+            USING ERRCODE = 'undefined_object', HINT = 'gstjobs firm list shows the firms';
+    END IF;
+    IF (was IS NOT NULL) IS DISTINCT FROM disabled THEN
+        UPDATE litigation.tenants AS t
+        SET disabled_at = CASE WHEN disabled THEN now() END WHERE t.id = firm_id;
+        INSERT INTO gstjobs.audit_log (action, details, reason)
+        VALUES (CASE WHEN disabled THEN 'firm.disable' ELSE 'firm.enable' END,
+                jsonb_build_object('firm_id', firm_id), reason);
+    END IF;
+    RETURN jsonb_build_object('id', firm_id, 'disabled', disabled,
+                              'changed', (was IS NOT NULL) IS DISTINCT FROM disabled);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.set_firm_disabled(bigint, boolean, text) IS 'disables (true) or enables (false) a firm; provisioners only, audited';
+
 -- Owner only (dispatch, doctor, health-check): why this database may not send: it is a copy
 -- (restored onto another server, or under another name) of the one gstjobs was installed in.
 CREATE OR REPLACE FUNCTION gstjobs.installation_problem() RETURNS text
@@ -342,5 +415,9 @@ GRANT EXECUTE ON FUNCTION gstjobs.set_active(text, boolean, text),
 -- Settings: operators and admins; each key says which of them may change it (set_settings).
 GRANT EXECUTE ON FUNCTION gstjobs.set_settings(jsonb, text), gstjobs.set_setting(text, text, text)
     TO gstjobs_operator, gstjobs_admin;
+-- Firms: added, disabled and enabled by provisioners only.
+GRANT EXECUTE ON FUNCTION gstjobs.add_firm(text, text, boolean, text, text, text),
+                          gstjobs.set_firm_disabled(bigint, boolean, text)
+    TO gstjobs_provisioner;
 -- Confirming a copy as production: callable by both, allowed for admins only (checked inside).
 GRANT EXECUTE ON FUNCTION gstjobs.adopt_installation(text) TO gstjobs_operator, gstjobs_admin;

@@ -70,7 +70,19 @@ CREATE OR REPLACE VIEW gstjobs.health AS
     FROM gstjobs.health_reports ORDER BY id DESC LIMIT 1;
 COMMENT ON VIEW gstjobs.health IS 'the latest health report';
 
+CREATE OR REPLACE VIEW gstjobs.firms AS
+    SELECT t.id, t.name, t.timezone::text AS timezone, t.whatsapp_enabled, t.email_from,
+           t.reply_to, t.created_at, t.disabled_at,
+           (SELECT count(*) FROM litigation.members AS m WHERE m.tenant_id = t.id AND m.active)
+               AS active_members,
+           (SELECT count(*) FROM litigation.cases AS c WHERE c.tenant_id = t.id AND c.status = 'open')
+               AS open_cases
+    FROM litigation.tenants AS t;
+COMMENT ON VIEW gstjobs.firms IS 'every firm: zone, delivery preferences, whether disabled, its size';
+
 RESET ROLE;
 
 GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox, gstjobs.health
     TO gstjobs_operator;
+-- operators and provisioners see the firms (no firm's data but its name and size)
+GRANT SELECT ON gstjobs.firms TO gstjobs_operator, gstjobs_provisioner;

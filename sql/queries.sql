@@ -111,8 +111,25 @@ FROM gstjobs.configuration WHERE key = %(key)s;
 -- Change settings together ({key: value}); one result per key.
 SELECT gstjobs.set_settings(%(changes)s, %(reason)s) AS result;
 
+-- ================================================================ firm ======================
+
+-- name: firm-list
+-- Every firm, by id.
+SELECT id, name, timezone, whatsapp_enabled, email_from, reply_to, created_at, disabled_at,
+       active_members, open_cases
+FROM gstjobs.firms ORDER BY id;
+
+-- name: firm-add
+-- A new firm; returns its id.
+SELECT gstjobs.add_firm(%(name)s, %(timezone)s, %(whatsapp_enabled)s, %(email_from)s,
+                        %(reply_to)s, %(reason)s) AS result;
+
+-- name: firm-set-disabled
+-- Disable (true) or enable (false) a firm.
+SELECT gstjobs.set_firm_disabled(%(id)s, %(disabled)s, %(reason)s) AS result;
+
 -- ================================================================ shared ====================
 
 -- name: ops-timezone
 -- The operations zone, the default for displaying times.
-SELECT value FROM gstjobs.configuration WHERE key = 'ops.timezone';
+SELECT gstjobs.display_timezone() AS value;

@@ -7,11 +7,11 @@ connection, the common options, the one error path) is in gstjobs.shared.
 
 import click
 
-from gstjobs.commands import config, health, jobs, outbox
+from gstjobs.commands import config, firm, health, jobs, outbox
 from gstjobs.db import DSN_ENV
 from gstjobs.shared import Context
 
-GROUPS = (jobs, health, outbox, config)
+GROUPS = (jobs, health, outbox, config, firm)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -18,9 +18,9 @@ Row = dict[str, Any]
 QUERIES = named_queries("queries.sql")
 
 
-def query(conn: Connection, name: str, **params: Any) -> list[Row]:
-    """The rows of a named query of sql/queries.sql."""
-    return conn.execute(QUERIES[name].encode(), params or None).fetchall()
+def query(conn: Connection, query_name: str, /, **params: Any) -> list[Row]:
+    """The rows of a named query of sql/queries.sql (its parameters by name: name= too)."""
+    return conn.execute(QUERIES[query_name].encode(), params or None).fetchall()
 
 
 def ops_zone(conn: Connection) -> str:
@@ -252,3 +252,45 @@ def change_settings(
         "result"
     ]
     return results
+
+
+# ------------------------------------------------------------------ firms --------------------
+
+
+def firms(conn: Connection) -> list[Row]:
+    """Every firm: zone, delivery preferences, whether disabled, its size (gstjobs.firms)."""
+    return query(conn, "firm-list")
+
+
+def add_firm(
+    conn: Connection,
+    name: str,
+    timezone: str = "Asia/Kolkata",
+    whatsapp_enabled: bool = False,
+    email_from: str | None = None,
+    reply_to: str | None = None,
+    reason: str | None = None,
+) -> Row:
+    """Add a firm (provisioners only; audited). {id, name, timezone, whatsapp_enabled}."""
+    result: Row = query(
+        conn,
+        "firm-add",
+        name=name,
+        timezone=timezone,
+        whatsapp_enabled=whatsapp_enabled,
+        email_from=email_from,
+        reply_to=reply_to,
+        reason=reason,
+    )[0]["result"]
+    return result
+
+
+def set_firm_disabled(
+    conn: Connection, firm_id: int, disabled: bool, reason: str | None = None
+) -> Row:
+    """Disable (True) or enable (False) a firm: a disabled firm gets no new work from any job.
+    {id, disabled, changed}."""
+    result: Row = query(conn, "firm-set-disabled", id=firm_id, disabled=disabled, reason=reason)[0][
+        "result"
+    ]
+    return result

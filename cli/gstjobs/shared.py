@@ -30,6 +30,7 @@ REFUSALS: tuple[type[psycopg.Error], ...] = (
     errors.InvalidDatetimeFormat,
     errors.DatetimeFieldOverflow,
     errors.CheckViolation,
+    errors.DuplicateObject,  # a firm of that name exists
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

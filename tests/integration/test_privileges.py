@@ -10,7 +10,14 @@ from typing import Any
 
 import psycopg
 
-ROLES = ("gstjobs_runner", "gstjobs_operator", "gstjobs_admin", "gstjobs_app", "public")
+ROLES = (
+    "gstjobs_runner",
+    "gstjobs_operator",
+    "gstjobs_admin",
+    "gstjobs_provisioner",
+    "gstjobs_app",
+    "public",
+)
 SECURITY_MD = Path(__file__).resolve().parents[2] / "docs" / "SECURITY.md"
 APP_RW = {"gstjobs_app": "SELECT INSERT UPDATE DELETE"}
 # the statutory rules: the firm reads them, operators change them through functions
@@ -24,6 +31,7 @@ TABLES: dict[str, dict[str, str]] = {
     "gstjobs.case_event_kinds": READ_LAW,
     "gstjobs.configuration": {"gstjobs_operator": "SELECT", "gstjobs_admin": "SELECT"},
     "gstjobs.deadline_rules": READ_LAW,
+    "gstjobs.firms": {"gstjobs_operator": "SELECT", "gstjobs_provisioner": "SELECT"},
     "gstjobs.health": {"gstjobs_operator": "SELECT"},
     "gstjobs.health_reports": {"gstjobs_operator": "SELECT"},
     "gstjobs.installation": {},
@@ -57,6 +65,8 @@ SETTINGS = "gstjobs_operator gstjobs_admin"
 # function -> roles that may execute it
 FUNCTIONS: dict[str, str] = {
     "gstjobs.add_counts(jsonb,jsonb)": "",
+    "gstjobs.add_firm(text,text,boolean,text,text,text)": "gstjobs_provisioner",
+    "gstjobs.set_firm_disabled(bigint,boolean,text)": "gstjobs_provisioner",
     "gstjobs.adopt_installation(text)": SETTINGS,
     "gstjobs.installation_problem()": "",
     "gstjobs.check_setting()": "",
@@ -65,6 +75,7 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.deadline_dates(gstjobs.deadline_rules,litigation.case_events)": "",
     "gstjobs.define_deadline_rule(jsonb,text)": "gstjobs_operator",
     "gstjobs.delivery_problems(boolean)": "",
+    "gstjobs.display_timezone()": SETTINGS + " gstjobs_provisioner",
     "gstjobs.doctor_facts()": "gstjobs_operator",
     "gstjobs.forget_event_deadlines(bigint,bigint)": "",
     "gstjobs.due_slots(text,timestamp with time zone,bigint)": "",
@@ -197,6 +208,7 @@ LABELS = {
     "gstjobs_runner": "runner",
     "gstjobs_operator": "operator",
     "gstjobs_admin": "admin",
+    "gstjobs_provisioner": "provisioner",
     "gstjobs_app": "app",
 }
 
