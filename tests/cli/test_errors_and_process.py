@@ -116,6 +116,9 @@ def test_watch_redraws_until_interrupted(db: str, operator_role: str) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background (`make test &`) passes on
+        # SIGINT ignored, and Ctrl-C would then not reach it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # read as it draws; interrupt once it has drawn twice (or give up after a generous bound)
     assert process.stdout is not None
@@ -127,7 +130,10 @@ def test_watch_redraws_until_interrupted(db: str, operator_role: str) -> None:
         assert time.monotonic() < deadline and process.poll() is None, "it did not redraw"
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()  # never left behind, whatever happened
     reader.join(30)
     out = "".join(drawn)
     assert process.returncode == 0, err
