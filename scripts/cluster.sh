@@ -93,8 +93,18 @@ start() {
   [ -f "$data/PG_VERSION" ] || init_cluster
   write_settings
   touch "$log" && chown "$os_user" "$log"
-  as_server $bindir/pg_ctl -D "$data" -l "$log" -w -t 60 start >/dev/null \
-    || { tail -n 20 "$log" >&2; die "the server did not start, see $log"; }
+  # A port in the ephemeral range can be held for a minute by a client connection's
+  # TIME_WAIT (its local port, e.g. a test's connection to another cluster): nothing listens,
+  # yet the bind fails. Wait that out; any other failure stops at once.
+  for attempt in $(seq 40); do
+    as_server $bindir/pg_ctl -D "$data" -l "$log" -w -t 60 start >/dev/null && break
+    if [ "$attempt" -lt 40 ] && tail -n 5 "$log" | grep -q 'could not bind .*Address already in use' && ! port_taken; then
+      sleep 2
+      continue
+    fi
+    tail -n 20 "$log" >&2
+    die "the server did not start, see $log"
+  done
   echo "cluster '$name' running on 127.0.0.1:$port, pg_cron in database '$cron_db' (log: $log)"
 }
 

@@ -44,8 +44,8 @@ def second_server(db: str) -> Iterator[dict[str, str]]:
     name = db.rsplit("/", 1)[1]
     env = {**os.environ, "GSTJOBS_PORT": str(CLUSTER_PORT), "GSTJOBS_CRON_DB": name}
     script = str(ROOT / "scripts" / "cluster.sh")
-    subprocess.run([script, "start", NAME], env=env, check=True)
     try:
+        subprocess.run([script, "start", NAME], env=env, check=True)
         yield {
             "server": f"postgresql://postgres@127.0.0.1:{CLUSTER_PORT}/postgres",
             "database": f"postgresql://postgres@127.0.0.1:{CLUSTER_PORT}/{name}",

@@ -45,8 +45,8 @@ def alembic(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def single_database(server: str) -> Iterator[str]:
     """A cluster of its own whose one database is the DBA's, gstjobs installed in it."""
-    cluster("start")
     try:
+        cluster("start")
         with psycopg.connect(DSN.replace(DATABASE, "postgres"), autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
             for role in ("lawapp", "gstjobs_app", "gstjobs_operator", "gstjobs_admin",
