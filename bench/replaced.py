@@ -213,7 +213,7 @@ def hearing_reminders(conn: psycopg.Connection[Any], as_of: datetime) -> int:
         ).fetchall()
         for hearing in hearings:
             days = (hearing["starts_at"].astimezone(zone).date() - today).days
-            if days not in (7, 1, 0):
+            if days not in (7, 1, 0) or hearing["starts_at"] <= as_of:
                 continue
             case, customer = client.case_and_client(firm["id"], hearing["case_id"])
             assert case is not None

@@ -74,10 +74,14 @@ targets AS (
                'case_reference', h.reference, 'section', h.section, 'client', h.client,
                'forum', h.forum, 'venue', coalesce(h.venue, 'venue not recorded')) AS vars
     FROM hearings AS h
+    -- a slot run late (a catch-up, a hearing early in the morning): no reminder of a hearing
+    -- already under way
+    WHERE h.starts_at > $2
 ),
 {NOTIFY}
 SELECT {SLOT_COUNTS},
     (SELECT count(*) FROM hearings) AS found,
+    (SELECT count(*) FROM hearings WHERE starts_at <= $2) AS already_begun,
     (SELECT n FROM past) AS past_still_scheduled,
     (SELECT count(*) FROM inserted) AS notified,
     (SELECT count(DISTINCT dedupe) FROM targets) - (SELECT count(DISTINCT dedupe) FROM messages)

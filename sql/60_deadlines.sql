@@ -10,6 +10,13 @@ CREATE OR REPLACE FUNCTION gstjobs.legal_date(day date) RETURNS text
     RETURN to_char(day, 'FMDD Mon YYYY');
 COMMENT ON FUNCTION gstjobs.legal_date(date) IS 'a date as an order writes it: 31 Aug 2026';
 
+-- Raised whenever the counting below changes what it gives: the end of this file counts
+-- the open deadlines of an older counting again.
+CREATE OR REPLACE FUNCTION gstjobs.deadline_counting() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    RETURN 2;
+COMMENT ON FUNCTION gstjobs.deadline_counting() IS 'the version of the deadline counting, kept in deadlines.computation->''counting''';
+
 CREATE OR REPLACE FUNCTION gstjobs.period_end(start date, period integer, unit text) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
@@ -22,8 +29,13 @@ CREATE OR REPLACE FUNCTION gstjobs.period_end(start date, period integer, unit t
     END;
 COMMENT ON FUNCTION gstjobs.period_end(date, integer, text) IS 'the last day of a period of days or calendar months from a date, that date excluded';
 
-CREATE OR REPLACE FUNCTION gstjobs.next_open_day(
-    tenant_id bigint, forum text, day date, OUT open_on date, OUT skipped jsonb, OUT calendar text)
+-- A closed day is a Sunday, or a day the firm's calendar for the forum closes (a holiday, or a
+-- weekday it names): with no calendar only Sundays close, so that a forum sitting on Saturdays
+-- never gets a last day two days late (General Clauses Act s. 10 moves a last day only past
+-- days the office is closed).
+CREATE OR REPLACE FUNCTION gstjobs.open_day(
+    tenant_id bigint, forum text, day date, direction integer,
+    OUT open_on date, OUT skipped jsonb, OUT calendar text)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -31,38 +43,42 @@ DECLARE
     chosen litigation.holiday_calendars;
     closed_because text;
 BEGIN
+    IF direction NOT IN (1, -1) THEN
+        RAISE EXCEPTION 'direction must be 1 (forward) or -1 (back), not %', direction
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     -- the firm's calendar for this forum, else its calendar for every forum
     SELECT * INTO chosen FROM litigation.holiday_calendars AS c
-    WHERE c.tenant_id = next_open_day.tenant_id
-      AND (c.forum = next_open_day.forum OR c.forum IS NULL)
+    WHERE c.tenant_id = open_day.tenant_id
+      AND (c.forum = open_day.forum OR c.forum IS NULL)
     ORDER BY c.forum NULLS LAST
     LIMIT 1;
-    calendar := CASE WHEN chosen.id IS NULL THEN 'none recorded: Saturdays and Sundays closed'
+    calendar := CASE WHEN chosen.id IS NULL THEN 'none recorded: Sundays closed'
                      ELSE format('%s (calendar %s)', chosen.name, chosen.id) END;
     open_on := day;
     skipped := '[]';
     -- a chain of closed days (a Sunday, then a holiday) is walked day by day
     FOR step IN 1..366 LOOP
         closed_because := NULL;
-        IF extract(isodow FROM open_on)::smallint = ANY (coalesce(chosen.closed_weekdays, '{6,7}')) THEN
+        IF extract(isodow FROM open_on)::smallint = ANY (coalesce(chosen.closed_weekdays, '{7}')) THEN
             closed_because := to_char(open_on, 'FMDay');
         ELSE
             SELECT h.name INTO closed_because FROM litigation.holidays AS h
-            WHERE h.tenant_id = next_open_day.tenant_id AND h.calendar_id = chosen.id
+            WHERE h.tenant_id = open_day.tenant_id AND h.calendar_id = chosen.id
               AND h.holiday_on = open_on;
         END IF;
         IF closed_because IS NULL THEN
             RETURN;
         END IF;
         skipped := skipped || jsonb_build_object('on', open_on, 'closed', closed_because);
-        open_on := open_on + 1;
+        open_on := open_on + direction;
     END LOOP;
     RAISE EXCEPTION 'calendar % is closed for more than a year from %', calendar, day
         USING ERRCODE = 'data_exception';
 END
 $$;
-COMMENT ON FUNCTION gstjobs.next_open_day(bigint, text, date) IS
-    'the first day from `day` on which the firm''s calendar for the forum is open, and the closed days passed over';
+COMMENT ON FUNCTION gstjobs.open_day(bigint, text, date, integer) IS
+    'the nearest day from `day` (forward: 1, back: -1) on which the firm''s calendar for the forum is open, and the closed days passed over';
 
 CREATE OR REPLACE FUNCTION gstjobs.deadline_dates(
     rule gstjobs.deadline_rules, event litigation.case_events,
@@ -79,6 +95,7 @@ DECLARE
     days_reading date;
     transitional boolean;
     closed_days jsonb;
+    safe_moved_back jsonb;
     calendar text;
     summary text;
 BEGIN
@@ -125,7 +142,13 @@ BEGIN
 
     IF rule.rolls_forward THEN
         SELECT r.open_on, r.skipped, r.calendar INTO statutory_on, closed_days, calendar
-        FROM gstjobs.next_open_day(event.tenant_id, rule.forum, last_day) AS r;
+        FROM gstjobs.open_day(event.tenant_id, rule.forum, last_day, 1) AS r;
+        -- the safe date is a day the firm can act on: moved back over closed days, so never
+        -- later than the statutory last day
+        IF rule.binds = 'taxpayer' THEN
+            SELECT r.open_on, nullif(r.skipped, '[]') INTO due_on, safe_moved_back
+            FROM gstjobs.open_day(event.tenant_id, rule.forum, due_on, -1) AS r;
+        END IF;
     ELSE
         statutory_on := last_day;
     END IF;
@@ -144,6 +167,7 @@ BEGIN
                                               gstjobs.legal_date(rule.later_of_for_events_before))
                 ELSE '' END;
     computation := jsonb_strip_nulls(jsonb_build_object(
+        'counting', gstjobs.deadline_counting(),
         'rule', rule.key, 'section', rule.section, 'source', rule.source,
         'rule_verified_on', rule.verified_on,
         'counted_from', jsonb_build_object('what', start_text, 'on', start),
@@ -155,6 +179,7 @@ BEGIN
                              'later_of', rule.later_of, 'for_events_before', rule.later_of_for_events_before) END,
         'calendar', calendar,
         'closed_days_skipped', closed_days,
+        'safe_moved_back', safe_moved_back,
         'safe', due_on, 'statutory', statutory_on, 'condonable_until', condonable_until,
         'summary', summary));
 END
@@ -339,6 +364,18 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.set_annual_return_due_date(text, date, text, date, text) IS
     'records a financial year''s annual-return due date, recomputes the limitation dates counted from it; audited';
+
+-- Open deadlines counted by an earlier version of the counting above are counted again, so an
+-- upgrade corrects the dates lawyers see at once (not at the event's next correction). Those
+-- a person set, changed or closed stay as they are. After the first upgrade with a new
+-- counting this reads the open computed deadlines and changes nothing.
+SELECT count(*) AS deadlines_counted_again
+FROM (SELECT gstjobs.compute_event_deadlines(e.tenant_id, e.id)
+      FROM litigation.case_events AS e
+      WHERE EXISTS (SELECT FROM litigation.deadlines AS d
+                    WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id
+                      AND d.origin = 'computed' AND d.status = 'open'
+                      AND d.computation -> 'counting' IS DISTINCT FROM to_jsonb(gstjobs.deadline_counting()))) AS recounted;
 
 RESET ROLE;
 

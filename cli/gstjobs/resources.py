@@ -27,23 +27,34 @@ def plpy_source(module: str) -> str:
 def render_plpy_body(module: str, entry: str, args: str) -> str:
     """A PL/Python function body that runs plpy/<module>.py's <entry>(<args>).
 
-    plpy/common.py and then the module are compiled once per session into one namespace kept
-    in SD, so a call costs a dictionary lookup; tracebacks name the files and real lines.
+    plpy/common.py and then the module are run once per session into one namespace kept in
+    SD, so a call costs a dictionary lookup; tracebacks name the files and real lines. Their
+    compiled code is shared in GD by every function of the session, keyed by the source's
+    checksum: a run calls several functions (run_job, run_begin, run_batch, the body) that
+    embed the same files, and compiling them again each time was most of a run's fixed cost.
+    (GD is written only by plpython3u functions, which only a superuser can create.)
     """
     common, source = plpy_source("common"), plpy_source(module)
-    return (
-        "\n"
-        'module = SD.get("module")\n'
-        "if module is None:\n"
+    lines = [
+        "",
+        'module = SD.get("module")',
+        "if module is None:",
         # plpy is a module: its type makes another without importing types in the new
         # session pg_cron starts for every run
-        f'    module = type(plpy)("plpy_{module}")\n'
-        "    module.plpy, module.GD, module.SD = plpy, GD, SD\n"
-        f'    exec(compile({common!r}, "plpy/common.py", "exec"), module.__dict__)\n'
-        f'    exec(compile({source!r}, "plpy/{module}.py", "exec"), module.__dict__)\n'
-        '    SD["module"] = module\n'
-        f"return module.{entry}({args})\n"
-    )
+        f'    module = type(plpy)("plpy_{module}")',
+        "    module.plpy, module.GD, module.SD = plpy, GD, SD",
+        '    compiled = GD.setdefault("gstjobs.compiled", {})',
+    ]
+    for name, text in (("common", common), (module, source)):
+        key = f"plpy/{name}.py@{checksum(text)[:16]}"
+        lines += [
+            f'    code = compiled.get("{key}")',
+            "    if code is None:",
+            f'        code = compiled["{key}"] = compile({text!r}, "plpy/{name}.py", "exec")',
+            "    exec(code, module.__dict__)",
+        ]
+    lines += ['    SD["module"] = module', f"return module.{entry}({args})", ""]
+    return "\n".join(lines)
 
 
 def load_plpy_module(module: str, plpy: Any = None) -> types.ModuleType:

@@ -77,9 +77,12 @@ def test_a_hearing_just_after_midnight_is_reminded_on_local_dates(
     run(firm, "hearing-reminders", at("2026-11-13 08:05"))
     assert {r[1] for r in reminders(firm)} == {"T-7"}
     run(firm, "hearing-reminders", at("2026-11-19 08:05"))
-    run(firm, "hearing-reminders", at("2026-11-20 08:05"))
-    assert {r[1] for r in reminders(firm)} == {"T-7", "T-1", "T-0"}
+    assert {r[1] for r in reminders(firm)} == {"T-7", "T-1"}
     assert "00:30 IST" in notifications(firm)[0]["body"]
+    # at 08:00 on the day the hearing has begun (at 00:30): no reminder of the past
+    counts = run(firm, "hearing-reminders", at("2026-11-20 08:05"))
+    assert counts["already_begun"] == 1 and counts["notified"] == 0
+    assert {r[1] for r in reminders(firm)} == {"T-7", "T-1"}
 
 
 def test_outage_is_caught_up_once_late_and_a_stale_slot_is_missed(
@@ -232,3 +235,13 @@ def test_a_run_killed_midway_leaves_nothing_and_the_next_does_it_all(
         )
     ]
     assert statuses == ["crashed", "succeeded"]
+
+
+def test_a_hearing_that_has_begun_is_not_reminded(firm: psycopg.Connection[Any]) -> None:
+    # the 08:00 slot run an hour late (a catch-up after an outage): the 07:30 hearing is under
+    # way, the 10:30 one is still to come
+    add_hearing(firm, 1, at("2026-11-20 07:30"))
+    add_hearing(firm, 2, at("2026-11-20 10:30"))
+    counts = run(firm, "hearing-reminders", at("2026-11-20 09:00"))
+    assert counts["found"] == 2 and counts["already_begun"] == 1
+    assert reminders(firm) == [(2, "T-0", "email"), (2, "T-0", "whatsapp")]

@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from gstjobs.schema import apply_reapplied
 from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -39,7 +40,7 @@ def dates(row: dict[str, Any]) -> tuple[date, date, date | None]:
 
 
 # rule -> (event kind, event date, event extras, safe date, statutory date, condonable until).
-# Worked by hand against a firm with no holiday calendar (Saturdays and Sundays closed).
+# Worked by hand against a firm with no holiday calendar (only Sundays closed).
 WORKED_EXAMPLES: dict[str, tuple[str, str, dict[str, Any], str, str, str | None]] = {
     # the notice gave 15 days: 1 Sep + 15 = 16 Sep
     "scrutiny-reply": (
@@ -76,13 +77,14 @@ WORKED_EXAMPLES: dict[str, tuple[str, str, dict[str, Any], str, str, str | None]
     ),
     # 30 Nov 2023 + 3 months = 29 Feb 2024 (leap year); 90 days = 28 Feb 2024
     "rectification-161": ("order_issued", "2023-11-30", {}, "2024-02-28", "2024-02-29", None),
-    # 31 Aug + 3 months = 30 Nov (a Monday); 90 days = 29 Nov (a Sunday: never rolled)
-    "payment-78": ("order_communicated", "2026-08-31", {}, "2026-11-29", "2026-11-30", None),
+    # 31 Aug + 3 months = 30 Nov (a Monday); 90 days = 29 Nov, a Sunday: the safe date is the
+    # open day before it, Sat 28 Nov
+    "payment-78": ("order_communicated", "2026-08-31", {}, "2026-11-28", "2026-11-30", None),
     "appeal-107": (
         "order_communicated",
         "2026-08-31",
         {},
-        "2026-11-29",
+        "2026-11-28",
         "2026-11-30",
         "2026-12-30",
     ),
@@ -139,13 +141,14 @@ def test_the_alert_names_rule_section_and_all_three_dates(firm: psycopg.Connecti
     appeal = deadlines_of(firm, event)["appeal-107"]
     line = (
         "Appeal to Appellate Authority, section 107(1): order communicated 31 Aug 2026: "
-        "safe date 29 Nov 2026, statutory 30 Nov 2026, condonable to 30 Dec 2026"
+        "safe date 28 Nov 2026, statutory 30 Nov 2026, condonable to 30 Dec 2026"
     )
     assert appeal["computation"]["summary"] == line
     assert appeal["computation"]["period"] == "3 months"
     assert appeal["computation"]["days_reading"] == {"days": 90, "end": "2026-11-29"}
-    # the alerts go against the safe date: T-7 of 29 Nov is 22 Nov
-    run(firm, "deadline-alerts", at("2026-11-22 09:05"))
+    assert appeal["computation"]["safe_moved_back"] == [{"on": "2026-11-29", "closed": "Sunday"}]
+    # the alerts go against the safe date: T-7 of 28 Nov is 21 Nov
+    run(firm, "deadline-alerts", at("2026-11-21 09:05"))
     alerts = {n["subject"]: n for n in notifications(firm, "deadline-alert")}
     subject = "Deadline in 7 days: Appeal to Appellate Authority (SCN/73/2025-26/00042)"
     assert set(alerts) == {
@@ -153,7 +156,7 @@ def test_the_alert_names_rule_section_and_all_three_dates(firm: psycopg.Connecti
         "Deadline in 7 days: Payment of the demand (SCN/73/2025-26/00042)",
     }
     assert line in alerts[subject]["body"]
-    assert "falls due in 7 days, on Sun 29 Nov 2026." in alerts[subject]["body"]
+    assert "falls due in 7 days, on Sat 28 Nov 2026." in alerts[subject]["body"]
 
 
 def test_a_sunday_then_a_holiday_moves_the_statutory_date_not_the_safe_one(
@@ -183,7 +186,7 @@ def test_a_sunday_then_a_holiday_moves_the_statutory_date_not_the_safe_one(
     assert (
         appeal["computation"]["calendar"] == f"Appellate Authority, Mumbai (calendar {calendar[0]})"
     )
-    # payment is made to the proper officer: no calendar of its own, weekends only
+    # payment is made to the proper officer: no calendar of its own, Sundays only
     assert dates(found["payment-78"]) == (D("2026-09-04"), D("2026-09-07"), None)
 
     # a firm-wide calendar that also closes on the Tuesday: the chain runs on to Wednesday
@@ -255,10 +258,10 @@ def test_a_corrected_event_date_moves_its_deadlines_and_their_alerts(
     firm: psycopg.Connection[Any],
 ) -> None:
     event = record_event(firm, "order_communicated", "2026-07-31")
-    # 31 Jul + 3 months = Sat 31 Oct, rolled to Mon 2 Nov; 90 days = Thu 29 Oct
+    # 31 Jul + 3 months = Sat 31 Oct, an open day; 90 days = Thu 29 Oct
     assert dates(deadlines_of(firm, event)["appeal-107"]) == (
         D("2026-10-29"),
-        D("2026-11-02"),
+        D("2026-10-31"),
         D("2026-11-30"),
     )
     run(firm, "deadline-alerts", at("2026-10-22 09:05"))
@@ -269,18 +272,18 @@ def test_a_corrected_event_date_moves_its_deadlines_and_their_alerts(
         "UPDATE litigation.case_events SET event_on = '2026-08-10' WHERE id = %s", (event,)
     )
     appeal = deadlines_of(firm, event)["appeal-107"]
-    # 10 Aug + 3 months = Tue 10 Nov; 90 days = Sun 8 Nov; condonable to 10 Dec
-    assert dates(appeal) == (D("2026-11-08"), D("2026-11-10"), D("2026-12-10"))
+    # 10 Aug + 3 months = Tue 10 Nov; 90 days = Sun 8 Nov, so Sat 7 Nov; condonable to 10 Dec
+    assert dates(appeal) == (D("2026-11-07"), D("2026-11-10"), D("2026-12-10"))
     assert appeal["origin"] == "computed" and appeal["overdue_alerted_at"] is None
     # the old date's T-3 is not sent; the new date's T-7 is, naming the corrected event
     run(firm, "deadline-alerts", at("2026-10-26 09:05"))
     assert len(notifications(firm, "deadline-alert")) == 4
-    run(firm, "deadline-alerts", at("2026-11-01 09:05"))
+    run(firm, "deadline-alerts", at("2026-10-31 09:05"))
     alerts = notifications(firm, "deadline-alert")
     assert len(alerts) == 8
     assert {a["subject"].split(":")[0] for a in alerts[4:]} == {"Deadline in 7 days"}
     assert any(
-        "order communicated 10 Aug 2026: safe date 8 Nov 2026, statutory 10 Nov 2026" in a["body"]
+        "order communicated 10 Aug 2026: safe date 7 Nov 2026, statutory 10 Nov 2026" in a["body"]
         for a in alerts[4:]
     )
 
@@ -310,7 +313,7 @@ def test_a_deadline_set_by_hand_or_closed_is_never_overwritten(
     assert found["appeal-107"]["origin"] == "overridden"
     assert found["appeal-107"]["due_on"] == D("2026-11-20")
     assert found["payment-78"]["status"] == "met" and found["payment-78"]["due_on"] == D(
-        "2026-11-29"
+        "2026-11-28"
     )
     assert firm.execute(
         "SELECT due_on, origin FROM litigation.deadlines WHERE id = %s", (manual[0],)
@@ -364,7 +367,8 @@ def test_operators_extend_the_rules_and_deadlines_follow(
             ),
         ),
     )
-    assert deadlines_of(firm, event)["certified-copy"]["statutory_on"] == D("2026-01-19")
+    # 10 Jan + 7 days = Sat 17 Jan: open (with no calendar only Sundays close)
+    assert deadlines_of(firm, event)["certified-copy"]["statutory_on"] == D("2026-01-17")
     audit = firm.execute(
         "SELECT action, reason FROM gstjobs.audit_log WHERE action LIKE 'deadline-rule.%' ORDER BY id"
     ).fetchall()
@@ -440,3 +444,60 @@ def test_the_departments_lapsed_limit_is_not_a_deadline_the_firm_missed(
         "SELECT deadlines_missed FROM gstjobs.analytics_snapshots WHERE tenant_id = 1"
     ).fetchone()
     assert missed == (2,)
+
+
+def test_the_safe_date_is_an_open_day_on_or_before_the_safe_reading(
+    firm: psycopg.Connection[Any],
+) -> None:
+    # a firm whose offices close on Saturdays and Sundays
+    firm.execute(
+        "INSERT INTO litigation.holiday_calendars (tenant_id, name, closed_weekdays)"
+        " VALUES (1, 'Mumbai offices', '{6,7}')"
+    )
+    event = record_event(firm, "order_communicated", "2026-08-31")
+    appeal = deadlines_of(firm, event)["appeal-107"]
+    # 90 days = Sun 29 Nov: back over Sunday and Saturday to Fri 27 Nov; the last day, Mon
+    # 30 Nov, is open
+    assert dates(appeal) == (D("2026-11-27"), D("2026-11-30"), D("2026-12-30"))
+    assert appeal["computation"]["safe_moved_back"] == [
+        {"on": "2026-11-29", "closed": "Sunday"},
+        {"on": "2026-11-28", "closed": "Saturday"},
+    ]
+    # a period in days: the safe date is the last day itself, which falls on a Sunday; the
+    # law moves the last day on to Monday, the safe date back to Friday
+    event = record_event(firm, "scrutiny_notice_served", "2026-09-05", notice_period_days=15)
+    reply = deadlines_of(firm, event)["scrutiny-reply"]
+    assert dates(reply) == (D("2026-09-18"), D("2026-09-21"), None)
+
+
+def test_an_upgrade_counts_again_the_deadlines_of_an_older_counting(
+    firm: psycopg.Connection[Any],
+) -> None:
+    appeal = record_event(firm, "order_communicated", "2026-08-31")
+    kept = record_event(firm, "order_communicated", "2026-07-31")
+    # as the counting before 0008 left them: Saturday closed with no calendar, safe date on
+    # a Sunday; one of them met, which no recomputation touches
+    with firm.transaction():
+        firm.execute("SET LOCAL gstjobs.computing_deadlines = 'on'")
+        firm.execute(
+            "UPDATE litigation.deadlines SET due_on = '2026-11-29', computation = computation"
+            " - 'counting' || '{\"calendar\": \"none recorded: Saturdays and Sundays closed\"}'"
+            " WHERE event_id = %s AND rule_key = 'appeal-107'",
+            (appeal,),
+        )
+        firm.execute(
+            "UPDATE litigation.deadlines SET due_on = '2026-10-31', status = 'met',"
+            " computation = computation - 'counting' WHERE event_id = %s",
+            (kept,),
+        )
+    before_kept = deadlines_of(firm, kept)
+
+    # the re-applied part of `alembic upgrade head`
+    with firm.transaction():
+        apply_reapplied(firm, "gstjobs_alembic_version")
+
+    recounted = deadlines_of(firm, appeal)["appeal-107"]
+    assert dates(recounted) == (D("2026-11-28"), D("2026-11-30"), D("2026-12-30"))
+    assert recounted["computation"]["calendar"] == "none recorded: Sundays closed"
+    assert recounted["origin"] == "computed"
+    assert deadlines_of(firm, kept) == before_kept

@@ -173,8 +173,8 @@ def test_one_step_down_keeps_the_firms_deadlines_and_up_again_restores_head(cron
             assert conn.execute(
                 "SELECT kind, due_on::text FROM litigation.deadlines ORDER BY kind"
             ).fetchall() == [
-                ("Appeal to Appellate Authority", "2026-11-29"),
-                ("Payment of the demand", "2026-11-29"),
+                ("Appeal to Appellate Authority", "2026-11-28"),
+                ("Payment of the demand", "2026-11-28"),
             ]
             assert conn.execute(
                 "SELECT to_regclass('litigation.case_events'), to_regclass('gstjobs.deadline_rules')"
