@@ -117,7 +117,11 @@ overdue AS (
     WHERE d.tenant_id = w.tenant_id AND d.status = 'open' AND d.overdue_alerted_at IS NULL
       AND d.due_on < w.local_date
     RETURNING d.tenant_id, d.id AS deadline_id, d.kind AS deadline, d.due_on, d.owner_id,
-              d.case_id, w.zone, w.firm, {BASIS} AS basis
+              d.case_id, w.zone, w.firm, {BASIS} AS basis,
+              -- the department's own limit passed: a time bar for the firm to use, not a
+              -- deadline it missed
+              EXISTS (SELECT FROM gstjobs.deadline_rules AS r
+                      WHERE r.key = d.rule_key AND r.binds = 'department') AS time_bar
 ),
 targets AS (
     SELECT u.tenant_id, u.owner_id AS member_id, 'deadline-alert' AS kind,
@@ -130,15 +134,15 @@ targets AS (
                'basis', u.basis) AS vars
     FROM upcoming AS u
     UNION ALL
-    -- the owner, and the firm's partners (the escalation)
-    SELECT o.tenant_id, m.id, 'deadline-overdue',
-           format('deadline-overdue:%s:%s:%s', o.tenant_id, o.deadline_id, o.due_on),
-           0,
+    -- the owner, and the firm's partners (the escalation); a time bar: the owner
+    SELECT o.tenant_id, m.id, o.kind, format('%s:%s:%s:%s', o.kind, o.tenant_id, o.deadline_id, o.due_on),
+           CASE WHEN o.time_bar THEN 3 ELSE 0 END,
            jsonb_build_object('firm', o.firm, 'deadline', o.deadline,
                'due_local', to_char(o.due_on, 'Dy DD Mon YYYY'),
                'case_reference', c.reference, 'section', c.section, 'client', cl.name,
                'owner', coalesce(owner.name, 'nobody'), 'basis', o.basis)
-    FROM overdue AS o
+    FROM (SELECT *, CASE WHEN time_bar THEN 'deadline-time-bar' ELSE 'deadline-overdue' END AS kind
+          FROM overdue) AS o
     JOIN litigation.cases AS c ON c.tenant_id = o.tenant_id AND c.id = o.case_id
     JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
     LEFT JOIN litigation.members AS owner ON owner.tenant_id = o.tenant_id AND owner.id = o.owner_id
@@ -147,7 +151,8 @@ targets AS (
     CROSS JOIN LATERAL (
         SELECT o.owner_id
         UNION
-        SELECT p.id FROM litigation.members AS p WHERE p.tenant_id = o.tenant_id AND p.role = 'partner'
+        SELECT p.id FROM litigation.members AS p
+        WHERE p.tenant_id = o.tenant_id AND p.role = 'partner' AND NOT o.time_bar
     ) AS r (id)
     JOIN litigation.members AS m ON m.tenant_id = o.tenant_id AND m.id = r.id AND m.active
 ),

@@ -14,7 +14,7 @@ COMMENT ON FUNCTION gstjobs.legal_date(date) IS 'a date as an order writes it: 3
 -- the open deadlines of an older counting again.
 CREATE OR REPLACE FUNCTION gstjobs.deadline_counting() RETURNS integer
     LANGUAGE sql IMMUTABLE
-    RETURN 2;
+    RETURN 3;
 COMMENT ON FUNCTION gstjobs.deadline_counting() IS 'the version of the deadline counting, kept in deadlines.computation->''counting''';
 
 CREATE OR REPLACE FUNCTION gstjobs.period_end(start date, period integer, unit text) RETURNS date
@@ -93,16 +93,39 @@ DECLARE
     period_text text;
     last_day date;
     days_reading date;
-    transitional boolean;
+    earlier gstjobs.deadline_rules;
+    earlier_last_day date;
+    earlier_computation jsonb;
+    notified gstjobs.notified_dates;
+    counted_last_day date;
+    kind_label text;
     closed_days jsonb;
     safe_moved_back jsonb;
     calendar text;
     summary text;
 BEGIN
+    kind_label := (SELECT k.label FROM gstjobs.case_event_kinds AS k WHERE k.kind = event.kind);
     IF rule.counted_from = 'event' THEN
         start := event.event_on;
-        start_text := (SELECT k.label FROM gstjobs.case_event_kinds AS k WHERE k.kind = event.kind)
-                      || ' ' || gstjobs.legal_date(start);
+        start_text := kind_label || ' ' || gstjobs.legal_date(start);
+    ELSIF rule.counted_from = 'rule' THEN
+        -- counted back from another rule's last day for the same event (73(2): "at least three
+        -- months prior to the time limit specified in sub-section (10)"), as notified
+        SELECT * INTO earlier FROM gstjobs.deadline_rules AS r WHERE r.key = rule.counted_back_from;
+        IF earlier.counted_from = 'rule' THEN
+            computation := jsonb_build_object('problem', format('rule %s is itself counted back from another rule: one step only', earlier.key));
+            RETURN;
+        END IF;
+        SELECT d.statutory_on, d.computation INTO earlier_last_day, earlier_computation
+        FROM gstjobs.deadline_dates(earlier, event) AS d;
+        IF earlier_last_day IS NULL THEN
+            computation := earlier_computation;
+            RETURN;
+        END IF;
+        start := earlier_last_day;
+        start_text := format('%s %s before the %s, %s%s', rule.period, rule.unit, lower(left(earlier.name, 1)) || substr(earlier.name, 2),
+                             gstjobs.legal_date(start),
+                             coalesce(' (' || (earlier_computation -> 'notified' ->> 'notification') || ')', ''));
     ELSIF event.financial_year IS NULL THEN
         computation := jsonb_build_object('problem', 'the event has no financial year: the limitation counts from that year''s annual-return due date');
         RETURN;
@@ -124,7 +147,17 @@ BEGIN
     ELSE
         period_text := format('%s %s', period, rule.unit);
     END IF;
-    last_day := gstjobs.period_end(start, period, rule.unit);
+    IF rule.counted_from = 'rule' THEN
+        -- the latest day from which the period still ends by the other rule's last day: the
+        -- reading least favourable to a time bar, so the firm never claims one a court could
+        -- reject (30 Apr - 3 months: 31 Jan, as 31 Jan + 3 months = 30 Apr)
+        last_day := gstjobs.period_end(start, -period, rule.unit);
+        WHILE gstjobs.period_end(last_day + 1, period, rule.unit) <= start LOOP
+            last_day := last_day + 1;
+        END LOOP;
+    ELSE
+        last_day := gstjobs.period_end(start, period, rule.unit);
+    END IF;
 
     -- the safe reading: where a period in months could also be read as 30 days a month, the
     -- earlier of the two (a firm's own act only)
@@ -133,11 +166,19 @@ BEGIN
     END IF;
     due_on := least(last_day, days_reading);
 
-    transitional := rule.later_of IS NOT NULL AND event.event_on < rule.later_of_for_events_before
-                    AND rule.later_of > last_day;
-    IF transitional THEN
-        last_day := rule.later_of;
-        due_on := rule.later_of;
+    -- a date the Government notified for this class of events (a transitional date, an
+    -- extension under section 168A) applies where later: the latest that covers the event
+    counted_last_day := last_day;
+    SELECT * INTO notified FROM gstjobs.notified_dates AS n
+    WHERE n.rule_key = rule.key AND n.active AND n.last_day > counted_last_day
+      AND (n.for_events_from IS NULL OR event.event_on >= n.for_events_from)
+      AND (n.for_events_before IS NULL OR event.event_on < n.for_events_before)
+      AND (n.financial_year IS NULL OR n.financial_year = event.financial_year)
+    ORDER BY n.last_day DESC, n.notified_on DESC, n.id
+    LIMIT 1;
+    IF notified.id IS NOT NULL THEN
+        last_day := notified.last_day;
+        due_on := notified.last_day;
     END IF;
 
     IF rule.rolls_forward THEN
@@ -163,8 +204,14 @@ BEGIN
                      || coalesce(', condonable to ' || gstjobs.legal_date(condonable_until), '')
                 ELSE format('last date %s', gstjobs.legal_date(statutory_on))
                      || coalesce(', extendable to ' || gstjobs.legal_date(condonable_until), '') END
-        || CASE WHEN transitional THEN format(' (notified date for events before %s)',
-                                              gstjobs.legal_date(rule.later_of_for_events_before))
+        || CASE WHEN notified.id IS NOT NULL
+                THEN format(' (the date notified by %s of %s)', notified.notification, gstjobs.legal_date(notified.notified_on))
+                ELSE '' END
+        -- the act the limit governs is the event itself: in time or not is known now
+        || CASE WHEN rule.limits_the_event AND event.event_on > statutory_on
+                THEN format('; the %s on %s came after it: open to challenge as time-barred', kind_label, gstjobs.legal_date(event.event_on))
+                WHEN rule.limits_the_event
+                THEN format('; the %s on %s was within it', kind_label, gstjobs.legal_date(event.event_on))
                 ELSE '' END;
     computation := jsonb_strip_nulls(jsonb_build_object(
         'counting', gstjobs.deadline_counting(),
@@ -175,8 +222,14 @@ BEGIN
         'period_end', gstjobs.period_end(start, period, rule.unit),
         'days_reading', CASE WHEN days_reading IS NOT NULL
                              THEN jsonb_build_object('days', 30 * period, 'end', days_reading) END,
-        'transitional', CASE WHEN transitional THEN jsonb_build_object(
-                             'later_of', rule.later_of, 'for_events_before', rule.later_of_for_events_before) END,
+        'counted_back_from', CASE WHEN earlier_last_day IS NOT NULL THEN jsonb_build_object(
+                             'rule', earlier.key, 'last_day', earlier_last_day,
+                             'notified', earlier_computation -> 'notified') END,
+        'notified', CASE WHEN notified.id IS NOT NULL THEN jsonb_build_object(
+                        'id', notified.id, 'notification', notified.notification,
+                        'notified_on', notified.notified_on, 'section', notified.section,
+                        'last_day', notified.last_day, 'source', notified.source) END,
+        'event_in_time', CASE WHEN rule.limits_the_event THEN event.event_on <= statutory_on END,
         'calendar', calendar,
         'closed_days_skipped', closed_days,
         'safe_moved_back', safe_moved_back,
@@ -187,12 +240,29 @@ $$;
 COMMENT ON FUNCTION gstjobs.deadline_dates(gstjobs.deadline_rules, litigation.case_events) IS
     'the dates one rule gives for one event, and the arithmetic; computation->>''problem'' when it cannot be computed';
 
+-- Whether the computing still owns a deadline: computed, untouched by a person, and open (or
+-- met in time by the very event it limits, which the computing decided, not a person).
+-- (A quoted body: a downgrade may drop the column it reads, and the older version's
+-- re-apply then drops the function.)
+CREATE OR REPLACE FUNCTION gstjobs.recomputable(origin text, status text, rule_key text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT origin = 'computed'
+           AND (status = 'open'
+                OR (status = 'met' AND EXISTS (SELECT FROM gstjobs.deadline_rules AS r
+                                               WHERE r.key = rule_key AND r.limits_the_event)))
+$$;
+COMMENT ON FUNCTION gstjobs.recomputable(text, text, text) IS
+    'whether a recomputation may change or remove a deadline (docs/DEADLINES.md, "what is never overwritten")';
+
 CREATE OR REPLACE FUNCTION gstjobs.compute_event_deadlines(tenant_id bigint, event_id bigint) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     event litigation.case_events;
+    kind gstjobs.case_event_kinds;
     rule gstjobs.deadline_rules;
     dates record;
     owner bigint;
@@ -210,6 +280,15 @@ BEGIN
     -- our own date changes are not a person's (litigation.note_hand_change)
     PERFORM set_config('gstjobs.computing_deadlines', 'on', true);
 
+    -- a notice under a section that does not reach its financial year is recorded (the firm
+    -- must still answer it, and the notice's reach is its argument), with a warning
+    SELECT * INTO kind FROM gstjobs.case_event_kinds AS k WHERE k.kind = event.kind;
+    IF event.financial_year > kind.last_financial_year OR event.financial_year < kind.first_financial_year THEN
+        problems := problems || jsonb_build_object(
+            'warning', format('%s; this %s is for financial year %s', kind.applies_because, kind.label,
+                              event.financial_year));
+    END IF;
+
     FOR rule IN SELECT * FROM gstjobs.deadline_rules AS r WHERE r.trigger_event = event.kind AND r.active
                 ORDER BY r.key LOOP
         dates := gstjobs.deadline_dates(rule, event);
@@ -218,19 +297,22 @@ BEGIN
             CONTINUE;
         END IF;
         -- a deadline a person set, changed, or marked met, missed or waived stays as it is
+        -- a limit on the event's own act (a notice's issue) met in time needs no watching; one
+        -- passed stays open and is alerted once as a time bar. Both follow the event's corrections.
         INSERT INTO litigation.deadlines AS d
             (tenant_id, case_id, kind, due_on, owner_id, origin, event_id, rule_key,
-             statutory_on, condonable_until, computation)
+             statutory_on, condonable_until, computation, status)
         VALUES (event.tenant_id, event.case_id, rule.name, dates.due_on, owner, 'computed', event.id,
-                rule.key, dates.statutory_on, dates.condonable_until, dates.computation)
+                rule.key, dates.statutory_on, dates.condonable_until, dates.computation,
+                CASE WHEN (dates.computation -> 'event_in_time')::boolean THEN 'met' ELSE 'open' END)
         ON CONFLICT ON CONSTRAINT deadlines_one_per_event_and_rule DO UPDATE
         SET case_id = excluded.case_id, kind = excluded.kind, due_on = excluded.due_on,
             statutory_on = excluded.statutory_on, condonable_until = excluded.condonable_until,
-            computation = excluded.computation
-        WHERE d.origin = 'computed' AND d.status = 'open'
-          AND (d.case_id, d.kind, d.due_on, d.statutory_on, d.condonable_until, d.computation)
-              IS DISTINCT FROM (excluded.case_id, excluded.kind, excluded.due_on,
-                                excluded.statutory_on, excluded.condonable_until, excluded.computation);
+            computation = excluded.computation, status = excluded.status
+        WHERE gstjobs.recomputable(d.origin, d.status, d.rule_key)
+          AND (d.case_id, d.kind, d.due_on, d.statutory_on, d.condonable_until, d.computation, d.status)
+              IS DISTINCT FROM (excluded.case_id, excluded.kind, excluded.due_on, excluded.statutory_on,
+                                excluded.condonable_until, excluded.computation, excluded.status);
         GET DIAGNOSTICS n = ROW_COUNT;
         written := written + n;
     END LOOP;
@@ -239,7 +321,7 @@ BEGIN
     -- date can no longer be computed) go, unless a person has taken them over
     DELETE FROM litigation.deadlines AS d
     WHERE d.tenant_id = event.tenant_id AND d.event_id = event.id
-      AND d.origin = 'computed' AND d.status = 'open'
+      AND gstjobs.recomputable(d.origin, d.status, d.rule_key)
       AND NOT EXISTS (SELECT FROM gstjobs.deadline_rules AS r
                       WHERE r.key = d.rule_key AND r.trigger_event = event.kind AND r.active
                         AND NOT problems @> jsonb_build_array(jsonb_build_object('rule', r.key)));
@@ -264,7 +346,7 @@ BEGIN ATOMIC
         DELETE FROM litigation.deadlines AS d
         WHERE d.tenant_id = forget_event_deadlines.tenant_id
           AND d.event_id = forget_event_deadlines.event_id
-          AND d.origin = 'computed' AND d.status = 'open'
+          AND gstjobs.recomputable(d.origin, d.status, d.rule_key)
         RETURNING 1)
     SELECT count(*)::integer FROM gone;
 END;
@@ -286,6 +368,35 @@ COMMENT ON FUNCTION gstjobs.recompute_deadlines(bigint, text[], text) IS
     'computes again the deadlines of the matching events; returns how many deadlines changed';
 
 -- ------------------------------------------------------------------ for operators ----------
+-- The columns a JSON object names, checked against a table's (the names are then safe to
+-- write into a statement): a bad name is refused before anything is written.
+CREATE OR REPLACE FUNCTION gstjobs.fields_of(payload jsonb, tab regclass, leave_out text DEFAULT NULL) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    unknown text;
+    fields text;
+BEGIN
+    SELECT string_agg(quote_literal(left(field, 60)), ', ') INTO unknown
+    FROM jsonb_object_keys(payload) AS field
+    WHERE field NOT IN (SELECT attname FROM pg_attribute
+                        WHERE attrelid = tab AND attnum > 0 AND NOT attisdropped);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown field(s) %', unknown
+            USING ERRCODE = 'invalid_parameter_value', HINT = format('fields are the columns of %s', tab);
+    END IF;
+    SELECT string_agg(quote_ident(field), ', ') INTO fields
+    FROM jsonb_object_keys(payload) AS field WHERE field IS DISTINCT FROM leave_out;
+    IF fields IS NULL THEN
+        RAISE EXCEPTION 'nothing to write' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN fields;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.fields_of(jsonb, regclass, text) IS
+    'the quoted column names a JSON object gives (less one left out); refuses a name the table does not have';
+
 CREATE OR REPLACE FUNCTION gstjobs.define_deadline_rule(rule jsonb, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -293,7 +404,6 @@ AS $$
 DECLARE
     old gstjobs.deadline_rules;
     new gstjobs.deadline_rules;
-    unknown text;
     fields text;
     recomputed integer;
 BEGIN
@@ -301,19 +411,10 @@ BEGIN
         RAISE EXCEPTION 'a rule is a JSON object with at least its "key"'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT string_agg(quote_literal(left(field, 60)), ', ') INTO unknown
-    FROM jsonb_object_keys(rule) AS field
-    WHERE field NOT IN (SELECT attname FROM pg_attribute
-                        WHERE attrelid = 'gstjobs.deadline_rules'::regclass AND attnum > 0 AND NOT attisdropped);
-    IF unknown IS NOT NULL THEN
-        RAISE EXCEPTION 'unknown rule field(s) %', unknown
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'fields are the columns of gstjobs.deadline_rules';
-    END IF;
-    SELECT * INTO old FROM gstjobs.deadline_rules AS r WHERE r.key = rule ->> 'key';
     -- only the fields given are written: a new rule gets the defaults for the rest, a
-    -- changed one keeps them (field names were checked against the columns above)
-    SELECT string_agg(quote_ident(field), ', ') INTO fields FROM jsonb_object_keys(rule) AS field;
+    -- changed one keeps them
+    fields := gstjobs.fields_of(rule, 'gstjobs.deadline_rules');
+    SELECT * INTO old FROM gstjobs.deadline_rules AS r WHERE r.key = rule ->> 'key';
     IF old.key IS NULL THEN
         EXECUTE format('INSERT INTO gstjobs.deadline_rules (%s) SELECT %s
                         FROM jsonb_populate_record(NULL::gstjobs.deadline_rules, $1)', fields, fields)
@@ -336,6 +437,50 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.define_deadline_rule(jsonb, text) IS
     'adds or changes a deadline rule (fields as gstjobs.deadline_rules), recomputes the deadlines it gives; audited';
+
+CREATE OR REPLACE FUNCTION gstjobs.define_notified_date(notified jsonb, reason text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old gstjobs.notified_dates;
+    new gstjobs.notified_dates;
+    fields text;
+    recomputed integer;
+BEGIN
+    IF jsonb_typeof(notified) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'a notified date is a JSON object: its "id" to change one, none to add one'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the fields given, the id aside
+    fields := gstjobs.fields_of(notified, 'gstjobs.notified_dates', 'id');
+    IF notified ? 'id' THEN
+        SELECT * INTO old FROM gstjobs.notified_dates AS n WHERE n.id = (notified ->> 'id')::bigint;
+        IF old.id IS NULL THEN
+            RAISE EXCEPTION 'no notified date %', notified ->> 'id' USING ERRCODE = 'undefined_object';
+        END IF;
+        EXECUTE format('UPDATE gstjobs.notified_dates SET (%s) = (SELECT %s
+                        FROM jsonb_populate_record(NULL::gstjobs.notified_dates, $1)) WHERE id = $2
+                        RETURNING *', fields, fields)
+            INTO new USING notified, old.id;
+    ELSE
+        EXECUTE format('INSERT INTO gstjobs.notified_dates (%s) SELECT %s
+                        FROM jsonb_populate_record(NULL::gstjobs.notified_dates, $1) RETURNING *', fields, fields)
+            INTO new USING notified;
+    END IF;
+    -- the events of the rules it changes, and of those counted back from them
+    recomputed := gstjobs.recompute_deadlines(event_kinds => ARRAY(
+        SELECT r.trigger_event FROM gstjobs.deadline_rules AS r
+        WHERE r.key IN (old.rule_key, new.rule_key) OR r.counted_back_from IN (old.rule_key, new.rule_key)));
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('notified-date.' || CASE WHEN old.id IS NULL THEN 'add' ELSE 'change' END,
+            jsonb_build_object('id', new.id, 'old', to_jsonb(old), 'new', to_jsonb(new),
+                               'deadlines_recomputed', recomputed), reason);
+    RETURN to_jsonb(new) || jsonb_build_object('deadlines_recomputed', recomputed);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.define_notified_date(jsonb, text) IS
+    'adds a notified date (no id) or changes one (its id; "active": false retires it) with its citation; the deadlines it covers are recomputed; audited';
 
 CREATE OR REPLACE FUNCTION gstjobs.set_annual_return_due_date(
     financial_year text, due_on date, source text, verified_on date DEFAULT NULL, reason text DEFAULT NULL)
@@ -374,12 +519,13 @@ FROM (SELECT gstjobs.compute_event_deadlines(e.tenant_id, e.id)
       FROM litigation.case_events AS e
       WHERE EXISTS (SELECT FROM litigation.deadlines AS d
                     WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id
-                      AND d.origin = 'computed' AND d.status = 'open'
+                      AND gstjobs.recomputable(d.origin, d.status, d.rule_key)
                       AND d.computation -> 'counting' IS DISTINCT FROM to_jsonb(gstjobs.deadline_counting()))) AS recounted;
 
 RESET ROLE;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION gstjobs.define_deadline_rule(jsonb, text),
+                          gstjobs.define_notified_date(jsonb, text),
                           gstjobs.set_annual_return_due_date(text, date, text, date, text)
     TO gstjobs_operator;

@@ -88,26 +88,61 @@ WORKED_EXAMPLES: dict[str, tuple[str, str, dict[str, Any], str, str, str | None]
         "2026-11-30",
         "2026-12-30",
     ),
-    # communicated after 1 Apr 2024: the ordinary 3 months (1 Aug 2024), condonable 3 more
+    # communicated on or after 1 Apr 2026 (S.O. 4220(E)): the ordinary 3 months, to Tue 4 Aug
+    # 2026; 90 days = Sun 2 Aug, so the safe date is Sat 1 Aug; condonable 3 more months
     "appeal-112": (
         "appellate_order_communicated",
-        "2024-05-01",
+        "2026-05-04",
         {},
-        "2024-07-30",
-        "2024-08-01",
-        "2024-11-01",
+        "2026-08-01",
+        "2026-08-04",
+        "2026-11-04",
     ),
     "appeal-117": ("tribunal_order_received", "2026-01-10", {}, "2026-07-09", "2026-07-09", None),
-    # annual return 2017-18 due 5 Feb 2020 + 3 years = 5 Feb 2023, a Sunday: the department's
-    # limit is not moved
+    # annual return 2020-21 due 28 Feb 2022 + 3 years = 28 Feb 2025 (no notification for the
+    # year); 2021-22's, 31 Dec 2022 + 3 years, is 31 Dec 2025 (test below)
     "order-limit-73": (
         "scn_73_issued",
-        "2022-11-01",
-        {"financial_year": "2017-18"},
-        "2023-02-05",
-        "2023-02-05",
+        "2024-10-01",
+        {"financial_year": "2020-21"},
+        "2025-02-28",
+        "2025-02-28",
         None,
     ),
+    # 73(2): at least 3 months before that limit. The latest such day: 30 Nov 2024 (30 Nov + 3
+    # months = 28 Feb 2025; 1 Dec + 3 months = 1 Mar). The notice of 1 Oct 2024 was in time.
+    "notice-limit-73": (
+        "scn_73_issued",
+        "2024-10-01",
+        {"financial_year": "2020-21"},
+        "2024-11-30",
+        "2024-11-30",
+        None,
+    ),
+    # 74(2): at least 6 months before the 74(10) limit of 31 Mar 2026 (below): 30 Sep 2025
+    # (30 Sep + 6 months = 30 Mar; 1 Oct + 6 months = 1 Apr). The notice of 6 Oct 2025 came
+    # after it: open, and a time bar
+    "notice-limit-74": (
+        "scn_74_issued",
+        "2025-10-06",
+        {"financial_year": "2019-20"},
+        "2025-09-30",
+        "2025-09-30",
+        None,
+    ),
+    # 74A(2): 42 months from the annual return's due date: 2024-25 due 31 Dec 2025 + 42
+    # months = 30 Jun 2029
+    "notice-limit-74a": (
+        "scn_74a_issued",
+        "2026-06-15",
+        {"financial_year": "2024-25"},
+        "2029-06-30",
+        "2029-06-30",
+        None,
+    ),
+    # 161, first proviso: no rectification after 6 months from the order's issue: 30 Nov
+    # 2023 + 6 months = 30 May 2024
+    "rectification-limit-161": ("order_issued", "2023-11-30", {}, "2024-05-30", "2024-05-30", None),
     # annual return 2019-20 due 31 Mar 2021 + 5 years = 31 Mar 2026
     "order-limit-74": (
         "scn_74_issued",
@@ -131,7 +166,10 @@ def test_worked_example(firm: psycopg.Connection[Any], rule: str) -> None:
     event = record_event(firm, kind, on, **extra)
     row = deadlines_of(firm, event)[rule]
     assert dates(row) == (D(safe), D(statutory), condonable and D(condonable))
-    assert row["origin"] == "computed" and row["status"] == "open"
+    # a limit on the notice's own issue, met by a notice in time, is closed as met
+    in_time = row["computation"].get("event_in_time")
+    assert row["origin"] == "computed"
+    assert row["status"] == ("met" if in_time else "open")
     assert row["owner_id"] == 3  # the case's owner
     assert row["computation"]["rule"] == rule and row["computation"]["counted_from"]["on"]
 
@@ -206,14 +244,197 @@ def test_a_sunday_then_a_holiday_moves_the_statutory_date_not_the_safe_one(
 def test_tribunal_appeal_against_an_old_order_runs_to_the_notified_date(
     firm: psycopg.Connection[Any],
 ) -> None:
-    event = record_event(firm, "appellate_order_communicated", "2023-10-10")
+    # S.O. 4220(E): "the 30th day of June, 2026, as the date upto which appeal may be filed
+    # ... where the order ... is communicated ... before the 1st day of April, 2026"
+    event = record_event(firm, "appellate_order_communicated", "2025-01-15")
     appeal = deadlines_of(firm, event)["appeal-112"]
+    # 3 months would end on 15 Apr 2025; the notified date is later; condonable 3 months on
     assert dates(appeal) == (D("2026-06-30"), D("2026-06-30"), D("2026-09-30"))
-    assert appeal["computation"]["transitional"] == {
-        "later_of": "2026-06-30",
-        "for_events_before": "2024-04-01",
-    }
-    assert appeal["computation"]["summary"].endswith("(notified date for events before 1 Apr 2024)")
+    notified = appeal["computation"]["notified"]
+    assert (notified["notification"], notified["notified_on"], notified["section"]) == (
+        "S.O. 4220(E)",
+        "2025-09-17",
+        "112(1)",
+    )
+    assert appeal["computation"]["summary"].endswith(
+        "(the date notified by S.O. 4220(E) of 17 Sep 2025)"
+    )
+    # communicated on 31 Mar 2026: 3 months end on 30 Jun 2026 anyway; no notification used
+    event = record_event(firm, "appellate_order_communicated", "2026-03-31")
+    appeal = deadlines_of(firm, event)["appeal-112"]
+    assert appeal["statutory_on"] == D("2026-06-30") and "notified" not in appeal["computation"]
+    # communicated on 1 Apr 2026: the ordinary 3 months, to 1 Jul 2026
+    event = record_event(firm, "appellate_order_communicated", "2026-04-01")
+    appeal = deadlines_of(firm, event)["appeal-112"]
+    assert appeal["statutory_on"] == D("2026-07-01") and "notified" not in appeal["computation"]
+
+
+def test_the_section_73_limits_follow_the_notified_extensions(
+    firm: psycopg.Connection[Any],
+) -> None:
+    def limits(year: str, on: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        found = deadlines_of(firm, record_event(firm, "scn_73_issued", on, financial_year=year))
+        return found["order-limit-73"], found["notice-limit-73"]
+
+    # 2017-18: 3 years from 5 Feb 2020 = 5 Feb 2023; 13/2022 extended it to 30 Sep 2023 and
+    # 9/2023 to 31 Dec 2023: the later applies. The notice: 3 months before, 30 Sep 2023.
+    order, notice = limits("2017-18", "2023-09-25")
+    assert (order["statutory_on"], notice["statutory_on"]) == (D("2023-12-31"), D("2023-09-30"))
+    assert (
+        order["computation"]["notified"]["notification"] == "Notification No. 09/2023-Central Tax"
+    )
+    assert notice["status"] == "met"
+    # 2018-19: 31 Dec 2020 + 3 years; 9/2023: 31 Mar 2024; 56/2023: 30 Apr 2024. The notice:
+    # 31 Jan 2024 (31 Jan + 3 months = 30 Apr). One issued on 15 Feb 2024 came after it.
+    order, notice = limits("2018-19", "2024-02-15")
+    assert (order["statutory_on"], notice["statutory_on"]) == (D("2024-04-30"), D("2024-01-31"))
+    assert (
+        order["computation"]["notified"]["notification"] == "Notification No. 56/2023-Central Tax"
+    )
+    assert notice["status"] == "open" and notice["computation"]["event_in_time"] is False
+    assert notice["computation"]["counted_back_from"]["rule"] == "order-limit-73"
+    assert notice["computation"]["summary"] == (
+        "Last date to issue the notice under section 73, section 73(2): 3 months before the last"
+        " date for the order under section 73, 30 Apr 2024 (Notification No. 56/2023-Central"
+        " Tax): last date 31 Jan 2024; the show cause notice issued under section 73 on"
+        " 15 Feb 2024 came after it: open to challenge as time-barred"
+    )
+    # 2019-20: 9/2023: 30 Jun 2024; 56/2023: 31 Aug 2024; the notice: 31 May 2024
+    order, notice = limits("2019-20", "2024-05-31")
+    assert (order["statutory_on"], notice["statutory_on"]) == (D("2024-08-31"), D("2024-05-31"))
+    assert notice["status"] == "met"
+
+    # counsel retires 9/2023's date for 2017-18 (as if it had not been made): 13/2022's 30 Sep
+    # 2023 applies, and the notice limit follows it to 30 Jun 2023; audited
+    (row_id,) = firm.execute(
+        "SELECT id FROM gstjobs.notified_dates WHERE financial_year = '2017-18'"
+        " AND notification LIKE '%09/2023%'"
+    ).fetchone() or (None,)
+    changed = firm.execute(
+        "SELECT gstjobs.define_notified_date(%s, 'what-if for a client')",
+        (Jsonb({"id": row_id, "active": False}),),
+    ).fetchone()
+    assert changed is not None and changed[0]["deadlines_recomputed"] >= 2
+    order, notice = limits("2017-18", "2023-06-01")
+    assert (order["statutory_on"], notice["statutory_on"]) == (D("2023-09-30"), D("2023-06-30"))
+    assert (
+        order["computation"]["notified"]["notification"] == "Notification No. 13/2022-Central Tax"
+    )
+    audit = firm.execute(
+        "SELECT action, reason FROM gstjobs.audit_log WHERE action LIKE 'notified-date.%'"
+    ).fetchall()
+    assert audit == [("notified-date.change", "what-if for a client")]
+
+
+def test_counsel_adds_a_notification_with_its_citation(firm: psycopg.Connection[Any]) -> None:
+    event = record_event(firm, "appellate_order_communicated", "2026-04-20")
+    assert deadlines_of(firm, event)["appeal-112"]["statutory_on"] == D("2026-07-20")
+    added = firm.execute(
+        "SELECT gstjobs.define_notified_date(%s, 'as published')",
+        (
+            Jsonb(
+                {
+                    "rule_key": "appeal-112",
+                    "notification": "S.O. 9999(E)",
+                    "notified_on": "2026-06-30",
+                    "section": "112(1)",
+                    "for_events_before": "2026-05-01",
+                    "last_day": "2026-07-31",
+                    "operative_words": "the 31st day of July, 2026, as the date upto which ...",
+                    "source": "Gazette of India (test data)",
+                }
+            ),
+        ),
+    ).fetchone()
+    assert added is not None and added[0]["deadlines_recomputed"] == 1
+    appeal = deadlines_of(firm, event)["appeal-112"]
+    assert appeal["statutory_on"] == D("2026-07-31")
+    assert appeal["computation"]["notified"]["notification"] == "S.O. 9999(E)"
+    # bad input: refused, nothing changes
+    for bad, error in (
+        ({"rule_key": "appeal-112", "nonsense": 1}, errors.InvalidParameterValue),
+        (
+            {
+                "rule_key": "no-such-rule",
+                "notification": "x",
+                "notified_on": "2026-01-01",
+                "section": "1",
+                "financial_year": "2020-21",
+                "last_day": "2026-01-01",
+                "operative_words": "x",
+                "source": "x",
+            },
+            errors.ForeignKeyViolation,
+        ),
+        (
+            {
+                "rule_key": "appeal-112",
+                "notification": "x",
+                "notified_on": "2026-01-01",
+                "section": "1",
+                "last_day": "2026-01-01",
+                "operative_words": "x",
+                "source": "x",
+            },
+            errors.CheckViolation,
+        ),
+        ({"id": 999999, "active": False}, errors.UndefinedObject),
+    ):
+        with pytest.raises(error):
+            firm.execute("SELECT gstjobs.define_notified_date(%s)", (Jsonb(bad),))
+    assert firm.execute("SELECT count(*) FROM gstjobs.notified_dates").fetchone() == (8,)
+
+
+def test_a_notice_out_of_time_is_alerted_once_as_a_time_bar(firm: psycopg.Connection[Any]) -> None:
+    late = record_event(firm, "scn_73_issued", "2024-02-15", financial_year="2018-19")
+    in_time = record_event(firm, "scn_73_issued", "2024-01-10", financial_year="2018-19")
+    assert deadlines_of(firm, in_time)["notice-limit-73"]["status"] == "met"
+    run(firm, "deadline-alerts", at("2024-02-16 09:05"))
+    run(firm, "deadline-alerts", at("2024-02-17 09:05"))
+    bars = notifications(firm, "deadline-time-bar")
+    # the case owner only, once, for the late notice only; not escalated to the partners
+    assert {(n["member_id"], n["channel"]) for n in bars} == {(3, "email"), (3, "whatsapp")}
+    email = next(n for n in bars if n["channel"] == "email")
+    assert email["subject"] == (
+        "Time bar: Last date to issue the notice under section 73 (SCN/73/2025-26/00042)"
+        " was Wed 31 Jan 2024"
+    )
+    assert "came after it: open to challenge as time-barred" in email["body"]
+    assert str(late) in email["dedupe_key"]
+    # the firm's own overdue deadlines (the replies) are escalated as before; the time bar is not
+    overdue = notifications(firm, "deadline-overdue")
+    assert overdue and not [n for n in overdue if "Last date" in n["subject"]]
+
+
+def test_a_notice_under_a_section_that_does_not_reach_its_year_is_recorded_with_a_warning(
+    firm: psycopg.Connection[Any],
+) -> None:
+    # section 73(12): section 73 applies to tax up to financial year 2023-24
+    event = record_event(firm, "scn_73_issued", "2026-02-01", financial_year="2024-25")
+    assert "scn-reply-73" in deadlines_of(firm, event)  # the firm must still answer it
+    (unresolved,) = firm.execute(
+        "SELECT unresolved FROM litigation.case_events WHERE id = %s", (event,)
+    ).fetchone() or (None,)
+    assert unresolved == [
+        {
+            "warning": "section 73(12): section 73 applies to tax for the period up to financial"
+            " year 2023-24; this show cause notice issued under section 73 is for financial"
+            " year 2024-25"
+        }
+    ]
+    # 74A for a year before 2024-25
+    event = record_event(firm, "scn_74a_issued", "2026-02-01", financial_year="2023-24")
+    (unresolved,) = firm.execute(
+        "SELECT unresolved FROM litigation.case_events WHERE id = %s", (event,)
+    ).fetchone() or (None,)
+    assert [u.get("warning", "")[:14] for u in unresolved] == ["section 74A(1)"]
+    # corrected to a year it reaches: the warning goes
+    firm.execute(
+        "UPDATE litigation.case_events SET financial_year = '2024-25' WHERE id = %s", (event,)
+    )
+    assert firm.execute(
+        "SELECT unresolved FROM litigation.case_events WHERE id = %s", (event,)
+    ).fetchone() == ([],)
 
 
 def test_scrutiny_reply_is_capped_at_thirty_days(firm: psycopg.Connection[Any]) -> None:
@@ -232,8 +453,9 @@ def test_a_limitation_without_its_financial_year_is_reported_not_guessed(
         "SELECT unresolved FROM litigation.case_events WHERE id = %s", (event,)
     ).fetchone()
     assert unresolved is not None
-    assert [u["rule"] for u in unresolved[0]] == ["order-limit-73"]
-    assert "financial year" in unresolved[0][0]["problem"]
+    # the notice limit is counted back from the order limit: both unresolved
+    assert [u["rule"] for u in unresolved[0]] == ["notice-limit-73", "order-limit-73"]
+    assert all("financial year" in u["problem"] for u in unresolved[0])
     # the year recorded: the limitation appears and the problem goes
     firm.execute(
         "UPDATE litigation.case_events SET financial_year = '2021-22' WHERE id = %s", (event,)
@@ -251,7 +473,10 @@ def test_a_limitation_without_its_financial_year_is_reported_not_guessed(
     unresolved = firm.execute(
         "SELECT unresolved FROM litigation.case_events WHERE id = %s", (event,)
     ).fetchone()
-    assert unresolved is not None and "2030-31" in unresolved[0][0]["problem"]
+    assert unresolved is not None
+    assert [u.get("rule") for u in unresolved[0]] == [None, "notice-limit-73", "order-limit-73"]
+    assert "2030-31" in unresolved[0][2]["problem"]
+    assert "73(12)" in unresolved[0][0]["warning"]  # and section 73 does not reach 2030-31
 
 
 def test_a_corrected_event_date_moves_its_deadlines_and_their_alerts(
@@ -325,7 +550,12 @@ def test_a_deadline_set_by_hand_or_closed_is_never_overwritten(
 
     # the event recorded as the wrong kind: what a person touched stays, unlinked when removed
     firm.execute("UPDATE litigation.case_events SET kind = 'order_issued' WHERE id = %s", (event,))
-    assert set(deadlines_of(firm, event)) == {"appeal-107", "payment-78", "rectification-161"}
+    assert set(deadlines_of(firm, event)) == {
+        "appeal-107",
+        "payment-78",
+        "rectification-161",
+        "rectification-limit-161",
+    }
     firm.execute("DELETE FROM litigation.case_events WHERE id = %s", (event,))
     kept = firm.execute(
         "SELECT rule_key, origin, status, event_id FROM litigation.deadlines"
@@ -420,7 +650,7 @@ def test_the_firm_records_events_for_itself_only(firm: psycopg.Connection[Any]) 
         event = record_event(firm, "order_communicated", "2026-08-31")
         # the computing ran as the owner, for this firm, and the firm sees the result
         assert set(deadlines_of(firm, event)) == {"appeal-107", "payment-78"}
-        assert firm.execute("SELECT count(*) FROM gstjobs.deadline_rules").fetchone() == (15,)
+        assert firm.execute("SELECT count(*) FROM gstjobs.deadline_rules").fetchone() == (19,)
         with pytest.raises(errors.InsufficientPrivilege), firm.transaction():
             firm.execute(
                 "UPDATE litigation.case_events SET unresolved = '[]' WHERE id = %s", (event,)

@@ -93,7 +93,7 @@ SQL_CASES: list[tuple[str, str, str]] = [
     (
         """SELECT gstjobs.define_deadline_rule('{"key": "appeal-107", "perod": 2}')""",
         "22023",
-        "unknown rule field(s) 'perod'",
+        "unknown field(s) 'perod'",
     ),
     ("SELECT gstjobs.define_deadline_rule('[1]')", "22023", "a rule is a JSON object"),
     (
