@@ -26,7 +26,16 @@ taken AS (
 ),
 work AS (
     SELECT taken.tenant_id, taken.local_date, taken.due_at, firm.timezone AS zone,
-           firm.name AS firm, firm.whatsapp_enabled
+           firm.name AS firm, firm.whatsapp_enabled,
+           -- the firm's date when the message goes: what "today" and "tomorrow" mean in it,
+           -- whichever day's slot this is (a catch-up after downtime runs yesterday's)
+           ($2 AT TIME ZONE firm.timezone)::date AS today,
+           -- a slot run late says so, where the timing matters
+           CASE WHEN taken.status = 'late'
+                THEN format(E'\\n\\n(This message was due at %s and is sent late, at %s, after a delay.)',
+                            gstjobs.format_local(taken.due_at, firm.timezone),
+                            gstjobs.format_local($2, firm.timezone))
+                ELSE '' END AS late
     FROM taken JOIN litigation.tenants AS firm ON firm.id = taken.tenant_id
     WHERE taken.status <> 'missed'
 )"""
@@ -36,7 +45,11 @@ SLOT_COUNTS = """
     (SELECT count(*) FROM taken WHERE status = 'late') AS late,
     (SELECT count(*) FROM taken WHERE status = 'missed') AS missed"""
 
-WHEN = "CASE {days} WHEN 0 THEN 'today' WHEN 1 THEN 'tomorrow' ELSE 'in ' || {days} || ' days' END"
+WHEN = (
+    "CASE WHEN {days} = 0 THEN 'today' WHEN {days} = 1 THEN 'tomorrow'"
+    " WHEN {days} = -1 THEN 'yesterday' WHEN {days} < 0 THEN -{days} || ' days ago'"
+    " ELSE 'in ' || {days} || ' days' END"
+)
 
 HEARING_REMINDERS = f"""
 WITH {TAKE_SLOTS.format(job="hearing-reminders")},
@@ -69,10 +82,12 @@ targets AS (
                   (h.starts_at AT TIME ZONE h.zone)::date, h.days_ahead) AS dedupe,
            CASE h.days_ahead WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE 5 END AS urgency,
            jsonb_build_object(
-               'firm', h.firm, 'when', {WHEN.format(days="h.days_ahead")},
+               'firm', h.firm,
+               'when', {WHEN.format(days="((h.starts_at AT TIME ZONE h.zone)::date - h.today)")},
                'hearing_local', gstjobs.format_local(h.starts_at, h.zone),
                'case_reference', h.reference, 'section', h.section, 'client', h.client,
-               'forum', h.forum, 'venue', coalesce(h.venue, 'venue not recorded')) AS vars
+               'forum', h.forum, 'venue', coalesce(h.venue, 'venue not recorded'),
+               'late', h.late) AS vars
     FROM hearings AS h
     -- a slot run late (a catch-up, a hearing early in the morning): no reminder of a hearing
     -- already under way
@@ -117,7 +132,7 @@ overdue AS (
     WHERE d.tenant_id = w.tenant_id AND d.status = 'open' AND d.overdue_alerted_at IS NULL
       AND d.due_on < w.local_date
     RETURNING d.tenant_id, d.id AS deadline_id, d.kind AS deadline, d.due_on, d.owner_id,
-              d.case_id, w.zone, w.firm, {BASIS} AS basis,
+              d.case_id, w.zone, w.firm, w.late, {BASIS} AS basis,
               -- the department's own limit passed: a time bar for the firm to use, not a
               -- deadline it missed
               EXISTS (SELECT FROM gstjobs.deadline_rules AS r
@@ -128,10 +143,10 @@ targets AS (
            format('deadline-alert:%s:%s:%s:T-%s', u.tenant_id, u.deadline_id, u.due_on,
                   u.days_ahead) AS dedupe,
            CASE u.days_ahead WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 3 THEN 3 ELSE 5 END AS urgency,
-           jsonb_build_object('firm', u.firm, 'when', {WHEN.format(days="u.days_ahead")},
+           jsonb_build_object('firm', u.firm, 'when', {WHEN.format(days="(u.due_on - u.today)")},
                'deadline', u.deadline, 'due_local', to_char(u.due_on, 'Dy DD Mon YYYY'),
                'case_reference', u.reference, 'section', u.section, 'client', u.client,
-               'basis', u.basis) AS vars
+               'basis', u.basis, 'late', u.late) AS vars
     FROM upcoming AS u
     UNION ALL
     -- the owner, and the firm's partners (the escalation); a time bar: the owner
@@ -140,7 +155,7 @@ targets AS (
            jsonb_build_object('firm', o.firm, 'deadline', o.deadline,
                'due_local', to_char(o.due_on, 'Dy DD Mon YYYY'),
                'case_reference', c.reference, 'section', c.section, 'client', cl.name,
-               'owner', coalesce(owner.name, 'nobody'), 'basis', o.basis)
+               'owner', coalesce(owner.name, 'nobody'), 'basis', o.basis, 'late', o.late)
     FROM (SELECT *, CASE WHEN time_bar THEN 'deadline-time-bar' ELSE 'deadline-overdue' END AS kind
           FROM overdue) AS o
     JOIN litigation.cases AS c ON c.tenant_id = o.tenant_id AND c.id = o.case_id

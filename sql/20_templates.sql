@@ -30,24 +30,24 @@ CREATE OR REPLACE VIEW gstjobs.templates (kind, subject, body) AS VALUES
     ('hearing-reminder',
      'Hearing {when}: {case_reference} before {forum}',
      E'Dear {recipient},\n\nCase {case_reference} ({client}, section {section}) is listed {when}, '
-     || E'{hearing_local}, before the {forum}, {venue}.\n\n{firm}, sent by gstjobs'),
+     || E'{hearing_local}, before the {forum}, {venue}.{late}\n\n{firm}, sent by gstjobs'),
     -- firm, recipient, when, deadline, due_local, case_reference, section, client, owner,
     -- basis (a computed deadline: a paragraph naming the rule, section and dates; else empty)
     ('deadline-alert',
      'Deadline {when}: {deadline} ({case_reference})',
      E'Dear {recipient},\n\n{deadline} on case {case_reference} ({client}, section {section}) '
-     || E'falls due {when}, on {due_local}.{basis}\n\n{firm}, sent by gstjobs'),
+     || E'falls due {when}, on {due_local}.{basis}{late}\n\n{firm}, sent by gstjobs'),
     ('deadline-overdue',
      'Deadline passed: {deadline} ({case_reference})',
      E'Dear {recipient},\n\n{deadline} on case {case_reference} ({client}, section {section}) '
-     || E'fell due on {due_local} and is still open. Owner: {owner}.{basis}\n\n{firm}, sent by gstjobs'),
+     || E'fell due on {due_local} and is still open. Owner: {owner}.{basis}{late}\n\n{firm}, sent by gstjobs'),
     -- the department's own time limit passed (docs/DEADLINES.md): firm, recipient, deadline,
     -- due_local, case_reference, section, client, owner, basis
     ('deadline-time-bar',
      'Time bar: {deadline} ({case_reference}) was {due_local}',
      E'Dear {recipient},\n\n{deadline} on case {case_reference} ({client}, section {section}) '
      || E'was {due_local}. What the department does under that provision after it is open to '
-     || E'challenge as time-barred.{basis}\n\n{firm}, sent by gstjobs'),
+     || E'challenge as time-barred.{basis}{late}\n\n{firm}, sent by gstjobs'),
     -- firm, recipient, local_date, anomalies
     ('analytics-anomaly',
      'Unusual figures for {firm} on {local_date}',

@@ -454,6 +454,10 @@ BEGIN
     END IF;
     -- the fields given, the id aside
     fields := gstjobs.fields_of(notified, 'gstjobs.notified_dates', 'id');
+    IF notified ? 'rule_key' AND NOT EXISTS (SELECT FROM gstjobs.deadline_rules AS r WHERE r.key = notified ->> 'rule_key') THEN
+        RAISE EXCEPTION 'unknown rule %', quote_literal(left(notified ->> 'rule_key', 60))
+            USING ERRCODE = 'undefined_object', HINT = 'gstjobs rules list shows the rules';
+    END IF;
     IF notified ? 'id' THEN
         SELECT * INTO old FROM gstjobs.notified_dates AS n WHERE n.id = (notified ->> 'id')::bigint;
         IF old.id IS NULL THEN
@@ -464,9 +468,15 @@ BEGIN
                         RETURNING *', fields, fields)
             INTO new USING notified, old.id;
     ELSE
-        EXECUTE format('INSERT INTO gstjobs.notified_dates (%s) SELECT %s
-                        FROM jsonb_populate_record(NULL::gstjobs.notified_dates, $1) RETURNING *', fields, fields)
-            INTO new USING notified;
+        BEGIN
+            EXECUTE format('INSERT INTO gstjobs.notified_dates (%s) SELECT %s
+                            FROM jsonb_populate_record(NULL::gstjobs.notified_dates, $1) RETURNING *', fields, fields)
+                INTO new USING notified;
+        EXCEPTION WHEN unique_violation THEN
+            RAISE EXCEPTION 'rule % already has % for these events', notified ->> 'rule_key', notified ->> 'notification'
+                USING ERRCODE = 'duplicate_object',
+                      HINT = 'gstjobs rules show shows it; change it by its id';
+        END;
     END IF;
     -- the events of the rules it changes, and of those counted back from them
     recomputed := gstjobs.recompute_deadlines(event_kinds => ARRAY(
@@ -510,6 +520,213 @@ $$;
 COMMENT ON FUNCTION gstjobs.set_annual_return_due_date(text, date, text, date, text) IS
     'records a financial year''s annual-return due date, recomputes the limitation dates counted from it; audited';
 
+-- ------------------------------------------------------------------ events and calendars, by hand
+-- An operator (the firm's counsel, or support acting for it: `gstjobs events`, `gstjobs
+-- calendar`) records, corrects and removes a firm's events and holidays as the firm
+-- application would, through these audited functions; the triggers compute as for any write.
+
+-- The case, or a refusal naming what was asked for.
+CREATE OR REPLACE FUNCTION gstjobs.known_case(tenant_id bigint, case_id bigint) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM litigation.cases AS c
+                   WHERE c.tenant_id = known_case.tenant_id AND c.id = known_case.case_id) THEN
+        RAISE EXCEPTION 'firm % has no case %', tenant_id, case_id
+            USING ERRCODE = 'undefined_object', HINT = 'gstjobs firm list shows the firms';
+    END IF;
+    RETURN case_id;
+END
+$$;
+
+-- An event and what it gave: its deadlines and anything unresolved.
+CREATE OR REPLACE FUNCTION gstjobs.event_outcome(tenant_id bigint, event_id bigint) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT to_jsonb(e) || jsonb_build_object('deadlines', coalesce(
+        (SELECT jsonb_agg(jsonb_build_object('id', d.id, 'rule', d.rule_key, 'safe_date', d.due_on,
+                                             'last_day', d.statutory_on, 'condonable_until', d.condonable_until,
+                                             'status', d.status, 'origin', d.origin)
+                          ORDER BY d.due_on, d.rule_key)
+         FROM litigation.deadlines AS d WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id), '[]'))
+    FROM litigation.case_events AS e
+    WHERE e.tenant_id = event_outcome.tenant_id AND e.id = event_outcome.event_id);
+
+CREATE OR REPLACE FUNCTION gstjobs.record_event(
+    tenant_id bigint, case_id bigint, kind text, event_on date, document_ref text DEFAULT NULL,
+    notice_period_days integer DEFAULT NULL, financial_year text DEFAULT NULL, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    event litigation.case_events;
+BEGIN
+    PERFORM gstjobs.known_case(tenant_id, case_id);
+    IF NOT EXISTS (SELECT FROM gstjobs.case_event_kinds AS k WHERE k.kind = record_event.kind) THEN
+        RAISE EXCEPTION 'unknown event kind %', quote_literal(left(kind, 60))
+            USING ERRCODE = 'undefined_object',
+                  HINT = (SELECT 'kinds are: ' || string_agg(k.kind, ', ' ORDER BY k.kind) FROM gstjobs.case_event_kinds AS k);
+    END IF;
+    INSERT INTO litigation.case_events AS e
+        (tenant_id, case_id, kind, event_on, document_ref, notice_period_days, financial_year)
+    VALUES (tenant_id, case_id, kind, event_on, document_ref, notice_period_days, financial_year)
+    RETURNING * INTO event;
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('event.add', jsonb_build_object('firm_id', event.tenant_id, 'event', to_jsonb(event)), reason);
+    RETURN gstjobs.event_outcome(event.tenant_id, event.id);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.record_event(bigint, bigint, text, date, text, integer, text, text) IS
+    'records an event on a firm''s case, as the firm would; its deadlines are computed; audited';
+
+CREATE OR REPLACE FUNCTION gstjobs.correct_event(tenant_id bigint, event_id bigint, changes jsonb, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old litigation.case_events;
+    new litigation.case_events;
+    fields text;
+    not_allowed text;
+BEGIN
+    IF jsonb_typeof(changes) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'the changes are a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    fields := gstjobs.fields_of(changes, 'litigation.case_events');
+    -- what the firm itself may correct (migration 0002's column grants)
+    SELECT string_agg(quote_literal(field), ', ') INTO not_allowed
+    FROM jsonb_object_keys(changes) AS field
+    WHERE field NOT IN ('case_id', 'kind', 'event_on', 'document_ref', 'notice_period_days', 'financial_year');
+    IF not_allowed IS NOT NULL THEN
+        RAISE EXCEPTION 'field(s) % cannot be corrected', not_allowed
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'case_id, kind, event_on, document_ref, notice_period_days, financial_year';
+    END IF;
+    SELECT * INTO old FROM litigation.case_events AS e
+    WHERE e.tenant_id = correct_event.tenant_id AND e.id = correct_event.event_id FOR UPDATE;
+    IF old.id IS NULL THEN
+        RAISE EXCEPTION 'firm % has no event %', tenant_id, event_id
+            USING ERRCODE = 'undefined_object', HINT = 'gstjobs events list --tenant N shows them';
+    END IF;
+    IF changes ? 'case_id' THEN
+        PERFORM gstjobs.known_case(tenant_id, (changes ->> 'case_id')::bigint);
+    END IF;
+    EXECUTE format('UPDATE litigation.case_events SET (%s) = (SELECT %s
+                    FROM jsonb_populate_record(NULL::litigation.case_events, $1))
+                    WHERE tenant_id = $2 AND id = $3 RETURNING *', fields, fields)
+        INTO new USING changes, tenant_id, event_id;
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('event.correct', jsonb_build_object('firm_id', tenant_id, 'event_id', event_id,
+                                                'old', to_jsonb(old), 'new', to_jsonb(new)), reason);
+    RETURN gstjobs.event_outcome(tenant_id, event_id);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.correct_event(bigint, bigint, jsonb, text) IS
+    'corrects an event (its case, kind, date, document, notice period, financial year); its deadlines follow; audited';
+
+CREATE OR REPLACE FUNCTION gstjobs.remove_event(tenant_id bigint, event_id bigint, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    outcome jsonb := gstjobs.event_outcome(tenant_id, event_id);
+BEGIN
+    IF outcome IS NULL THEN
+        RAISE EXCEPTION 'firm % has no event %', tenant_id, event_id
+            USING ERRCODE = 'undefined_object', HINT = 'gstjobs events list --tenant N shows them';
+    END IF;
+    DELETE FROM litigation.case_events AS e
+    WHERE e.tenant_id = remove_event.tenant_id AND e.id = remove_event.event_id;
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('event.remove', jsonb_build_object('firm_id', tenant_id, 'event_id', event_id, 'old', outcome), reason);
+    -- what stays: the deadlines a person had taken over, no longer linked
+    RETURN jsonb_build_object('id', event_id, 'removed', true, 'deadlines_kept', (
+        SELECT count(*) FROM jsonb_array_elements(outcome -> 'deadlines') AS d (v)
+        WHERE EXISTS (SELECT FROM litigation.deadlines AS x
+                      WHERE x.tenant_id = remove_event.tenant_id AND x.id = (d.v ->> 'id')::bigint)));
+END
+$$;
+COMMENT ON FUNCTION gstjobs.remove_event(bigint, bigint, text) IS
+    'removes an event recorded in error; its untouched deadlines go, those a person took over stay; audited';
+
+-- Holidays for a forum (NULL: the firm's calendar for every forum without its own); the
+-- calendar is made when there is none (closed on Sundays). [{"on": "2026-01-26", "name": ...}]
+CREATE OR REPLACE FUNCTION gstjobs.add_holidays(tenant_id bigint, forum text, holidays jsonb, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    calendar litigation.holiday_calendars;
+    added integer;
+BEGIN
+    IF NOT EXISTS (SELECT FROM litigation.tenants AS t WHERE t.id = add_holidays.tenant_id) THEN
+        RAISE EXCEPTION 'no firm %', tenant_id USING ERRCODE = 'undefined_object', HINT = 'gstjobs firm list shows the firms';
+    END IF;
+    IF jsonb_typeof(holidays) IS DISTINCT FROM 'array' OR jsonb_array_length(holidays) = 0
+       OR EXISTS (SELECT FROM jsonb_array_elements(holidays) AS h (v)
+                  WHERE jsonb_typeof(h.v) IS DISTINCT FROM 'object' OR NOT h.v ?& ARRAY['on', 'name']) THEN
+        RAISE EXCEPTION 'holidays are a JSON array of {"on": date, "name": text}'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO litigation.holiday_calendars AS c (tenant_id, name, forum)
+    VALUES (tenant_id, coalesce(replace(forum, '_', ' ') || ' holidays', 'Holidays'), forum)
+    ON CONFLICT ON CONSTRAINT holiday_calendars_tenant_id_forum_key DO NOTHING;
+    SELECT * INTO calendar FROM litigation.holiday_calendars AS c
+    WHERE c.tenant_id = add_holidays.tenant_id AND c.forum IS NOT DISTINCT FROM add_holidays.forum;
+    -- one statement: the firm's deadlines are recomputed once
+    WITH inserted AS (
+        INSERT INTO litigation.holidays AS h (tenant_id, calendar_id, holiday_on, name)
+        SELECT tenant_id, calendar.id, (v ->> 'on')::date, v ->> 'name'
+        FROM jsonb_array_elements(holidays) AS x (v)
+        ON CONFLICT ON CONSTRAINT holidays_tenant_id_calendar_id_holiday_on_key DO NOTHING
+        RETURNING 1)
+    SELECT count(*) INTO added FROM inserted;
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('calendar.add', jsonb_build_object('firm_id', tenant_id, 'calendar_id', calendar.id,
+                                               'forum', forum, 'holidays', holidays, 'added', added), reason);
+    RETURN jsonb_build_object('calendar_id', calendar.id, 'calendar', calendar.name, 'forum', forum,
+                              'added', added, 'already_there', jsonb_array_length(holidays) - added);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.add_holidays(bigint, text, jsonb, text) IS
+    'adds holidays to a firm''s calendar for a forum (made if missing); the firm''s deadlines are recomputed; audited';
+
+CREATE OR REPLACE FUNCTION gstjobs.remove_holidays(tenant_id bigint, forum text, days date[], reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_calendar bigint;
+    removed integer;
+BEGIN
+    SELECT c.id INTO found_calendar FROM litigation.holiday_calendars AS c
+    WHERE c.tenant_id = remove_holidays.tenant_id AND c.forum IS NOT DISTINCT FROM remove_holidays.forum;
+    IF found_calendar IS NULL THEN
+        RAISE EXCEPTION 'firm % has no calendar for %', tenant_id, coalesce(forum, 'every forum')
+            USING ERRCODE = 'undefined_object', HINT = 'gstjobs calendar list --tenant N shows them';
+    END IF;
+    WITH gone AS (
+        DELETE FROM litigation.holidays AS h
+        WHERE h.tenant_id = remove_holidays.tenant_id AND h.calendar_id = found_calendar
+          AND h.holiday_on = ANY (days)
+        RETURNING 1)
+    SELECT count(*) INTO removed FROM gone;
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('calendar.remove', jsonb_build_object('firm_id', tenant_id, 'calendar_id', found_calendar,
+                                                  'forum', forum, 'days', days, 'removed', removed), reason);
+    RETURN jsonb_build_object('calendar_id', found_calendar, 'forum', forum, 'removed', removed);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.remove_holidays(bigint, text, date[], text) IS
+    'removes holidays from a firm''s calendar for a forum; the firm''s deadlines are recomputed; audited';
+
 -- Open deadlines counted by an earlier version of the counting above are counted again, so an
 -- upgrade corrects the dates lawyers see at once (not at the event's next correction). Those
 -- a person set, changed or closed stay as they are. After the first upgrade with a new
@@ -527,5 +744,10 @@ RESET ROLE;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION gstjobs.define_deadline_rule(jsonb, text),
                           gstjobs.define_notified_date(jsonb, text),
+                          gstjobs.record_event(bigint, bigint, text, date, text, integer, text, text),
+                          gstjobs.correct_event(bigint, bigint, jsonb, text),
+                          gstjobs.remove_event(bigint, bigint, text),
+                          gstjobs.add_holidays(bigint, text, jsonb, text),
+                          gstjobs.remove_holidays(bigint, text, date[], text),
                           gstjobs.set_annual_return_due_date(text, date, text, date, text)
     TO gstjobs_operator;

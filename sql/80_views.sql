@@ -80,9 +80,48 @@ CREATE OR REPLACE VIEW gstjobs.firms AS
     FROM litigation.tenants AS t;
 COMMENT ON VIEW gstjobs.firms IS 'every firm: zone, delivery preferences, whether disabled, its size';
 
+-- The statutory side as operators read it (`gstjobs deadlines`, `events`, `calendar`): case
+-- references, clients and dates, as the outbox already shows them; nothing of the members.
+CREATE OR REPLACE VIEW gstjobs.deadline_list AS
+    SELECT d.tenant_id, t.name AS firm, d.id, d.case_id, c.reference AS case_reference,
+           cl.name AS client, d.kind AS deadline, d.rule_key AS rule, r.section, r.binds,
+           d.event_id, e.kind AS event, e.event_on,
+           -- the legal last day (a date a person set is its own last day)
+           coalesce(d.statutory_on, d.due_on) AS last_day, d.due_on AS safe_date,
+           d.condonable_until, d.status, d.origin,
+           d.computation -> 'notified' ->> 'notification' AS notified_by,
+           d.computation ->> 'summary' AS basis,
+           (now() AT TIME ZONE t.timezone::text)::date AS firm_today
+    FROM litigation.deadlines AS d
+    JOIN litigation.tenants AS t ON t.id = d.tenant_id
+    JOIN litigation.cases AS c ON c.tenant_id = d.tenant_id AND c.id = d.case_id
+    JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
+    LEFT JOIN gstjobs.deadline_rules AS r ON r.key = d.rule_key
+    LEFT JOIN litigation.case_events AS e ON e.tenant_id = d.tenant_id AND e.id = d.event_id;
+COMMENT ON VIEW gstjobs.deadline_list IS 'every deadline with its case, rule, event and dates, for operators';
+
+CREATE OR REPLACE VIEW gstjobs.event_list AS
+    SELECT e.tenant_id, e.id, e.case_id, c.reference AS case_reference, e.kind, k.label,
+           e.event_on, e.financial_year, e.document_ref, e.notice_period_days,
+           (SELECT count(*) FROM litigation.deadlines AS d
+            WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id) AS deadlines,
+           e.unresolved
+    FROM litigation.case_events AS e
+    JOIN litigation.cases AS c ON c.tenant_id = e.tenant_id AND c.id = e.case_id
+    JOIN gstjobs.case_event_kinds AS k ON k.kind = e.kind;
+COMMENT ON VIEW gstjobs.event_list IS 'every case event, with what it gave, for operators';
+
+CREATE OR REPLACE VIEW gstjobs.calendar_list AS
+    SELECT c.tenant_id, c.id AS calendar_id, c.name AS calendar, coalesce(c.forum, 'every forum') AS forum,
+           c.closed_weekdays, h.holiday_on, h.name AS holiday
+    FROM litigation.holiday_calendars AS c
+    LEFT JOIN litigation.holidays AS h ON h.tenant_id = c.tenant_id AND h.calendar_id = c.id;
+COMMENT ON VIEW gstjobs.calendar_list IS 'every firm''s calendars and their holidays, for operators';
+
 RESET ROLE;
 
-GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox, gstjobs.health
+GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox, gstjobs.health,
+                gstjobs.deadline_list, gstjobs.event_list, gstjobs.calendar_list
     TO gstjobs_operator;
 -- operators and provisioners see the firms (no firm's data but its name and size)
 GRANT SELECT ON gstjobs.firms TO gstjobs_operator, gstjobs_provisioner;

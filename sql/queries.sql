@@ -133,3 +133,79 @@ SELECT gstjobs.set_firm_disabled(%(id)s, %(disabled)s, %(reason)s) AS result;
 -- name: ops-timezone
 -- The operations zone, the default for displaying times.
 SELECT gstjobs.display_timezone() AS value;
+
+-- ================================================================ deadlines, events, rules, calendar
+
+-- name: deadline-list
+-- Deadlines, soonest safe date first: open ones (or all), of a firm or case, due within days.
+SELECT tenant_id, firm, id, case_reference, client, deadline, rule, section, binds, event,
+       event_on, last_day, safe_date, condonable_until, status, origin, notified_by, basis
+FROM gstjobs.deadline_list
+WHERE (%(tenant_id)s::bigint IS NULL OR tenant_id = %(tenant_id)s)
+  AND (%(case_id)s::bigint IS NULL OR case_id = %(case_id)s)
+  AND (%(include_closed)s OR status = 'open')
+  AND (%(due_within)s::integer IS NULL OR safe_date <= firm_today + %(due_within)s::integer)
+ORDER BY safe_date, tenant_id, id
+LIMIT %(limit)s;
+
+-- name: event-list
+-- A firm's events (of one case), newest first, with how many deadlines each gave.
+SELECT id, case_id, case_reference, kind, event_on, financial_year, document_ref,
+       notice_period_days, deadlines, unresolved
+FROM gstjobs.event_list
+WHERE tenant_id = %(tenant_id)s AND (%(case_id)s::bigint IS NULL OR case_id = %(case_id)s)
+ORDER BY event_on DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: event-add
+-- Record an event on a firm's case; the event and its deadlines.
+SELECT gstjobs.record_event(%(tenant_id)s, %(case_id)s, %(kind)s, %(event_on)s, %(document_ref)s,
+                            %(notice_period_days)s, %(financial_year)s, %(reason)s) AS result;
+
+-- name: event-correct
+-- Correct an event's fields; the event and its deadlines.
+SELECT gstjobs.correct_event(%(tenant_id)s, %(event_id)s, %(changes)s, %(reason)s) AS result;
+
+-- name: event-remove
+-- Remove an event recorded in error.
+SELECT gstjobs.remove_event(%(tenant_id)s, %(event_id)s, %(reason)s) AS result;
+
+-- name: rule-list
+-- Every statutory rule, with how many notified dates it has in force.
+SELECT r.key, r.name, r.section, r.trigger_event, r.counted_from, r.period, r.unit,
+       r.extension, r.extension_unit, r.binds, r.forum, r.active, r.verified_on,
+       (SELECT count(*) FROM gstjobs.notified_dates AS n WHERE n.rule_key = r.key AND n.active)
+           AS notified_dates
+FROM gstjobs.deadline_rules AS r
+ORDER BY r.key;
+
+-- name: rule-show
+-- One rule, every field.
+SELECT to_jsonb(r) AS rule FROM gstjobs.deadline_rules AS r WHERE r.key = %(key)s;
+
+-- name: rule-notified-dates
+-- A rule's notified dates, oldest first, retired ones too.
+SELECT id, notification, notified_on, section, for_events_from, for_events_before,
+       financial_year, last_day, active, verified_on, source, operative_words
+FROM gstjobs.notified_dates
+WHERE rule_key = %(key)s
+ORDER BY notified_on, id;
+
+-- name: notified-date-define
+-- Add (no id) or change a notified date; what it became and how many deadlines moved.
+SELECT gstjobs.define_notified_date(%(notified)s, %(reason)s) AS result;
+
+-- name: calendar-list
+-- A firm's calendars and their holidays, by forum and date.
+SELECT calendar_id, calendar, forum, closed_weekdays, holiday_on, holiday
+FROM gstjobs.calendar_list
+WHERE tenant_id = %(tenant_id)s
+ORDER BY forum, holiday_on NULLS FIRST;
+
+-- name: holidays-add
+-- Add holidays to a firm's calendar for a forum (made if missing).
+SELECT gstjobs.add_holidays(%(tenant_id)s, %(forum)s, %(holidays)s, %(reason)s) AS result;
+
+-- name: holidays-remove
+-- Remove holidays from a firm's calendar for a forum.
+SELECT gstjobs.remove_holidays(%(tenant_id)s, %(forum)s, %(days)s, %(reason)s) AS result;

@@ -7,11 +7,11 @@ connection, the common options, the one error path) is in gstjobs.shared.
 
 import click
 
-from gstjobs.commands import config, firm, health, jobs, outbox
+from gstjobs.commands import calendar, config, deadlines, events, firm, health, jobs, outbox
 from gstjobs.db import DSN_ENV
 from gstjobs.shared import Context
 
-GROUPS = (jobs, health, outbox, config, firm)
+GROUPS = (jobs, health, outbox, config, firm, deadlines, events, calendar)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

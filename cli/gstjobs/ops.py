@@ -2,7 +2,9 @@
 (and so will the dashboard) and renders what they return. Data in, data out: no Click, no
 printing; the database's refusals are raised as psycopg errors for the caller to explain."""
 
-from datetime import UTC, datetime
+import csv
+from datetime import UTC, date, datetime
+from importlib import resources
 from typing import Any
 
 import psycopg
@@ -293,4 +295,164 @@ def set_firm_disabled(
     result: Row = query(conn, "firm-set-disabled", id=firm_id, disabled=disabled, reason=reason)[0][
         "result"
     ]
+    return result
+
+
+# ------------------------------------------------------------------ deadlines, events, rules --
+
+
+def deadlines(
+    conn: Connection,
+    tenant_id: int | None = None,
+    case_id: int | None = None,
+    due_within: int | None = None,
+    include_closed: bool = False,
+    limit: int = 200,
+) -> list[Row]:
+    """Deadlines, soonest safe date first (gstjobs.deadline_list): each with its rule, section,
+    event, legal last day, safe date, condonable until, status and origin."""
+    return query(
+        conn,
+        "deadline-list",
+        tenant_id=tenant_id,
+        case_id=case_id,
+        due_within=due_within,
+        include_closed=include_closed,
+        limit=limit,
+    )
+
+
+def events(
+    conn: Connection, tenant_id: int, case_id: int | None = None, limit: int = 200
+) -> list[Row]:
+    """A firm's case events, newest first, with how many deadlines each gave."""
+    return query(conn, "event-list", tenant_id=tenant_id, case_id=case_id, limit=limit)
+
+
+def record_event(
+    conn: Connection,
+    tenant_id: int,
+    case_id: int,
+    kind: str,
+    event_on: date,
+    document_ref: str | None = None,
+    notice_period_days: int | None = None,
+    financial_year: str | None = None,
+    reason: str | None = None,
+) -> Row:
+    """Record an event on a firm's case (audited): the event with its deadlines."""
+    result: Row = query(
+        conn,
+        "event-add",
+        tenant_id=tenant_id,
+        case_id=case_id,
+        kind=kind,
+        event_on=event_on,
+        document_ref=document_ref,
+        notice_period_days=notice_period_days,
+        financial_year=financial_year,
+        reason=reason,
+    )[0]["result"]
+    return result
+
+
+def correct_event(
+    conn: Connection, tenant_id: int, event_id: int, changes: Row, reason: str | None = None
+) -> Row:
+    """Correct an event (audited): the event with its deadlines as they now are."""
+    result: Row = query(
+        conn,
+        "event-correct",
+        tenant_id=tenant_id,
+        event_id=event_id,
+        changes=Jsonb(changes),
+        reason=reason,
+    )[0]["result"]
+    return result
+
+
+def remove_event(conn: Connection, tenant_id: int, event_id: int, reason: str | None = None) -> Row:
+    """Remove an event recorded in error (audited): {id, removed, deadlines_kept}."""
+    result: Row = query(
+        conn, "event-remove", tenant_id=tenant_id, event_id=event_id, reason=reason
+    )[0]["result"]
+    return result
+
+
+def rules(conn: Connection) -> list[Row]:
+    """Every statutory rule, with how many notified dates it has in force."""
+    return query(conn, "rule-list")
+
+
+def rule(conn: Connection, key: str) -> Row | None:
+    """One rule with its notified dates, or None."""
+    found = query(conn, "rule-show", key=key)
+    if not found:
+        return None
+    shown: Row = found[0]["rule"]
+    shown["notified_dates"] = query(conn, "rule-notified-dates", key=key)
+    return shown
+
+
+def define_notified_date(conn: Connection, notified: Row, reason: str | None = None) -> Row:
+    """Add (no id) or change a notified date (audited); the deadlines it covers are recomputed."""
+    result: Row = query(conn, "notified-date-define", notified=Jsonb(notified), reason=reason)[0][
+        "result"
+    ]
+    return result
+
+
+# ------------------------------------------------------------------ calendars ----------------
+
+SHIPPED_HOLIDAYS = "holidays-{year}-central-delhi.csv"
+
+
+def shipped_holidays(year: int) -> tuple[list[Row], str]:
+    """The holidays shipped for a year (cli/gstjobs/data/) and the file's note of its source;
+    FileNotFoundError when none is shipped for that year."""
+    text = resources.files("gstjobs").joinpath("data", SHIPPED_HOLIDAYS.format(year=year))
+    lines = text.read_text(encoding="utf-8").splitlines()
+    source = " ".join(line.lstrip("# ") for line in lines if line.startswith("#"))
+    rows = [dict(row) for row in csv.DictReader(line for line in lines if not line.startswith("#"))]
+    return rows, source
+
+
+def shipped_holiday_years() -> list[int]:
+    """The years a holiday file is shipped for."""
+    names = (entry.name for entry in resources.files("gstjobs").joinpath("data").iterdir())
+    return sorted(int(name.split("-")[1]) for name in names if name.startswith("holidays-"))
+
+
+def calendars(conn: Connection, tenant_id: int) -> list[Row]:
+    """A firm's calendars and their holidays."""
+    return query(conn, "calendar-list", tenant_id=tenant_id)
+
+
+def add_holidays(
+    conn: Connection,
+    tenant_id: int,
+    forum: str | None,
+    holidays: list[Row],
+    reason: str | None = None,
+) -> Row:
+    """Add holidays ({on, name}) to a firm's calendar for a forum (audited; made if missing):
+    {calendar_id, calendar, forum, added, already_there}."""
+    result: Row = query(
+        conn,
+        "holidays-add",
+        tenant_id=tenant_id,
+        forum=forum,
+        holidays=Jsonb(holidays),
+        reason=reason,
+    )[0]["result"]
+    return result
+
+
+def remove_holidays(
+    conn: Connection, tenant_id: int, forum: str | None, days: list[date], reason: str | None = None
+) -> Row:
+    """Remove holidays from a firm's calendar for a forum (audited): {calendar_id, removed}."""
+    result: Row = query(
+        conn, "holidays-remove", tenant_id=tenant_id, forum=forum, days=days, reason=reason
+    )[0]["result"]
     return result

@@ -4,7 +4,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,13 +32,21 @@ def human_time(value: datetime | None, zone: ZoneInfo) -> str:
 
 def machine(value: Any) -> Any:
     """A value as JSON and CSV carry it: times ISO 8601 with offset, durations in seconds."""
-    if isinstance(value, datetime):
+    if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, timedelta):
         return seconds(value)
     if isinstance(value, Decimal):
         return float(value)
     return value
+
+
+def nested(value: Any) -> Any:
+    """json.dumps' fallback for values inside lists and objects (a rule's notified dates)."""
+    converted = machine(value)
+    if converted is value:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return converted
 
 
 def for_people(value: Any, zone: ZoneInfo) -> Any:
@@ -58,7 +66,9 @@ def for_people(value: Any, zone: ZoneInfo) -> Any:
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, zone: ZoneInfo, empty: str = "(none)") -> str:
     if fmt == "json":
-        return json.dumps([{k: machine(v) for k, v in row.items()} for row in rows], indent=2)
+        return json.dumps(
+            [{k: machine(v) for k, v in row.items()} for row in rows], indent=2, default=nested
+        )
     if fmt == "csv":
         out = io.StringIO()
         if rows:
@@ -67,7 +77,9 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, zone: ZoneInfo, empty: str 
             for row in rows:
                 writer.writerow(
                     {
-                        k: json.dumps(v) if isinstance(v, (dict, list)) else machine(v)
+                        k: json.dumps(v, default=nested)
+                        if isinstance(v, (dict, list))
+                        else machine(v)
                         for k, v in row.items()
                     }
                 )
@@ -83,13 +95,17 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, zone: ZoneInfo, empty: str 
 def render_one(row: dict[str, Any], fmt: str, zone: ZoneInfo) -> str:
     """One record: JSON as an object, a table as field/value lines."""
     if fmt == "json":
-        return json.dumps({k: machine(v) for k, v in row.items()}, indent=2)
+        return json.dumps({k: machine(v) for k, v in row.items()}, indent=2, default=nested)
     if fmt == "csv":
         return render([row], fmt, zone)
     width = max(len(k) for k in row)
     lines = []
     for key, value in row.items():
-        shown = json.dumps(value) if isinstance(value, (dict, list)) else for_people(value, zone)
+        shown = (
+            json.dumps(value, default=nested)
+            if isinstance(value, (dict, list))
+            else for_people(value, zone)
+        )
         text = str(shown).replace("\n", "\n" + " " * (width + 2))
         lines.append(f"{key.ljust(width)}  {text}")
     return "\n".join(lines)

@@ -124,6 +124,16 @@ class Context:
             fail(f"unknown time zone {name!r}: use an IANA name such as Asia/Kolkata or UTC")
 
 
+# a calendar date as the commands take it
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def tenant_option(func: F) -> F:
+    return click.option(
+        "--tenant", "tenant_id", required=True, type=click.IntRange(min=1), help="The firm."
+    )(func)
+
+
 def format_option(func: F) -> F:
     return click.option(
         "--format",

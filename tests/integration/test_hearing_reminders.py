@@ -245,3 +245,31 @@ def test_a_hearing_that_has_begun_is_not_reminded(firm: psycopg.Connection[Any])
     counts = run(firm, "hearing-reminders", at("2026-11-20 09:00"))
     assert counts["found"] == 2 and counts["already_begun"] == 1
     assert reminders(firm) == [(2, "T-0", "email"), (2, "T-0", "whatsapp")]
+
+
+def test_a_late_reminder_says_so_and_counts_days_from_when_it_is_sent(
+    firm: psycopg.Connection[Any],
+) -> None:
+    firm.execute('SELECT gstjobs.set_settings(\'{"slots.catchup_hours": "24"}\')')
+    add_hearing(firm, 1, at("2026-11-20 10:30"))
+    run(firm, "hearing-reminders", at("2026-11-18 08:05"), tenant=1)
+    # down from the evening of the 18th to 07:00 on the 20th: the 19th's slot (T-1) runs now,
+    # when the hearing is today, not tomorrow
+    counts = run(firm, "hearing-reminders", at("2026-11-20 07:00"), tenant=1)
+    assert counts["late"] == 1 and counts["notified"] == 2
+    email = next(n for n in notifications(firm, "hearing-reminder") if n["channel"] == "email")
+    assert email["subject"].startswith("Hearing today: SCN/73/2025-26/00042")
+    assert "is listed today, Fri 20 Nov 2026, 10:30 IST" in email["body"]
+    assert (
+        "(This message was due at Thu 19 Nov 2026, 08:00 IST and is sent late, at"
+        " Fri 20 Nov 2026, 07:00 IST, after a delay.)" in email["body"]
+    )
+    # on time, nothing is added
+    add_hearing(firm, 2, at("2026-11-27 10:30"))
+    run(firm, "hearing-reminders", at("2026-11-20 08:05"), tenant=1)
+    on_time = [
+        n
+        for n in notifications(firm, "hearing-reminder")
+        if n["channel"] == "email" and "27 Nov" in n["body"]
+    ]
+    assert on_time and "sent late" not in on_time[0]["body"]

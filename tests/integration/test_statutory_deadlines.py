@@ -364,7 +364,7 @@ def test_counsel_adds_a_notification_with_its_citation(firm: psycopg.Connection[
                 "operative_words": "x",
                 "source": "x",
             },
-            errors.ForeignKeyViolation,
+            errors.UndefinedObject,
         ),
         (
             {
