@@ -4,6 +4,7 @@ the old edge functions did. It writes exactly what the jobs write (checked by be
 bench/run.py runs it twice: on an autocommit connection (every statement its own transaction,
 as each PostgREST request of the edge functions was) and in one transaction."""
 
+import re
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +12,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from gstjobs.resources import load_plpy_module
 from psycopg.rows import dict_row
+
+PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 
 
 def local(moment: datetime, zone: str) -> str:
@@ -81,6 +84,9 @@ class Client:
             for key, value in values.items():
                 subject = subject.replace("{" + key + "}", "" if value is None else str(value))
                 body = body.replace("{" + key + "}", "" if value is None else str(value))
+            # a placeholder given no value renders empty, as gstjobs.render_body does (a
+            # slot on time has no {late} note)
+            subject, body = PLACEHOLDER.sub("", subject), PLACEHOLDER.sub("", body)
             self.cur.execute(
                 "INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, member_id,"
                 " subject, body, urgency, dedupe_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
