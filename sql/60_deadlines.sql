@@ -123,8 +123,9 @@ BEGIN
             RETURN;
         END IF;
         start := earlier_last_day;
-        start_text := format('%s %s before the %s, %s%s', rule.period, rule.unit, lower(left(earlier.name, 1)) || substr(earlier.name, 2),
-                             gstjobs.legal_date(start),
+        start_text := format('%s %s before the %s%s, %s%s', rule.period, rule.unit,
+                             lower(left(earlier.name, 1)) || substr(earlier.name, 2),
+                             coalesce(' for ' || event.financial_year, ''), gstjobs.legal_date(start),
                              coalesce(' (' || (earlier_computation -> 'notified' ->> 'notification') || ')', ''));
     ELSIF event.financial_year IS NULL THEN
         computation := jsonb_build_object('problem', 'the event has no financial year: the limitation counts from that year''s annual-return due date');
@@ -724,6 +725,37 @@ BEGIN
     RETURN jsonb_build_object('calendar_id', found_calendar, 'forum', forum, 'removed', removed);
 END
 $$;
+CREATE OR REPLACE FUNCTION gstjobs.set_closed_weekdays(tenant_id bigint, forum text, weekdays smallint[], reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    calendar litigation.holiday_calendars;
+    was smallint[];
+BEGIN
+    IF NOT EXISTS (SELECT FROM litigation.tenants AS t WHERE t.id = set_closed_weekdays.tenant_id) THEN
+        RAISE EXCEPTION 'no firm %', tenant_id USING ERRCODE = 'undefined_object', HINT = 'gstjobs firm list shows the firms';
+    END IF;
+    SELECT c.closed_weekdays INTO was FROM litigation.holiday_calendars AS c
+    WHERE c.tenant_id = set_closed_weekdays.tenant_id AND c.forum IS NOT DISTINCT FROM set_closed_weekdays.forum;
+    -- the weekdays in order, once each; the table's CHECK refuses a day outside 1-7 or all seven
+    INSERT INTO litigation.holiday_calendars AS c (tenant_id, name, forum, closed_weekdays)
+    VALUES (tenant_id, coalesce(replace(forum, '_', ' ') || ' holidays', 'Holidays'), forum,
+            ARRAY(SELECT DISTINCT d FROM unnest(weekdays) AS d ORDER BY d))
+    ON CONFLICT ON CONSTRAINT holiday_calendars_tenant_id_forum_key
+    DO UPDATE SET closed_weekdays = excluded.closed_weekdays
+    RETURNING * INTO calendar;
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('calendar.weekdays', jsonb_build_object('firm_id', tenant_id, 'calendar_id', calendar.id,
+                                                    'forum', forum, 'old', was, 'new', calendar.closed_weekdays), reason);
+    RETURN jsonb_build_object('calendar_id', calendar.id, 'calendar', calendar.name, 'forum', forum,
+                              'old', was, 'closed_weekdays', calendar.closed_weekdays);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.set_closed_weekdays(bigint, text, smallint[], text) IS
+    'sets the weekdays a firm''s forum is closed (1 Monday .. 7 Sunday; the calendar is made if missing); its deadlines are recomputed; audited';
+
 COMMENT ON FUNCTION gstjobs.remove_holidays(bigint, text, date[], text) IS
     'removes holidays from a firm''s calendar for a forum; the firm''s deadlines are recomputed; audited';
 
@@ -749,5 +781,6 @@ GRANT EXECUTE ON FUNCTION gstjobs.define_deadline_rule(jsonb, text),
                           gstjobs.remove_event(bigint, bigint, text),
                           gstjobs.add_holidays(bigint, text, jsonb, text),
                           gstjobs.remove_holidays(bigint, text, date[], text),
+                          gstjobs.set_closed_weekdays(bigint, text, smallint[], text),
                           gstjobs.set_annual_return_due_date(text, date, text, date, text)
     TO gstjobs_operator;

@@ -209,3 +209,7 @@ SELECT gstjobs.add_holidays(%(tenant_id)s, %(forum)s, %(holidays)s, %(reason)s) 
 -- name: holidays-remove
 -- Remove holidays from a firm's calendar for a forum.
 SELECT gstjobs.remove_holidays(%(tenant_id)s, %(forum)s, %(days)s, %(reason)s) AS result;
+
+-- name: closed-weekdays-set
+-- Set the weekdays a firm's forum is closed.
+SELECT gstjobs.set_closed_weekdays(%(tenant_id)s, %(forum)s, %(weekdays)s::smallint[], %(reason)s) AS result;

@@ -456,3 +456,23 @@ def remove_holidays(
         conn, "holidays-remove", tenant_id=tenant_id, forum=forum, days=days, reason=reason
     )[0]["result"]
     return result
+
+
+def set_closed_weekdays(
+    conn: Connection,
+    tenant_id: int,
+    forum: str | None,
+    weekdays: list[int],
+    reason: str | None = None,
+) -> Row:
+    """Set the weekdays a firm's forum is closed (audited; the calendar made if missing):
+    {calendar_id, calendar, forum, old, closed_weekdays}."""
+    result: Row = query(
+        conn,
+        "closed-weekdays-set",
+        tenant_id=tenant_id,
+        forum=forum,
+        weekdays=weekdays,
+        reason=reason,
+    )[0]["result"]
+    return result

@@ -203,10 +203,24 @@ def test_a_calendar_is_loaded_added_to_and_moves_the_last_day(
     rows = as_json(gstjobs("calendar", "list", "--tenant", "1", "--format", "json"))
     assert len(rows) == 18 and {r["forum"] for r in rows} == {"tribunal"}
 
+    # the Tribunal's bench closed on Saturdays too: Sat 3 Oct was already closed, so nothing
+    # moves further; back to Sundays only and the holiday of 3 Oct moves it again
+    weekdays = gstjobs("calendar", "weekdays", "--tenant", "1", "--forum", "tribunal", "6,7")
+    assert "closed on weekdays [6, 7] (was [7])" in weekdays.stdout, weekdays.output
+    gstjobs("calendar", "remove", "--tenant", "1", "--forum", "tribunal", "2026-10-03")
+    [saturday] = as_json(gstjobs("deadlines", "--case", "2", "--format", "json"))
+    assert saturday["last_day"] == "2026-10-05"  # Fri holiday, Sat and Sun closed
+    gstjobs("calendar", "weekdays", "--tenant", "1", "--forum", "tribunal", "7")
+    [sunday_only] = as_json(gstjobs("deadlines", "--case", "2", "--format", "json"))
+    assert sunday_only["last_day"] == "2026-10-03"
+    for bad in ("1,2,3,4,5,6,7", "8", "Sat"):
+        refused = gstjobs("calendar", "weekdays", "--tenant", "1", "--forum", "tribunal", bad)
+        assert refused.exit_code == 2, (bad, refused.output)
+
     removed = gstjobs(
         "calendar", "remove", "--tenant", "1", "--forum", "tribunal", "2026-10-02", "2026-10-03"
     )
-    assert "2 holiday(s) removed" in removed.stdout
+    assert "1 holiday(s) removed" in removed.stdout
     [back] = as_json(gstjobs("deadlines", "--case", "2", "--format", "json"))
     assert back["last_day"] == "2026-10-02"
 
@@ -221,5 +235,6 @@ def test_a_calendar_is_loaded_added_to_and_moves_the_last_day(
         result = gstjobs(*args)
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)
     assert [a for _, a, _ in audit(firm)] == [
-        "event.add", "calendar.add", "calendar.add", "calendar.add", "calendar.remove",
+        "event.add", "calendar.add", "calendar.add", "calendar.add", "calendar.weekdays",
+        "calendar.remove", "calendar.weekdays", "calendar.remove",
     ]  # fmt: skip

@@ -85,6 +85,7 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.remove_event(bigint,bigint,text)": "gstjobs_operator",
     "gstjobs.add_holidays(bigint,text,jsonb,text)": "gstjobs_operator",
     "gstjobs.remove_holidays(bigint,text,date[],text)": "gstjobs_operator",
+    "gstjobs.set_closed_weekdays(bigint,text,smallint[],text)": "gstjobs_operator",
     "gstjobs.known_case(bigint,bigint)": "",
     "gstjobs.event_outcome(bigint,bigint)": "",
     "gstjobs.delivery_problems(boolean)": "",

@@ -295,9 +295,9 @@ def test_the_section_73_limits_follow_the_notified_extensions(
     assert notice["computation"]["counted_back_from"]["rule"] == "order-limit-73"
     assert notice["computation"]["summary"] == (
         "Last date to issue the notice under section 73, section 73(2): 3 months before the last"
-        " date for the order under section 73, 30 Apr 2024 (Notification No. 56/2023-Central"
-        " Tax): last date 31 Jan 2024; the show cause notice issued under section 73 on"
-        " 15 Feb 2024 came after it: open to challenge as time-barred"
+        " date for the order under section 73 for 2018-19, 30 Apr 2024 (Notification No."
+        " 56/2023-Central Tax): last date 31 Jan 2024; the show cause notice issued under"
+        " section 73 on 15 Feb 2024 came after it: open to challenge as time-barred"
     )
     # 2019-20: 9/2023: 30 Jun 2024; 56/2023: 31 Aug 2024; the notice: 31 May 2024
     order, notice = limits("2019-20", "2024-05-31")

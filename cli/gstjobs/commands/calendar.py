@@ -155,4 +155,35 @@ def calendar_remove(
         click.echo(f"{result['removed']} holiday(s) removed")
 
 
+@calendar.command("weekdays")
+@tenant_option
+@forum_option
+@click.argument("weekdays", metavar="DAYS")
+@reason_option
+@format_option
+@with_context
+def calendar_weekdays(
+    ctx: Context, tenant_id: int, forum: str | None, weekdays: str, reason: str | None, fmt: str
+) -> None:
+    """Set the weekdays the forum is closed, ISO numbers 1 (Monday) to 7 (Sunday), comma
+    separated: "6,7" for a forum closed on Saturdays and Sundays, "7" for Sundays only (the
+    default of a new calendar).
+
+    \b
+    Example:
+      gstjobs calendar weekdays --tenant 1 --forum high_court 6,7 --reason "court closed Saturdays"
+    """
+    try:
+        days = [int(day) for day in weekdays.split(",")]
+    except ValueError:
+        fail(f"weekdays are numbers 1 (Monday) to 7 (Sunday), comma separated, not {weekdays!r}")
+    with ctx.database() as conn:
+        result = ops.set_closed_weekdays(conn, tenant_id, forum, days, reason)
+    if not echo_json_result(result, fmt):
+        click.echo(
+            f"{result['calendar']} (calendar {result['calendar_id']}) closed on weekdays"
+            f" {result['closed_weekdays']} (was {result['old']})"
+        )
+
+
 COMMANDS = (calendar,)
