@@ -284,3 +284,67 @@ def test_the_offline_upgrade_script_is_the_online_upgrade(cron_db: str, tmp_path
             at_head = conn.execute("SELECT to_regclass('gstjobs.jobs') IS NOT NULL").fetchone()
         if at_head != (True,):
             alembic(cron_db, "upgrade", "head")
+
+
+def test_notified_dates_move_off_the_rules_and_back(cron_db: str) -> None:
+    """0009 moves a rule's transitional date into gstjobs.notified_dates (the shipped Tribunal
+    date corrected to S.O. 4220(E)'s 1 April 2026; a firm's own rule's date kept, cited as the
+    rule's), and its downgrade puts them back on the rules."""
+    fresh = schema_dump(cron_db)
+    own_rule = (
+        "INSERT INTO gstjobs.deadline_rules (key, name, section, source, trigger_event, period,"
+        " unit, binds, forum, rolls_forward, later_of, later_of_for_events_before, notes)"
+        " VALUES ('firm-appeal', 'Our own appeal date', '112(1)', 'firm practice',"
+        " 'appellate_order_communicated', 2, 'months', 'taxpayer', 'tribunal', true,"
+        " '2026-05-31', '2026-02-01', 'the partners'' date')"
+    )
+    try:
+        alembic(cron_db, "downgrade", "0008")
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            assert conn.execute(
+                "SELECT later_of::text, later_of_for_events_before::text"
+                " FROM gstjobs.deadline_rules WHERE key = 'appeal-112'"
+            ).fetchone() == ("2026-06-30", "2024-04-01")
+            conn.execute(own_rule)
+        alembic(cron_db, "upgrade", "head")
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            moved = conn.execute(
+                "SELECT rule_key, notification, for_events_before::text, last_day::text,"
+                " operative_words FROM gstjobs.notified_dates"
+                " WHERE rule_key IN ('appeal-112', 'firm-appeal') ORDER BY rule_key"
+            ).fetchall()
+            assert moved == [
+                ("appeal-112", "S.O. 4220(E)", "2026-04-01", "2026-06-30", moved[0][4]),
+                ("firm-appeal", "as recorded on the rule", "2026-02-01", "2026-05-31",
+                 "the partners' date"),
+            ]  # fmt: skip
+            # and the firm's rule uses it: an order of 10 Jan 2026, 2 months = 10 Mar 2026; the
+            # notified 31 May 2026 is later, and a Sunday: the last day is Mon 1 Jun
+            conn.execute(FIRM.encode())
+            conn.execute(
+                "INSERT INTO litigation.case_events (tenant_id, case_id, kind, event_on)"
+                " VALUES (1, 2, 'appellate_order_communicated', '2026-01-10')"
+            )
+            assert conn.execute(
+                "SELECT statutory_on::text, computation -> 'notified' ->> 'notification'"
+                " FROM litigation.deadlines WHERE rule_key = 'firm-appeal'"
+            ).fetchone() == ("2026-06-01", "as recorded on the rule")
+            conn.execute("TRUNCATE litigation.tenants CASCADE")
+        alembic(cron_db, "downgrade", "0008")
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            assert conn.execute(
+                "SELECT key, later_of::text, later_of_for_events_before::text"
+                " FROM gstjobs.deadline_rules WHERE later_of IS NOT NULL ORDER BY key"
+            ).fetchall() == [
+                ("appeal-112", "2026-06-30", "2024-04-01"),
+                ("firm-appeal", "2026-05-31", "2026-02-01"),
+            ]
+            conn.execute("DELETE FROM gstjobs.deadline_rules WHERE key = 'firm-appeal'")
+        alembic(cron_db, "upgrade", "head")
+        assert schema_dump(cron_db) == fresh
+    finally:
+        alembic(cron_db, "upgrade", "head")  # from wherever a failure left it
+        with psycopg.connect(cron_db, autocommit=True) as conn:
+            conn.execute("TRUNCATE litigation.tenants CASCADE")
+            conn.execute("DELETE FROM gstjobs.notified_dates WHERE rule_key = 'firm-appeal'")
+            conn.execute("DELETE FROM gstjobs.deadline_rules WHERE key = 'firm-appeal'")
