@@ -56,7 +56,10 @@ WITH {TAKE_SLOTS.format(job="hearing-reminders")},
 hearings AS (
     SELECT w.*, h.id AS hearing_id, h.starts_at, h.forum, h.venue, c.reference, c.section,
            c.owner_id, cl.name AS client,
-           (h.starts_at AT TIME ZONE w.zone)::date - w.local_date AS days_ahead
+           (h.starts_at AT TIME ZONE w.zone)::date - w.local_date AS days_ahead,
+           -- counted from the day the message goes: a slot caught up the next day reminds
+           -- with that day's count, and its key is the one that day's own slot would use
+           (h.starts_at AT TIME ZONE w.zone)::date - w.today AS days_left
     FROM work AS w
     JOIN litigation.hearings AS h
       ON h.tenant_id = w.tenant_id AND h.status = 'scheduled'
@@ -79,11 +82,11 @@ targets AS (
     SELECT h.tenant_id, h.owner_id AS member_id, 'hearing-reminder' AS kind,
            -- the hearing's local date is in the key: a hearing moved to a new date is reminded again
            format('hearing-reminder:%s:%s:%s:T-%s', h.tenant_id, h.hearing_id,
-                  (h.starts_at AT TIME ZONE h.zone)::date, h.days_ahead) AS dedupe,
-           CASE h.days_ahead WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE 5 END AS urgency,
+                  (h.starts_at AT TIME ZONE h.zone)::date, h.days_left) AS dedupe,
+           CASE h.days_left WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE 5 END AS urgency,
            jsonb_build_object(
                'firm', h.firm,
-               'when', {WHEN.format(days="((h.starts_at AT TIME ZONE h.zone)::date - h.today)")},
+               'when', {WHEN.format(days="h.days_left")},
                'hearing_local', gstjobs.format_local(h.starts_at, h.zone),
                'case_reference', h.reference, 'section', h.section, 'client', h.client,
                'forum', h.forum, 'venue', coalesce(h.venue, 'venue not recorded'),
@@ -114,7 +117,8 @@ DEADLINE_ALERTS = f"""
 WITH {TAKE_SLOTS.format(job="deadline-alerts")},
 upcoming AS (
     SELECT w.*, d.id AS deadline_id, d.kind AS deadline, d.due_on, d.owner_id,
-           d.due_on - w.local_date AS days_ahead, c.reference, c.section, cl.name AS client,
+           d.due_on - w.local_date AS days_ahead, d.due_on - w.today AS days_left,
+           c.reference, c.section, cl.name AS client,
            {BASIS} AS basis
     FROM work AS w
     JOIN litigation.deadlines AS d
@@ -141,13 +145,15 @@ overdue AS (
 targets AS (
     SELECT u.tenant_id, u.owner_id AS member_id, 'deadline-alert' AS kind,
            format('deadline-alert:%s:%s:%s:T-%s', u.tenant_id, u.deadline_id, u.due_on,
-                  u.days_ahead) AS dedupe,
-           CASE u.days_ahead WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 3 THEN 3 ELSE 5 END AS urgency,
-           jsonb_build_object('firm', u.firm, 'when', {WHEN.format(days="(u.due_on - u.today)")},
+                  u.days_left) AS dedupe,
+           CASE u.days_left WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 3 THEN 3 ELSE 5 END AS urgency,
+           jsonb_build_object('firm', u.firm, 'when', {WHEN.format(days="u.days_left")},
                'deadline', u.deadline, 'due_local', to_char(u.due_on, 'Dy DD Mon YYYY'),
                'case_reference', u.reference, 'section', u.section, 'client', u.client,
                'basis', u.basis, 'late', u.late) AS vars
     FROM upcoming AS u
+    -- a slot caught up after its deadline's day: the overdue alert of today's slot says it
+    WHERE u.days_left >= 0
     UNION ALL
     -- the owner, and the firm's partners (the escalation); a time bar: the owner
     SELECT o.tenant_id, m.id, o.kind, format('%s:%s:%s:%s', o.kind, o.tenant_id, o.deadline_id, o.due_on),

@@ -158,3 +158,32 @@ def test_anomalies_against_the_trailing_28_days(
         assert "open_tasks: 2" in alerts[0]["body"]
     else:
         assert anomalies[0] == [] and alerts == []
+
+
+def test_a_slot_caught_up_the_next_day_counts_from_that_day_and_is_not_sent_twice(
+    firm: psycopg.Connection[Any],
+) -> None:
+    firm.execute('SELECT gstjobs.set_settings(\'{"slots.catchup_hours": "30"}\')')
+    add_deadline(firm, 1, "2026-11-20")
+    add_deadline(firm, 2, "2026-11-21")
+    run(firm, "deadline-alerts", at("2026-11-18 09:05"), tenant=1)
+    # down from then until 08:00 on the 20th: the 19th's slot (T-1 for deadline 1) runs when
+    # the deadline is today; the 20th's own slot then has nothing new for it
+    run(firm, "deadline-alerts", at("2026-11-20 08:00"), tenant=1)
+    run(firm, "deadline-alerts", at("2026-11-20 09:05"), tenant=1)
+
+    def of(kind: str, deadline: str) -> list[dict[str, Any]]:
+        return [n for n in notifications(firm, kind) if n["dedupe_key"].split(":")[2] == deadline]
+
+    first = of("deadline-alert", "1")
+    assert sorted(n["dedupe_key"].split(":")[4] for n in first) == ["T-0", "T-0"]
+    email = next(n for n in first if n["channel"] == "email")
+    assert email["subject"].startswith("Deadline today: ") and "sent late" in email["body"]
+    # down again until 08:00 on the 22nd: the 21st's slot (T-0 for deadline 2) comes a day
+    # after the deadline's day; no "yesterday" countdown, the 22nd's slot sends the overdue
+    run(firm, "deadline-alerts", at("2026-11-22 08:00"), tenant=1)
+    second = of("deadline-alert", "2")
+    # T-3 on the 18th, T-1 on the 20th; none for the 21st's slot
+    assert sorted(n["dedupe_key"].split(":")[4] for n in second) == ["T-1", "T-1", "T-3", "T-3"]
+    run(firm, "deadline-alerts", at("2026-11-22 09:05"), tenant=1)
+    assert recipients(of("deadline-overdue", "2")) == AARAV | PRIYA

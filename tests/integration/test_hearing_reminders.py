@@ -264,9 +264,15 @@ def test_a_late_reminder_says_so_and_counts_days_from_when_it_is_sent(
         "(This message was due at Thu 19 Nov 2026, 08:00 IST and is sent late, at"
         " Fri 20 Nov 2026, 07:00 IST, after a delay.)" in email["body"]
     )
-    # on time, nothing is added
+    # the day's own slot at 08:00 has the same reminder to send (T-0): it is not sent twice
     add_hearing(firm, 2, at("2026-11-27 10:30"))
-    run(firm, "hearing-reminders", at("2026-11-20 08:05"), tenant=1)
+    counts = run(firm, "hearing-reminders", at("2026-11-20 08:05"), tenant=1)
+    assert counts["notified"] == 2  # hearing 2's T-7 only
+    assert [r for r in reminders(firm) if r[0] == 1] == [
+        (1, "T-0", "email"),
+        (1, "T-0", "whatsapp"),
+    ]
+    # on time, nothing is added
     on_time = [
         n
         for n in notifications(firm, "hearing-reminder")
