@@ -214,7 +214,10 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'an IANA zone such as Asia/Kolkata or Europe/London';
     END IF;
-    -- a retry after a lost reply must not make a second firm
+    -- a retry after a lost reply must not make a second firm, nor two adds at once: the
+    -- second waits here for the first to commit (firms' own writes to their row wait as
+    -- long, moments), then sees its firm
+    LOCK TABLE litigation.tenants IN SHARE ROW EXCLUSIVE MODE;
     SELECT t.* INTO firm FROM litigation.tenants AS t
     WHERE lower(btrim(t.name)) = lower(btrim(add_firm.name)) LIMIT 1;
     IF FOUND THEN

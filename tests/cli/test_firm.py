@@ -1,6 +1,7 @@
 """firm list, add, disable and enable through Click, as a provisioner; and what a disabled firm
 gets from the jobs (nothing new) and keeps (its data)."""
 
+import threading
 from typing import Any
 
 import psycopg
@@ -143,3 +144,31 @@ def test_a_disabled_firm_gets_no_analytics_snapshot(
     assert gstjobs("firm", "enable", "1", dsn=provisioner).exit_code == 0
     run(firm, "analytics-snapshot", at("2026-11-21 00:05", LONDON))
     assert firm.execute(snapshots).fetchall() == [(1,), (2,)]
+
+
+def test_two_adds_of_one_name_at_once_make_one_firm(db: str, provisioner: str) -> None:
+    with (
+        psycopg.connect(provisioner) as first,
+        psycopg.connect(provisioner, autocommit=True) as second,
+    ):
+        first.execute("SELECT gstjobs.add_firm('Iyer Legal')")  # not committed yet
+        outcome: list[BaseException | None] = []
+
+        def add() -> None:
+            try:
+                second.execute("SELECT gstjobs.add_firm(' iyer legal')")
+                outcome.append(None)
+            except psycopg.Error as error:
+                outcome.append(error)
+
+        racer = threading.Thread(target=add)
+        racer.start()
+        racer.join(1.0)
+        assert racer.is_alive()  # waiting for the first to commit
+        first.commit()
+        racer.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], psycopg.errors.DuplicateObject)
+    with psycopg.connect(db) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM litigation.tenants WHERE lower(btrim(name)) = 'iyer legal'"
+        ).fetchone() == (1,)
