@@ -21,7 +21,7 @@ CREATE TABLE gstjobs.notified_dates (
         financial_year ~ '^20[0-9]{2}-[0-9]{2}$'
         AND (substr(financial_year, 3, 2)::integer + 1) % 100 = substr(financial_year, 6, 2)::integer),
     -- the last day it gives, where later than the one counted
-    last_day           date NOT NULL CHECK (last_day >= '2017-07-01'),
+    last_day           date NOT NULL CHECK (last_day >= '2017-07-01' AND last_day < '2200-01-01'),
     operative_words    text NOT NULL CHECK (length(operative_words) BETWEEN 1 AND 4000),
     source             text NOT NULL CHECK (length(source) BETWEEN 1 AND 500 AND source !~ '[[:cntrl:]]'),
     verified_on        date,
