@@ -464,21 +464,24 @@ BEGIN
         IF old.id IS NULL THEN
             RAISE EXCEPTION 'no notified date %', notified ->> 'id' USING ERRCODE = 'undefined_object';
         END IF;
-        EXECUTE format('UPDATE gstjobs.notified_dates SET (%s) = (SELECT %s
-                        FROM jsonb_populate_record(NULL::gstjobs.notified_dates, $1)) WHERE id = $2
-                        RETURNING *', fields, fields)
-            INTO new USING notified, old.id;
-    ELSE
-        BEGIN
+    END IF;
+    BEGIN
+        IF old.id IS NOT NULL THEN
+            EXECUTE format('UPDATE gstjobs.notified_dates SET (%s) = (SELECT %s
+                            FROM jsonb_populate_record(NULL::gstjobs.notified_dates, $1)) WHERE id = $2
+                            RETURNING *', fields, fields)
+                INTO new USING notified, old.id;
+        ELSE
             EXECUTE format('INSERT INTO gstjobs.notified_dates (%s) SELECT %s
                             FROM jsonb_populate_record(NULL::gstjobs.notified_dates, $1) RETURNING *', fields, fields)
                 INTO new USING notified;
-        EXCEPTION WHEN unique_violation THEN
-            RAISE EXCEPTION 'rule % already has % for these events', notified ->> 'rule_key', notified ->> 'notification'
-                USING ERRCODE = 'duplicate_object',
-                      HINT = 'gstjobs rules show shows it; change it by its id';
-        END;
-    END IF;
+        END IF;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'rule % already has % for these events',
+                        coalesce(notified ->> 'rule_key', old.rule_key), coalesce(notified ->> 'notification', old.notification)
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'gstjobs rules show shows it; change it by its id';
+    END;
     -- the events of the rules it changes, and of those counted back from them
     recomputed := gstjobs.recompute_deadlines(event_kinds => ARRAY(
         SELECT r.trigger_event FROM gstjobs.deadline_rules AS r
