@@ -25,6 +25,12 @@ def query(conn: Connection, query_name: str, /, **params: Any) -> list[Row]:
     return conn.execute(QUERIES[query_name].encode(), params or None).fetchall()
 
 
+def answer(conn: Connection, query_name: str, /, **params: Any) -> Row:
+    """What the function a change calls answered: the `result` of a named query's one row."""
+    result: Row = query(conn, query_name, **params)[0]["result"]
+    return result
+
+
 def ops_zone(conn: Connection) -> str:
     """The operations team's zone (setting ops.timezone): where times are shown by default."""
     rows = query(conn, "ops-timezone")
@@ -142,15 +148,13 @@ def run_job(
 def set_active(conn: Connection, job: str, active: bool, reason: str | None = None) -> Row:
     """Pause (False) or resume (True) a job in pg_cron; audited. {job, was_active, active,
     changed}."""
-    result: Row = query(conn, "set-active", job=job, active=active, reason=reason)[0]["result"]
-    return result
+    return answer(conn, "set-active", job=job, active=active, reason=reason)
 
 
 def reschedule(conn: Connection, job: str, schedule: str, reason: str | None = None) -> Row:
     """Give a job a new schedule, checked by the database first; audited. {job, old_schedule,
     schedule, changed}."""
-    result: Row = query(conn, "reschedule", job=job, schedule=schedule, reason=reason)[0]["result"]
-    return result
+    return answer(conn, "reschedule", job=job, schedule=schedule, reason=reason)
 
 
 # ------------------------------------------------------------------ health -------------------
@@ -167,8 +171,7 @@ def latest_health(conn: Connection, run_first: bool = False) -> Row | None:
 def adopt_installation(conn: Connection, reason: str | None = None) -> Row:
     """Confirm this database as the production one (a copy starts sending); admins only,
     audited. {database, system_identifier, was_a_copy}."""
-    result: Row = query(conn, "adopt-installation", reason=reason)[0]["result"]
-    return result
+    return answer(conn, "adopt-installation", reason=reason)
 
 
 def preflight(conn: Connection) -> list[Row]:
@@ -227,8 +230,7 @@ def notification(conn: Connection, notification_id: int) -> Row | None:
 
 def retry_notification(conn: Connection, notification_id: int, reason: str | None = None) -> Row:
     """Re-queue a dead or failed notification; audited. {id, old_status, status}."""
-    result: Row = query(conn, "outbox-retry", id=notification_id, reason=reason)[0]["result"]
-    return result
+    return answer(conn, "outbox-retry", id=notification_id, reason=reason)
 
 
 # ------------------------------------------------------------------ config -------------------
@@ -274,7 +276,7 @@ def add_firm(
     reason: str | None = None,
 ) -> Row:
     """Add a firm (provisioners only; audited). {id, name, timezone, whatsapp_enabled}."""
-    result: Row = query(
+    return answer(
         conn,
         "firm-add",
         name=name,
@@ -283,8 +285,7 @@ def add_firm(
         email_from=email_from,
         reply_to=reply_to,
         reason=reason,
-    )[0]["result"]
-    return result
+    )
 
 
 def set_firm_disabled(
@@ -292,10 +293,7 @@ def set_firm_disabled(
 ) -> Row:
     """Disable (True) or enable (False) a firm: a disabled firm gets no new work from any job.
     {id, disabled, changed}."""
-    result: Row = query(conn, "firm-set-disabled", id=firm_id, disabled=disabled, reason=reason)[0][
-        "result"
-    ]
-    return result
+    return answer(conn, "firm-set-disabled", id=firm_id, disabled=disabled, reason=reason)
 
 
 # ------------------------------------------------------------------ deadlines, events, rules --
@@ -341,7 +339,7 @@ def record_event(
     reason: str | None = None,
 ) -> Row:
     """Record an event on a firm's case (audited): the event with its deadlines."""
-    result: Row = query(
+    return answer(
         conn,
         "event-add",
         tenant_id=tenant_id,
@@ -352,31 +350,26 @@ def record_event(
         notice_period_days=notice_period_days,
         financial_year=financial_year,
         reason=reason,
-    )[0]["result"]
-    return result
+    )
 
 
 def correct_event(
     conn: Connection, tenant_id: int, event_id: int, changes: Row, reason: str | None = None
 ) -> Row:
     """Correct an event (audited): the event with its deadlines as they now are."""
-    result: Row = query(
+    return answer(
         conn,
         "event-correct",
         tenant_id=tenant_id,
         event_id=event_id,
         changes=Jsonb(changes),
         reason=reason,
-    )[0]["result"]
-    return result
+    )
 
 
 def remove_event(conn: Connection, tenant_id: int, event_id: int, reason: str | None = None) -> Row:
     """Remove an event recorded in error (audited): {id, removed, deadlines_kept}."""
-    result: Row = query(
-        conn, "event-remove", tenant_id=tenant_id, event_id=event_id, reason=reason
-    )[0]["result"]
-    return result
+    return answer(conn, "event-remove", tenant_id=tenant_id, event_id=event_id, reason=reason)
 
 
 def rules(conn: Connection) -> list[Row]:
@@ -396,10 +389,7 @@ def rule(conn: Connection, key: str) -> Row | None:
 
 def define_notified_date(conn: Connection, notified: Row, reason: str | None = None) -> Row:
     """Add (no id) or change a notified date (audited); the deadlines it covers are recomputed."""
-    result: Row = query(conn, "notified-date-define", notified=Jsonb(notified), reason=reason)[0][
-        "result"
-    ]
-    return result
+    return answer(conn, "notified-date-define", notified=Jsonb(notified), reason=reason)
 
 
 # ------------------------------------------------------------------ calendars ----------------
@@ -437,25 +427,23 @@ def add_holidays(
 ) -> Row:
     """Add holidays ({on, name}) to a firm's calendar for a forum (audited; made if missing):
     {calendar_id, calendar, forum, added, already_there}."""
-    result: Row = query(
+    return answer(
         conn,
         "holidays-add",
         tenant_id=tenant_id,
         forum=forum,
         holidays=Jsonb(holidays),
         reason=reason,
-    )[0]["result"]
-    return result
+    )
 
 
 def remove_holidays(
     conn: Connection, tenant_id: int, forum: str | None, days: list[date], reason: str | None = None
 ) -> Row:
     """Remove holidays from a firm's calendar for a forum (audited): {calendar_id, removed}."""
-    result: Row = query(
+    return answer(
         conn, "holidays-remove", tenant_id=tenant_id, forum=forum, days=days, reason=reason
-    )[0]["result"]
-    return result
+    )
 
 
 def set_closed_weekdays(
@@ -467,12 +455,11 @@ def set_closed_weekdays(
 ) -> Row:
     """Set the weekdays a firm's forum is closed (audited; the calendar made if missing):
     {calendar_id, calendar, forum, old, closed_weekdays}."""
-    result: Row = query(
+    return answer(
         conn,
         "closed-weekdays-set",
         tenant_id=tenant_id,
         forum=forum,
         weekdays=weekdays,
         reason=reason,
-    )[0]["result"]
-    return result
+    )
