@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from tests.cli.conftest import Invoke, as_json
+from tests.conftest import as_operator
 from tests.integration.conftest import FIRM
 
 
@@ -238,3 +239,34 @@ def test_a_calendar_is_loaded_added_to_and_moves_the_last_day(
         "event.add", "calendar.add", "calendar.add", "calendar.add", "calendar.weekdays",
         "calendar.remove", "calendar.weekdays", "calendar.remove",
     ]  # fmt: skip
+
+
+def test_an_event_cannot_be_moved_to_another_firm(
+    gstjobs: Invoke, firm: psycopg.Connection[Any], db: str
+) -> None:
+    event = as_json(
+        gstjobs(
+            "events", "add", "--tenant", "1", "--case", "1", "order_issued", "2026-01-05",
+            "--format", "json",
+        )
+    )["id"]  # fmt: skip
+    # case 3 is the London desk's (firm 2)
+    moved = gstjobs("events", "correct", "--tenant", "1", str(event), "--case", "3")
+    assert moved.exit_code == 2 and "firm 1 has no case 3" in moved.stderr
+    # nor as the other firm: it has no such event
+    other = gstjobs("events", "correct", "--tenant", "2", str(event), "--date", "2026-01-06")
+    assert other.exit_code == 2 and f"firm 2 has no event {event}" in other.stderr
+    # the firm and the computed columns are not the operator's to write
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot be corrected"):
+        firm.execute("SELECT gstjobs.correct_event(1, %s, '{\"tenant_id\": 2}')", (event,))
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot be corrected"):
+        firm.execute("SELECT gstjobs.correct_event(1, %s, '{\"unresolved\": []}')", (event,))
+    assert firm.execute(
+        "SELECT tenant_id, case_id, event_on::text FROM litigation.case_events"
+    ).fetchall() == [(1, 1, "2026-01-05")]
+    # and the operator cannot write the firm's tables but through these functions
+    with (
+        psycopg.connect(as_operator(db)) as operator,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        operator.execute("DELETE FROM litigation.case_events")
