@@ -22,10 +22,9 @@ CREATE OR REPLACE VIEW gstjobs.setting_defaults (key, default_value, kind, descr
     ('health.stuck_after_minutes', '60', 'integer', 'a run still running after this is reported stuck', 1, 10080, 'operator'),
     ('health.backlog_minutes', '30', 'integer', 'a notification due for longer than this counts as backlog', 1, 10080, 'operator'),
     ('health.regression_factor', '3', 'integer', 'a run this many times slower than its median is a regression', 2, 100, 'operator'),
-    ('dispatch.per_run_limit', '100', 'integer', 'messages per channel dispatch-notifications sends per run', 1, 100000, 'operator'),
+    ('dispatch.run_seconds', '45', 'integer', 'how long a dispatch run goes on delivering what is due; less than its schedule''s interval, so that runs do not overlap', 5, 3000, 'operator'),
     ('dispatch.max_attempts', '8', 'integer', 'delivery attempts before a notification is dead', 1, 100, 'operator'),
-    ('dispatch.per_firm_limit', '0', 'integer', 'messages per firm dispatch-notifications sends per run; 0: no limit', 0, 100000, 'operator'),
-    ('dispatch.batch_size', '1', 'integer', 'messages delivered per commit: 1 keeps the window in which a crash could send one twice to a single message', 1, 1000, 'operator'),
+    ('dispatch.per_firm_limit', '0', 'integer', 'messages per firm and channel a dispatch run attempts; 0: no limit', 0, 100000, 'operator'),
     ('smtp.host', '', 'host', 'SMTP server (name or address); empty (the default): no email is sent', NULL, NULL, 'admin'),
     ('smtp.port', '25', 'integer', 'SMTP port', 1, 65535, 'admin'),
     ('smtp.tls', 'none', 'tls', 'none, starttls or tls (implicit); a password is sent in clear to a loopback server only', NULL, NULL, 'admin'),
@@ -36,9 +35,13 @@ CREATE OR REPLACE VIEW gstjobs.setting_defaults (key, default_value, kind, descr
     ('smtp.from', 'gstjobs@localhost', 'email', 'From address of every email', NULL, NULL, 'admin'),
     ('smtp.reply_to', '', 'emails', 'Reply-To address; empty: none', NULL, NULL, 'admin'),
     ('smtp.timeout_seconds', '10', 'integer', 'SMTP connection and command timeout', 1, 300, 'operator'),
+    ('smtp.rate_per_second', '250', 'integer', 'emails per second the SMTP server accepts from us, across every dispatcher (your relay''s limit: docs/DELIVERY.md)', 1, 10000, 'admin'),
+    ('smtp.connections', '16', 'integer', 'SMTP sessions a dispatch run keeps open at once', 1, 64, 'operator'),
     ('whatsapp.url', '', 'url', 'WhatsApp Cloud API base URL, https://, e.g. https://graph.facebook.com/v19.0/PHONE_ID; empty: no WhatsApp', NULL, NULL, 'admin'),
     ('whatsapp.token', '', 'secret', 'WhatsApp bearer token (secret: stored apart, never shown, used only with the URL it was set with)', NULL, NULL, 'admin'),
-    ('whatsapp.timeout_seconds', '10', 'integer', 'WhatsApp HTTP timeout', 1, 300, 'operator');
+    ('whatsapp.timeout_seconds', '10', 'integer', 'WhatsApp HTTP timeout', 1, 300, 'operator'),
+    ('whatsapp.rate_per_second', '80', 'integer', 'WhatsApp messages per second the API accepts from us, across every dispatcher (Cloud API: 80 per phone number, up to 1,000 when upgraded)', 1, 1000, 'admin'),
+    ('whatsapp.connections', '32', 'integer', 'WhatsApp requests a dispatch run has under way at once', 1, 128, 'operator');
 
 CREATE OR REPLACE FUNCTION gstjobs.setting(key text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER

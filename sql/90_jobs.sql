@@ -15,7 +15,7 @@ VALUES
      '*/15 * * * *', '09:00', true, 'gstjobs.job_deadline_alerts(bigint, timestamptz, bigint, boolean)'),
     ('analytics-snapshot', 'one row of figures per firm per local day, with anomalies, at 23:45 firm time',
      '*/15 * * * *', '23:45', true, 'gstjobs.job_analytics_snapshot(bigint, timestamptz, bigint, boolean)'),
-    ('dispatch-notifications', 'delivers the outbox by email (SMTP) and WhatsApp, with retries and per-run limits',
+    ('dispatch-notifications', 'delivers the outbox by email (SMTP) and WhatsApp, with retries, at each channel''s rate',
      '* * * * *', NULL, false, 'gstjobs.job_dispatch_notifications(bigint, timestamptz, bigint, boolean)'),
     ('health-check', 'reports missed ticks, failures, stuck runs, slow runs, outbox backlog; 07:00 operations time',
      '*/15 * * * *', '07:00', false, 'gstjobs.job_health_check(bigint, timestamptz, bigint, boolean)'),

@@ -50,7 +50,7 @@ def test_config_validates_and_never_shows_a_secret(
         ("smtp.port", "99999", "it must be a whole number from 1 to 65535"),
         ("smtp.port", "twenty-five", "it must be a whole number from 1 to 65535"),
         ("ops.timezone", "Asia/Bombayy", "IANA time zone"),
-        ("dispatch.per_run_limit", "0", "a whole number from 1 to 100000"),
+        ("dispatch.run_seconds", "0", "a whole number from 5 to 3000"),
         ("dispatch.max_attempts", "2.5", "a whole number from 1 to 100"),
         ("smtp.tls", "ssl", "none, starttls or tls"),
         ("ops.email", "ops@firm.in, not-an-address", "'not-an-address' is not an email address"),

@@ -185,7 +185,6 @@ def test_whatever_firm_2_stores_firm_1_is_served_exactly_once(
                         "smtp.port": str(smtp.port),
                         "whatsapp.url": api.url,
                         "whatsapp.token": TOKEN,
-                        "dispatch.per_run_limit": "1000",
                     }
                 ),
             ),

@@ -53,7 +53,7 @@ CLI_CASES: list[tuple[list[str], str]] = [
     (["config", "set", "smtp.port", INJECTION], "a whole number from 1 to 65535"),
     (["config", "set", "ops.timezone", "IST"], "IANA time zone"),
     (["config", "set", "ops.timezone", INJECTION], "IANA time zone"),
-    (["config", "set", "dispatch.per_run_limit", "0"], "a whole number from 1 to 100000"),
+    (["config", "set", "dispatch.run_seconds", "0"], "a whole number from 5 to 3000"),
     (["config", "set", "dispatch.per_firm_limit", "lots"], "a whole number from 0 to 100000"),
     (["config", "set", "smtp.tls", "ssl"], "none, starttls or tls"),
     (["config", "set", "smtp.from", "not an address"], "is not an email address"),
@@ -79,7 +79,7 @@ SQL_CASES: list[tuple[str, str, str]] = [
     ("CALL gstjobs.run_job('sla-check', tenant_id => -1)", "22023", "unknown tenant"),
     ("SELECT gstjobs.reschedule('sla-check', '* * * * * *')", "22023", "invalid schedule"),
     (
-        "SELECT gstjobs.set_setting('dispatch.per_run_limit', '-1')",
+        "SELECT gstjobs.set_setting('dispatch.run_seconds', '-1')",
         "22023",
         "a whole number from 1",
     ),

@@ -24,7 +24,7 @@ BAD = [
     ("smtp.ca_file", "/etc/shadow", "a file in /etc/gstjobs/ca"),
     ("smtp.ca_file", "/etc/gstjobs/ca/../../shadow", "no . or .."),
     ("smtp.port", "0", "a whole number from 1 to 65535"),
-    ("dispatch.batch_size", "1000000", "a whole number from 1 to 1000"),
+    ("smtp.connections", "1000000", "a whole number from 1 to 64"),
     ("slots.catchup_hours", "100000", "a whole number from 1 to 168"),
     ("retention.run_history_days", "0", "a whole number from 7 to 3650"),
     ("ops.timezone", "Mars/Olympus", "IANA time zone"),
@@ -92,7 +92,7 @@ def test_who_may_change_what(db: str, connect_as: Connect) -> None:
         for role in ("app", "runner", "nobody"):
             refused(connect_as(role), "SELECT gstjobs.set_setting('ops.email', 'x@y.in')", "42501")
     # what operators may change, they may
-    operator.execute("SELECT gstjobs.set_setting('dispatch.per_run_limit', '500')")
+    operator.execute("SELECT gstjobs.set_setting('dispatch.run_seconds', '50')")
 
 
 def test_one_change_is_all_or_nothing(db: str, connect_as: Connect) -> None:
