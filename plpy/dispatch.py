@@ -28,6 +28,8 @@ only the owner may call, and they appear in no error, log line or ledger row.
 if False:
     from common import enter_run, plan
 
+    SENDER_PROGRAM = ""  # plpy/sender.py's text, put here by the rendering (resources.py)
+
 # Every module is imported where a message is built or sent, none at the top: pg_cron runs
 # this job every minute in a new session and most runs have nothing to send: importing json,
 # smtplib, ssl, email, urllib, datetime, hashlib, random and contextlib was most of such a
@@ -145,20 +147,6 @@ GROUP BY channel
 CHANNELS = ("email", "whatsapp")
 
 
-class Retry(Exception):
-    """A failure worth another attempt; after seconds, if the server said when."""
-
-    def __init__(self, message, after=None, channel_down=False, throttled=False):
-        super().__init__(message)
-        self.after = after
-        self.channel_down = channel_down
-        self.throttled = throttled  # HTTP 429: the provider's rate, not this message
-
-
-class Refused(Exception):
-    """A permanent refusal: no attempt will do better."""
-
-
 def backoff(attempts, now):
     """When to try again after the attempts-th failure: 1 min doubling to 1 h, +-20%."""
     import random
@@ -168,315 +156,93 @@ def backoff(attempts, now):
     return now + timedelta(seconds=delay * random.uniform(0.8, 1.2))
 
 
-def message_id(dedupe_key, sender):
-    import hashlib
-
-    domain = sender.rsplit("@", 1)[-1] or "gstjobs"
-    return f"<{hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]}@{domain}>"
-
-
-def build_email(note, settings, now):
-    """The message, or Refused when what was stored cannot make one."""
-    try:
-        email = compose_email(note, settings, now)
-        email.as_bytes()  # what the server will be sent: made here, where a failure is caught
-        return email
-    except Exception as error:  # the email package's, on stored text: ValueError, and worse
-        raise Refused(f"the message cannot be built: {type(error).__name__}: {error}") from None
-
-
-def one_line(text):
-    """A header's text: control characters and line separators become spaces (the columns
-    refuse them since revision 0005; rows stored before may hold them)."""
-    return "".join(
-        " " if ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" else c for c in text
-    )
-
-
-def compose_email(note, settings, now):
-    from email.message import EmailMessage
-    from email.utils import format_datetime
-
-    sender = note["email_from"] or settings["smtp.from"]
-    email = EmailMessage()
-    email["From"] = sender
-    email["To"] = note["recipient"]
-    reply_to = note["reply_to"] or settings["smtp.reply_to"]
-    if reply_to:
-        email["Reply-To"] = reply_to
-    email["Subject"] = one_line(note["subject"])
-    email["Date"] = format_datetime(now)
-    # the same notification always has the same Message-ID: a copy can be recognised
-    email["Message-ID"] = message_id(note["dedupe_key"], sender)
-    email.set_content(note["body"], charset="utf-8")
-    return email
-
-
-class Mailer:
-    """One SMTP connection for the run, opened on first use."""
-
-    def __init__(self, settings):
-        self.settings = settings
-        self.connection = None
-
-    def connect(self):
-        import smtplib
-        import ssl
-
-        s = self.settings
-        timeout = int(s["smtp.timeout_seconds"])
-        try:
-            # certificates are verified, host name included: against the system's CAs, or the
-            # CA file of smtp.ca_file (a path on the database server)
-            context = ssl.create_default_context(cafile=s["smtp.ca_file"] or None)
-            if s["smtp.tls"] == "tls":
-                smtp = smtplib.SMTP_SSL(
-                    s["smtp.host"], int(s["smtp.port"]), timeout=timeout, context=context
-                )
-            else:
-                smtp = smtplib.SMTP(s["smtp.host"], int(s["smtp.port"]), timeout=timeout)
-                if s["smtp.tls"] == "starttls":
-                    smtp.starttls(context=context)
-            smtp.ehlo()
-            if s["smtp.user"]:
-                smtp.login(s["smtp.user"], s["smtp.password"] or "")
-        except smtplib.SMTPAuthenticationError as error:
-            raise Retry(f"SMTP login refused: {error.smtp_code}", channel_down=True) from None
-        except (OSError, smtplib.SMTPException) as error:
-            raise Retry(
-                f"SMTP server {s['smtp.host']}:{s['smtp.port']} unreachable: "
-                f"{type(error).__name__}: {error}",
-                channel_down=True,
-            ) from None
-        self.connection = smtp
-
-    def send(self, email):
-        """The server's reply on acceptance; Retry or Refused otherwise."""
-        import smtplib
-
-        if self.connection is None:
-            self.connect()
-        smtp = self.connection
-        try:
-            code, reply = smtp.mail(email["From"])
-            if code >= 400:
-                # refused before any recipient: the sender or the session is wrong, not this
-                # message; retry later, and try no more messages this run
-                self.reset()
-                raise Retry(
-                    f"SMTP {code} at MAIL FROM: {reply.decode(errors='replace')[:300]}",
-                    channel_down=True,
-                )
-            code, reply = smtp.rcpt(email["To"])
-            if code >= 400:
-                self.reset()
-                raise self.answer("RCPT TO", code, reply)
-            code, reply = smtp.data(email.as_bytes())
-            if code >= 400:
-                self.reset()
-                raise self.answer("DATA", code, reply)
-            return f"{code} {reply.decode(errors='replace')}"
-        except (UnicodeError, ValueError) as error:
-            # an address or text the protocol cannot carry: this message's fault, not the server's
-            self.reset()
-            raise Refused(
-                f"SMTP cannot carry the message: {type(error).__name__}: {error}"
-            ) from None
-        except (OSError, smtplib.SMTPServerDisconnected) as error:
-            self.close()
-            raise Retry(
-                f"SMTP connection lost: {type(error).__name__}: {error}", channel_down=True
-            ) from None
-
-    def reset(self):
-        """Leave the session clean for the next message after a refusal."""
-        import smtplib
-
-        try:
-            self.connection.rset()
-        except (OSError, smtplib.SMTPException):
-            self.close()
-
-    @staticmethod
-    def answer(step, code, reply):
-        text = f"SMTP {code} at {step}: {reply.decode(errors='replace')[:300]}"
-        return Refused(text) if code >= 500 else Retry(text)
-
-    def close(self):
-        if self.connection is None:
-            return
-        import contextlib
-        import smtplib
-
-        with contextlib.suppress(OSError, smtplib.SMTPException):
-            self.connection.quit()
-        self.connection = None
-
-
-def send_whatsapp(note, settings):
-    """The message id WhatsApp returned; Retry or Refused otherwise."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    template = json.loads(note["template"] or "{}")
-    payload = {
-        "messaging_product": "whatsapp",
-        "to": note["recipient"].lstrip("+"),
-        "type": "template",
-        "template": {
-            "name": template.get("name", note["kind"]).replace("-", "_"),
-            "language": {"code": "en"},
-            "components": [
-                {
-                    "type": "body",
-                    "parameters": [
-                        {"type": "text", "parameter_name": key, "text": str(value)}
-                        for key, value in sorted(template.get("params", {}).items())
-                    ],
-                }
-            ],
-        },
-    }
-    request = urllib.request.Request(
-        settings["whatsapp.url"].rstrip("/") + "/messages",
-        data=json.dumps(payload).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": "Bearer " + (settings["whatsapp.token"] or ""),
-        },
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(
-            request, timeout=int(settings["whatsapp.timeout_seconds"])
-        ) as response:
-            answer = json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        detail = error.read()[:300].decode(errors="replace")
-        text = f"WhatsApp HTTP {error.code}: {detail}"
-        if error.code == 429:
-            raise Retry(
-                text, after=retry_after(error.headers.get("Retry-After")), throttled=True
-            ) from None
-        if error.code >= 500:
-            raise Retry(text) from None
-        raise Refused(text) from None
-    except (OSError, urllib.error.URLError) as error:
-        raise Retry(f"WhatsApp unreachable: {type(error).__name__}", channel_down=True) from None
-    messages = answer.get("messages") or [{}]
-    return messages[0].get("id") or json.dumps(answer)[:300]
-
-
-def retry_after(header):
-    """Seconds from a Retry-After header: a number, or an HTTP date."""
-    if not header:
-        return None
-    try:
-        return max(int(header), 1)
-    except ValueError:
-        from datetime import UTC, datetime
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max((parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds(), 1)
-        except (TypeError, ValueError):
-            return None
-
-
 def configured(channel, settings):
     """A channel without a server to send to is left alone: its messages wait, no attempt spent."""
     return bool(settings["smtp.host"] if channel == "email" else settings["whatsapp.url"])
 
 
-def quiet_thread():
-    """A worker thread takes none of the server process's signals: they belong to the thread
-    that runs PostgreSQL's code (a cancel, a terminate, a timeout)."""
-    import signal
-
-    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-
-
 class Channel:
-    """One channel's senders for a run: worker threads, each with its own connection, doing
-    nothing but network I/O; the run's own thread claims, hands out and records."""
+    """What a run has handed to the sender on one channel, and how much more it may."""
 
     def __init__(self, name, settings):
-        import threading
-
-        self.name = name
-        self.settings = settings
         prefix = "smtp" if name == "email" else "whatsapp"
+        self.name = name
         self.width = int(settings[f"{prefix}.connections"])
         self.rate = float(settings[f"{prefix}.rate_per_second"])
         self.burst = max(1.0, self.rate / 10)
-        self.pool = None
-        self.local = threading.local()
-        self.mailers = []
-        self.lock = threading.Lock()
-        self.in_flight = {}  # future: the notification it is sending
-        self.down = False  # set by a worker: the server is gone or refuses the session
-        self.proven = False  # a message went through in this run: all connections may open
-        self.stopped = None  # why this run sends no more on the channel
-        self.ready_at = 0.0  # monotonic time of the next token, when the bucket was empty
+        self.in_flight = {}  # notification id: the notification, as claimed
+        self.down = False  # the sender found the server gone, or the session refused
+        self.proven = False  # a message went through in this run: every connection may open
+        self.stopped = None  # why this run may not send on the channel
+        self.ready_at = 0.0  # time.monotonic() of the next token, while the bucket is empty
 
     def room(self):
         """How many more may be handed out now: one until the server has accepted a message
         in this run (a dead server costs one attempt, not one per connection), then two per
-        connection (each has the next message ready when it finishes one)."""
+        connection (each has the next message ready as it finishes one)."""
         if self.stopped or self.down:
             return 0
         return (2 * self.width if self.proven else 1) - len(self.in_flight)
 
-    def hand_out(self, notes):
-        from concurrent.futures import ThreadPoolExecutor
 
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(
-                self.width, thread_name_prefix=f"gstjobs-{self.name}", initializer=quiet_thread
-            )
-        for note in notes:
-            self.in_flight[self.pool.submit(self.attempt, note)] = note
+class Sender:
+    """The sender program (plpy/sender.py) for one run, started when there is something to
+    send: notifications go down its stdin, outcomes come back on its stdout."""
 
-    def attempt(self, note):
-        """In a worker: (outcome, detail) of sending note. Never raises."""
-        from datetime import UTC, datetime
+    def __init__(self, settings):
+        import subprocess
+        import sys
 
-        if self.down:
-            return "untried", None
-        try:
-            if self.name == "email":
-                reply = self.mailer().send(build_email(note, self.settings, datetime.now(UTC)))
-            else:
-                reply = send_whatsapp(note, self.settings)
-        except Refused as refusal:
-            return "refused", str(refusal)
-        except Retry as failure:
-            if failure.channel_down:
-                self.down = True
-            return ("throttled" if failure.throttled else "retry"), failure
-        except Exception as error:  # a worker must not die with its message unrecorded
-            return "retry", Retry(f"{type(error).__name__}: {error}")
-        return "sent", reply
+        # the server's own Python (sys.executable in PL/Python), isolated from the
+        # environment and the user's site packages
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-c", SENDER_PROGRAM],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+        )
+        self.pending = b""
+        self.ended = False
+        self.write({"settings": settings})
 
-    def mailer(self):
-        mailer = getattr(self.local, "mailer", None)
-        if mailer is None:
-            mailer = self.local.mailer = Mailer(self.settings)
-            with self.lock:
-                self.mailers.append(mailer)
-        return mailer
+    def write(self, message):
+        import json
 
-    def finished(self):
-        """(notification, outcome, detail) of every send that has ended."""
-        done = [future for future in self.in_flight if future.done()]
-        return [(self.in_flight.pop(future), *future.result()) for future in done]
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        self.process.stdin.flush()
 
-    def close(self, wait=False):
-        if self.pool is not None:
-            self.pool.shutdown(wait=wait)
-        for mailer in self.mailers:
-            mailer.close()
+    def outcomes(self, timeout):
+        """The outcomes the sender reported within timeout seconds (sooner, once one came)."""
+        import json
+        import os
+        import select
+
+        if self.ended:
+            return []
+        out = self.process.stdout.fileno()
+        if not select.select([out], [], [], timeout)[0]:
+            return []
+        chunk = os.read(out, 1 << 16)
+        if not chunk:
+            self.ended = True
+            return []
+        lines = (self.pending + chunk).split(b"\n")
+        self.pending = lines.pop()
+        return [json.loads(line) for line in lines if line]
+
+    def why_ended(self):
+        error = self.process.stderr.read(2000).decode(errors="replace").strip()
+        return f"the sender ended (exit {self.process.poll()}): {error[-300:] or 'no message'}"
+
+    def close(self):
+        """No more messages: the sender finishes what it has and ends."""
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        with contextlib.suppress(Exception):
+            self.process.wait(timeout=5)
 
 
 class Run:
@@ -488,11 +254,10 @@ class Run:
         self.run_id = run_id
         self.as_of = as_of
         self.started = time.monotonic()
-        self.settings = {
-            r["key"]: r["value"] for r in plpy.execute(plan("settings", SETTINGS, []))
-        }
+        self.settings = {r["key"]: r["value"] for r in plpy.execute(plan("settings", SETTINGS, []))}
         self.seconds = int(self.settings["dispatch.run_seconds"])
         self.channels = {name: Channel(name, self.settings) for name in CHANNELS}
+        self.sender = None
         self.firms = {}
         self.problems = None
 
@@ -506,28 +271,49 @@ class Run:
         return self.elapsed() >= self.seconds
 
     def in_flight(self):
-        return [f for channel in self.channels.values() for f in channel.in_flight]
+        return sum(len(c.in_flight) for c in self.channels.values())
 
-    def wait(self):
-        """Until sends come back (at most TICK: a call records what came back meanwhile), or,
-        with none under way, until the next token of a channel held back by its rate."""
+    def hand_out(self, notes):
+        if self.sender is None:
+            self.sender = Sender(self.settings)
+        for note in notes:
+            self.channels[note["channel"]].in_flight[note["id"]] = note
+            self.sender.write(dict(note))
+
+    def outcomes(self):
+        """What came back: (channel, notification, outcome) each. Waits up to TICK while
+        messages are under way, or, with none, until the next token of a channel held back by
+        its rate."""
         import time
-        from concurrent.futures import wait
 
-        futures = self.in_flight()
-        if futures:
-            wait(futures, timeout=TICK)
-            return
-        ready = [c.ready_at for c in self.channels.values() if c.ready_at]
-        if ready:
-            time.sleep(min(max(min(ready) - time.monotonic(), 0), TICK * 10))
+        if not self.in_flight():
+            ready = [c.ready_at for c in self.channels.values() if c.ready_at]
+            if ready:
+                time.sleep(min(max(min(ready) - time.monotonic(), 0), TICK * 10))
+            return []
+        found = []
+        for outcome in self.sender.outcomes(TICK):
+            for channel in self.channels.values():
+                note = channel.in_flight.pop(outcome["id"], None)
+                if note is not None:
+                    found.append((channel, note, outcome))
+        if self.sender.ended:
+            # every message it had is unaccounted for: tried, perhaps sent; tried again later
+            reason = self.sender.why_ended()
+            for channel in self.channels.values():
+                for note in channel.in_flight.values():
+                    found.append((channel, note, {"outcome": "retry", "detail": reason}))
+                channel.in_flight.clear()
+                channel.stopped = reason
+        return found
 
-    def close(self, wait=False):
-        for channel in self.channels.values():
-            channel.close(wait)
+    def close(self):
+        if self.sender is not None:
+            self.sender.close()
+            self.sender = None
 
 
-# how long one call of the body waits for sends to come back before recording them
+# how long one call of the body waits for outcomes before recording them and committing
 TICK = 0.02
 
 
@@ -557,20 +343,18 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
     state = run_state(run_id, as_of)
     counts = {"sent": 0, "retried": 0, "dead": 0}
     try:
-        state.wait()
-        for channel in state.channels.values():
-            record(channel, state, counts)
+        record(state, counts)
         held_back = False
         if not state.over():
             for channel in state.channels.values():
                 held_back = claim(channel, state, tenant_id, counts) or held_back
     except BaseException:
-        # no worker outlives the run: their outcomes go unrecorded, and the next run sends
-        # those messages again (same Message-ID), as after a crash
-        state.close(wait=True)
+        # the sender finishes what it has and ends; those outcomes go unrecorded, and the
+        # next run sends the messages again (same Message-ID), as after a crash
+        state.close()
         SD.pop("run", None)
         raise
-    more = held_back or bool(state.in_flight())
+    more = held_back or state.in_flight() > 0
     if not more:
         state.close()
         SD.pop("run", None)
@@ -579,8 +363,8 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
 
 
 def claim(channel, state, tenant_id, counts):
-    """Hand channel's workers what is due, as far as room and rate allow. True when due work
-    is held back by the rate (the run waits for the next token)."""
+    """Hand the sender what is due on channel, as far as room and rate allow. True when due
+    work is held back by the rate (the run waits for the next token)."""
     import time
 
     room = channel.room()
@@ -634,7 +418,7 @@ def claim(channel, state, tenant_id, counts):
                 state.firms[firm] = state.firms.get(firm, 0) + 1
             kept.append(note)
         notes = kept
-    channel.hand_out(notes)
+    state.hand_out(notes)
     return False
 
 
@@ -661,43 +445,45 @@ def give_back(channel, state, ids, error=None, after=0):
     )
 
 
-def record(channel, state, counts):
-    """Record what came back from channel's workers: 'sent', 'retried' or 'dead' each."""
+def record(state, counts):
+    """Record what came back from the sender: 'sent', 'retried' or 'dead' each; a message
+    not tried, or refused for the provider's rate, is given back with no attempt spent."""
     from datetime import UTC, datetime, timedelta
 
-    settings = state.settings
     record_plan = plan(
         "record", RECORD, ["bigint", "text", "timestamptz", "text", "text", "bigint"]
     )
-    untried = []
-    for note, outcome, detail in channel.finished():
+    max_attempts = int(state.settings["dispatch.max_attempts"])
+    for channel, note, outcome in state.outcomes():
         now = datetime.now(UTC)
         attempts = note["attempts"] + 1
-        if outcome == "untried":
-            untried.append(note["id"])
+        kind, detail = outcome["outcome"], outcome.get("detail")
+        if outcome.get("down"):
+            channel.down = True  # the run sends no more on it: the rest wait, untried
+        if kind == "untried":
+            give_back(channel, state, [note["id"]])
             continue
-        if outcome == "throttled":
+        if kind == "throttled":
             # the provider's rate, not the message: no attempt spent, and every dispatcher
             # waits as long as it asked
-            after = detail.after or 1
-            give_back(channel, state, [note["id"]], str(detail), after)
+            after = outcome.get("after") or 1
+            give_back(channel, state, [note["id"]], detail, after)
             plpy.execute(
                 plan("pause", PAUSE, ["text", "float8", "float8"]),
                 [channel.name, after, channel.rate],
             )
             counts["throttled"] = counts.get("throttled", 0) + 1
             continue
-        if outcome == "sent":
+        if kind == "sent":
             channel.proven = True
             row = [note["id"], "sent", now, None, detail]
-        elif outcome == "refused":
+        elif kind == "refused":
             row = [note["id"], "dead", now, detail, None]
-        elif attempts >= int(settings["dispatch.max_attempts"]):
+        elif attempts >= max_attempts:
             row = [note["id"], "dead", now, f"{detail} (attempt {attempts}, the last)", None]
         else:
-            when = now + timedelta(seconds=detail.after) if detail.after else backoff(attempts, now)
+            after = outcome.get("after")
+            when = now + timedelta(seconds=after) if after else backoff(attempts, now)
             row = [note["id"], "failed", when, f"{detail} (attempt {attempts})", None]
         plpy.execute(record_plan, [*row, state.run_id])
         counts[{"sent": "sent", "failed": "retried", "dead": "dead"}[row[1]]] += 1
-    if untried:
-        give_back(channel, state, untried)

@@ -24,6 +24,11 @@ def plpy_source(module: str) -> str:
     return resources.files("gstjobs.plpy").joinpath(f"{module}.py").read_text(encoding="utf-8")
 
 
+# Programs a module starts as processes of their own, given as source text under a name:
+# dispatch starts plpy/sender.py (`python3 -I -c SENDER_PROGRAM`).
+PROGRAMS = {"dispatch": {"SENDER_PROGRAM": "sender"}}
+
+
 def render_plpy_body(module: str, entry: str, args: str) -> str:
     """A PL/Python function body that runs plpy/<module>.py's <entry>(<args>).
 
@@ -53,6 +58,8 @@ def render_plpy_body(module: str, entry: str, args: str) -> str:
             f'        code = compiled["{key}"] = compile({text!r}, "plpy/{name}.py", "exec")',
             "    exec(code, module.__dict__)",
         ]
+    for name, program in PROGRAMS.get(module, {}).items():
+        lines.append(f"    module.{name} = {plpy_source(program)!r}")
     lines += ['    SD["module"] = module', f"return module.{entry}({args})", ""]
     return "\n".join(lines)
 
@@ -65,6 +72,8 @@ def load_plpy_module(module: str, plpy: Any = None) -> types.ModuleType:
     namespace.__dict__.update(plpy=plpy, GD={}, SD={})
     for name in ("common", module):
         exec(compile(plpy_source(name), f"plpy/{name}.py", "exec"), namespace.__dict__)
+    for name, program in PROGRAMS.get(module, {}).items():
+        setattr(namespace, name, plpy_source(program))
     return namespace
 
 

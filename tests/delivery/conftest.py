@@ -7,6 +7,7 @@ import asyncio
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -35,16 +36,31 @@ class SmtpSink:
         self.blocked = threading.Event()  # set by the server once a DATA is waiting
         self.block_from = 1  # the first DATA (counted from 1) that block holds
         self.data_calls = 0
+        self.delay = 0.0  # seconds each DATA takes (a relay's latency)
+        self.active = 0  # DATA commands under way now, and the most at once
+        self.most_active = 0
+        self.accepted_at: list[float] = []  # time.monotonic() of each acceptance
         self.controller: Controller | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_calls += 1
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            return await self.answer_data(envelope)
+        finally:
+            self.active -= 1
+
+    async def answer_data(self, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.block.is_set() and self.data_calls >= self.block_from:
             self.blocked.set()
             while self.block.is_set():
                 await asyncio.sleep(0.05)
         if self.answer.startswith("250"):
             self.received.append(message_from_bytes(envelope.content))
+            self.accepted_at.append(time.monotonic())
             return f"{self.answer} as {len(self.received)}"
         return self.answer
 

@@ -220,6 +220,16 @@ def test_simultaneous_dispatchers_deliver_each_message_once(
     assert len(smtp.received) == 60 and len(set(smtp.message_ids())) == 60
 
 
+def senders() -> list[int]:
+    """Process ids of the sender programs running now (plpy/sender.py, started by runs)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and b'"""The sender:' in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
 def copies_after_a_crash(conn: psycopg.Connection[Any], smtp: SmtpSink, connections: int) -> int:
     """After a dispatcher died: the next run sends what was not marked sent, each message ends
     sent once in the outbox, and the only copies the server receives are of messages it had
@@ -297,6 +307,11 @@ def test_a_dispatcher_killed_mid_run_loses_nothing_and_sends_again_only_what_was
     copies = copies_after_a_crash(outbox, smtp, connections=2)
     if where == "after the server accepted":
         assert copies >= 1  # the 4th at least: accepted, its record never committed
+    # the dead run's sender finished what it had and ended: none is left behind
+    deadline = time.monotonic() + 30
+    while senders() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert senders() == []
     crashed = outbox.execute(
         "SELECT status FROM gstjobs.runs WHERE job = 'dispatch-notifications' ORDER BY id"
     ).fetchall()
@@ -524,3 +539,88 @@ def test_the_server_stopped_dead_while_sending_loses_nothing(
             )
         ]
         assert ledger == ["crashed", "succeeded"]
+
+
+def test_a_slow_server_gets_as_many_messages_at_once_as_there_are_connections(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """A relay that takes 0.2 s a message: the run keeps smtp.connections sessions busy, not
+    one, and still sends each message once."""
+    outbox.execute("SELECT gstjobs.set_setting('smtp.connections', '8')")
+    smtp.delay = 0.2
+    add(outbox, 48)
+    assert dispatch(outbox)["sent"] == 48
+    assert smtp.most_active == 8
+    assert len(set(smtp.message_ids())) == 48 and statuses(outbox) == {"sent": 48}
+
+
+def most_in_a_second(times: list[float]) -> int:
+    """The most acceptances within any one second."""
+    times = sorted(times)
+    return max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
+
+
+def test_the_rate_holds_across_concurrent_dispatchers(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """20 emails a second: two firms' own runs at once share that rate (the bucket is in the
+    database), within its burst of a tenth of a second's worth (2)."""
+    outbox.execute("SELECT gstjobs.set_setting('smtp.rate_per_second', '20')")
+    add(outbox, 40, tenant=1)
+    add(outbox, 40, tenant=2, start=100)
+    errors: list[BaseException] = []
+
+    def dispatcher(tenant: int) -> None:
+        try:
+            with psycopg.connect(db, autocommit=True) as conn:
+                conn.execute(
+                    "CALL gstjobs.run_job('dispatch-notifications', tenant_id => %s)", (tenant,)
+                )
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=dispatcher, args=(t,)) for t in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and statuses(outbox) == {"sent": 80}
+    assert len(set(smtp.message_ids())) == 80
+    # tokens are granted at most 20 a second after a burst of 2; a message reaches the server
+    # a little after its token, by a varying delay (under 0.1 s on loopback: 2 messages)
+    assert most_in_a_second(smtp.accepted_at) <= 20 + 2 + 2
+    # at 20 a second, 80 messages cannot take less than (80 - 2) / 20 s
+    assert smtp.accepted_at[-1] - smtp.accepted_at[0] >= (80 - 2) / 20 - 0.1
+    runs = outbox.execute(
+        "SELECT count(*) FROM gstjobs.runs WHERE job = 'dispatch-notifications'"
+        " AND status = 'succeeded' AND (counts ->> 'sent')::int > 0"
+    ).fetchone()
+    assert runs == (2,), "both runs sent"
+
+
+def test_a_run_stops_claiming_after_its_time_and_the_next_goes_on(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """Five a second for five seconds: a run sends what its time allows, not everything due,
+    and ends; what is left waits for the next run, pending and unclaimed."""
+    outbox.execute(
+        "SELECT gstjobs.set_settings('{\"smtp.rate_per_second\": \"5\","
+        " \"dispatch.run_seconds\": \"5\"}')"
+    )
+    add(outbox, 60)
+    first = dispatch(outbox)["sent"]
+    # at most the burst (1) and five a second for five seconds (a message handed out just
+    # before the time is up is still sent)
+    assert 20 <= first <= 1 + 5 * 5 + 1
+    took = outbox.execute(
+        "SELECT extract(epoch FROM finished_at - started_at) FROM gstjobs.runs"
+        " WHERE job = 'dispatch-notifications'"
+    ).fetchone()
+    assert took is not None and 4.5 <= float(took[0]) < 8
+    assert statuses(outbox) == {"sent": first, "pending": 60 - first}
+    assert outbox.execute(
+        "SELECT count(*) FROM gstjobs.notifications WHERE claimed_by IS NOT NULL"
+    ).fetchone() == (0,)
+    second = dispatch(outbox)["sent"]
+    assert second >= 20 and statuses(outbox)["sent"] == first + second
+    assert len(set(smtp.message_ids())) == first + second == len(smtp.received)

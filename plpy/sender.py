@@ -1,0 +1,347 @@
+"""The sender: the program dispatch-notifications starts for a run that has messages to send
+(`python3 -I -c <this file>`, as the database server's user), which sends them by SMTP and by
+WhatsApp (Cloud-API-shaped HTTP) with several connections at once, one thread each.
+
+Why a process of its own: threads inside a PostgreSQL backend outlive what the backend can
+control. A backend that is terminated while one of them is under way (pg_terminate_backend,
+a fast shutdown) exits under it, and that crashed the server process in tests: the postmaster
+then restarts every session of every firm. Here, the backend's only link to the sender is a
+pair of pipes; when the backend goes, the sender finishes the messages under way and ends.
+
+Protocol, one JSON object a line. In (stdin): {"settings": {...}} first (secrets included:
+never on a command line or in the environment, which other processes can read), then one
+notification a line. Out (stdout): one line a notification, in the order they finish:
+{"id", "outcome", "detail", "after", "down"}, outcome one of sent (detail: the server's
+answer), refused (permanent), retry, throttled (HTTP 429; after: its Retry-After), untried
+(the channel went down before its turn). Ends when stdin ends, after the messages under way.
+Only the standard library: the database server's Python needs nothing installed.
+"""
+
+CHANNELS = ("email", "whatsapp")
+
+
+def main():
+    import json
+    import signal
+    import sys
+    import threading
+
+    # a cancel request reaches the backend's whole process group: the backend decides
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settings = json.loads(sys.stdin.readline())["settings"]
+    lock = threading.Lock()
+
+    def report(result):
+        with lock:
+            sys.stdout.write(json.dumps(result) + "\n")
+            sys.stdout.flush()
+
+    channels = {name: Senders(name, settings, report) for name in CHANNELS}
+    for line in sys.stdin:
+        note = json.loads(line)
+        channels[note["channel"]].submit(note)
+    for channel in channels.values():
+        channel.close()
+
+
+class Senders:
+    """One channel's connections, a thread each; a message is handed to the first free one."""
+
+    def __init__(self, name, settings, report):
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.name = name
+        self.settings = settings
+        self.report = report
+        width = int(settings["smtp.connections" if name == "email" else "whatsapp.connections"])
+        self.pool = ThreadPoolExecutor(width, thread_name_prefix=name)
+        self.local = threading.local()
+        self.mailers = []
+        self.lock = threading.Lock()
+        self.down = False  # the server is gone or refuses the session: no more tries
+
+    def submit(self, note):
+        self.pool.submit(self.send, note)
+
+    def send(self, note):
+        outcome, detail, after = self.attempt(note)
+        self.report(
+            {
+                "id": note["id"],
+                "outcome": outcome,
+                "detail": detail,
+                "after": after,
+                "down": self.down,
+            }
+        )
+
+    def attempt(self, note):
+        """(outcome, detail, after) of sending note. Never raises: every message is answered."""
+        from datetime import UTC, datetime
+
+        if self.down:
+            return "untried", None, None
+        try:
+            if self.name == "email":
+                reply = self.mailer().send(build_email(note, self.settings, datetime.now(UTC)))
+            else:
+                reply = send_whatsapp(note, self.settings)
+        except Refused as refusal:
+            return "refused", str(refusal), None
+        except Retry as failure:
+            if failure.channel_down:
+                self.down = True
+            return ("throttled" if failure.throttled else "retry"), str(failure), failure.after
+        except Exception as error:  # a message whose failure nobody foresaw: tried again later
+            return "retry", f"{type(error).__name__}: {error}", None
+        return "sent", reply, None
+
+    def mailer(self):
+        mailer = getattr(self.local, "mailer", None)
+        if mailer is None:
+            mailer = self.local.mailer = Mailer(self.settings)
+            with self.lock:
+                self.mailers.append(mailer)
+        return mailer
+
+    def close(self):
+        self.pool.shutdown(wait=True)
+        for mailer in self.mailers:
+            mailer.close()
+
+
+class Retry(Exception):
+    """A failure worth another attempt; after seconds, if the server said when."""
+
+    def __init__(self, message, after=None, channel_down=False, throttled=False):
+        super().__init__(message)
+        self.after = after
+        self.channel_down = channel_down
+        self.throttled = throttled  # HTTP 429: the provider's rate, not this message
+
+
+class Refused(Exception):
+    """A permanent refusal: no attempt will do better."""
+
+
+def message_id(dedupe_key, sender):
+    import hashlib
+
+    domain = sender.rsplit("@", 1)[-1] or "gstjobs"
+    return f"<{hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]}@{domain}>"
+
+
+def build_email(note, settings, now):
+    """The message, or Refused when what was stored cannot make one."""
+    try:
+        email = compose_email(note, settings, now)
+        email.as_bytes()  # what the server will be sent: made here, where a failure is caught
+        return email
+    except Exception as error:  # the email package's, on stored text: ValueError, and worse
+        raise Refused(f"the message cannot be built: {type(error).__name__}: {error}") from None
+
+
+def one_line(text):
+    """A header's text: control characters and line separators become spaces (the columns
+    refuse them since revision 0005; rows stored before may hold them)."""
+    return "".join(
+        " " if ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" else c for c in text
+    )
+
+
+def compose_email(note, settings, now):
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    sender = note["email_from"] or settings["smtp.from"]
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = note["recipient"]
+    reply_to = note["reply_to"] or settings["smtp.reply_to"]
+    if reply_to:
+        email["Reply-To"] = reply_to
+    email["Subject"] = one_line(note["subject"])
+    email["Date"] = format_datetime(now)
+    # the same notification always has the same Message-ID: a copy can be recognised
+    email["Message-ID"] = message_id(note["dedupe_key"], sender)
+    email.set_content(note["body"], charset="utf-8")
+    return email
+
+
+class Mailer:
+    """One SMTP connection for the run, opened on first use."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.connection = None
+
+    def connect(self):
+        import smtplib
+        import ssl
+
+        s = self.settings
+        timeout = int(s["smtp.timeout_seconds"])
+        try:
+            # certificates are verified, host name included: against the system's CAs, or the
+            # CA file of smtp.ca_file (a path on the database server)
+            context = None
+            if s["smtp.tls"] != "none":
+                context = ssl.create_default_context(cafile=s["smtp.ca_file"] or None)
+            if s["smtp.tls"] == "tls":
+                smtp = smtplib.SMTP_SSL(
+                    s["smtp.host"], int(s["smtp.port"]), timeout=timeout, context=context
+                )
+            else:
+                smtp = smtplib.SMTP(s["smtp.host"], int(s["smtp.port"]), timeout=timeout)
+                if s["smtp.tls"] == "starttls":
+                    smtp.starttls(context=context)
+            smtp.ehlo()
+            if s["smtp.user"]:
+                smtp.login(s["smtp.user"], s["smtp.password"] or "")
+        except smtplib.SMTPAuthenticationError as error:
+            raise Retry(f"SMTP login refused: {error.smtp_code}", channel_down=True) from None
+        except (OSError, smtplib.SMTPException) as error:
+            raise Retry(
+                f"SMTP server {s['smtp.host']}:{s['smtp.port']} unreachable: "
+                f"{type(error).__name__}: {error}",
+                channel_down=True,
+            ) from None
+        self.connection = smtp
+
+    def send(self, email):
+        """The server's reply on acceptance; Retry or Refused otherwise."""
+        import smtplib
+
+        if self.connection is None:
+            self.connect()
+        smtp = self.connection
+        try:
+            code, reply = smtp.mail(email["From"])
+            if code >= 400:
+                # refused before any recipient: the sender or the session is wrong, not this
+                # message; retry later, and try no more messages this run
+                self.reset()
+                raise Retry(
+                    f"SMTP {code} at MAIL FROM: {reply.decode(errors='replace')[:300]}",
+                    channel_down=True,
+                )
+            code, reply = smtp.rcpt(email["To"])
+            if code >= 400:
+                self.reset()
+                raise self.answer("RCPT TO", code, reply)
+            code, reply = smtp.data(email.as_bytes())
+            if code >= 400:
+                self.reset()
+                raise self.answer("DATA", code, reply)
+            return f"{code} {reply.decode(errors='replace')}"
+        except (UnicodeError, ValueError) as error:
+            # an address or text the protocol cannot carry: this message's fault, not the server's
+            self.reset()
+            raise Refused(
+                f"SMTP cannot carry the message: {type(error).__name__}: {error}"
+            ) from None
+        except (OSError, smtplib.SMTPServerDisconnected) as error:
+            self.close()
+            raise Retry(
+                f"SMTP connection lost: {type(error).__name__}: {error}", channel_down=True
+            ) from None
+
+    def reset(self):
+        """Leave the session clean for the next message after a refusal."""
+        import smtplib
+
+        try:
+            self.connection.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
+
+    @staticmethod
+    def answer(step, code, reply):
+        text = f"SMTP {code} at {step}: {reply.decode(errors='replace')[:300]}"
+        return Refused(text) if code >= 500 else Retry(text)
+
+    def close(self):
+        if self.connection is None:
+            return
+        import contextlib
+        import smtplib
+
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            self.connection.quit()
+        self.connection = None
+
+
+def send_whatsapp(note, settings):
+    """The message id WhatsApp returned; Retry or Refused otherwise."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    template = json.loads(note["template"] or "{}")
+    payload = {
+        "messaging_product": "whatsapp",
+        "to": note["recipient"].lstrip("+"),
+        "type": "template",
+        "template": {
+            "name": template.get("name", note["kind"]).replace("-", "_"),
+            "language": {"code": "en"},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "parameter_name": key, "text": str(value)}
+                        for key, value in sorted(template.get("params", {}).items())
+                    ],
+                }
+            ],
+        },
+    }
+    request = urllib.request.Request(
+        settings["whatsapp.url"].rstrip("/") + "/messages",
+        data=json.dumps(payload).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Bearer " + (settings["whatsapp.token"] or ""),
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(
+            request, timeout=int(settings["whatsapp.timeout_seconds"])
+        ) as response:
+            answer = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        detail = error.read()[:300].decode(errors="replace")
+        text = f"WhatsApp HTTP {error.code}: {detail}"
+        if error.code == 429:
+            raise Retry(
+                text, after=retry_after(error.headers.get("Retry-After")), throttled=True
+            ) from None
+        if error.code >= 500:
+            raise Retry(text) from None
+        raise Refused(text) from None
+    except (OSError, urllib.error.URLError) as error:
+        raise Retry(f"WhatsApp unreachable: {type(error).__name__}", channel_down=True) from None
+    messages = answer.get("messages") or [{}]
+    return messages[0].get("id") or json.dumps(answer)[:300]
+
+
+def retry_after(header):
+    """Seconds from a Retry-After header: a number, or an HTTP date."""
+    if not header:
+        return None
+    try:
+        return max(int(header), 1)
+    except ValueError:
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max((parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds(), 1)
+        except (TypeError, ValueError):
+            return None
+
+
+if __name__ == "__main__":
+    main()
