@@ -258,6 +258,7 @@ class Run:
         self.seconds = int(self.settings["dispatch.run_seconds"])
         self.channels = {name: Channel(name, self.settings) for name in CHANNELS}
         self.sender = None
+        self.lingering = False  # waiting for a job at work to write notifications
         self.firms = {}
         self.problems = None
 
@@ -290,6 +291,8 @@ class Run:
             ready = [c.ready_at for c in self.channels.values() if c.ready_at]
             if ready:
                 time.sleep(min(max(min(ready) - time.monotonic(), 0), TICK * 10))
+            elif self.lingering:
+                time.sleep(TICK * 5)
             return []
         found = []
         for outcome in self.sender.outcomes(TICK):
@@ -355,11 +358,38 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
         SD.pop("run", None)
         raise
     more = held_back or state.in_flight() > 0
+    # Nothing to send now, but a job that writes notifications is at work, or pg_cron is
+    # starting one at this tick (at 09:00, deadline-alerts and this run start together): wait
+    # for what it writes, and send it now rather than at the next tick, a minute later.
+    state.lingering = not more and not state.over() and writers_at_work(state)
+    more = more or state.lingering
     if not more:
         state.close()
         SD.pop("run", None)
     counts["more"] = more
     return counts
+
+
+# The jobs that write notifications. pg_cron writes its row for each job of a tick as it
+# starts them, before any connects: the newest rows (by its key) are the ones to look at.
+WRITERS = """
+SELECT EXISTS (
+           SELECT FROM gstjobs.runs AS r
+           WHERE r.status = 'running' AND NOT r.dry_run AND r.job = ANY ($1::text[]))
+       OR EXISTS (
+           SELECT FROM (SELECT d.jobid, d.status FROM cron.job_run_details AS d
+                        ORDER BY d.runid DESC LIMIT 100) AS d
+           JOIN cron.job AS c ON c.jobid = d.jobid
+           WHERE d.status IN ('starting', 'running') AND c.username = 'gstjobs_runner'
+             AND c.jobname = ANY ($1::text[])) AS at_work
+"""
+WRITING_JOBS = ["sla-check", "hearing-reminders", "deadline-alerts", "health-check"]
+
+
+def writers_at_work(state):
+    if not any(configured(name, state.settings) for name in CHANNELS):
+        return False
+    return plpy.execute(plan("writers", WRITERS, ["text[]"]), [WRITING_JOBS])[0]["at_work"]
 
 
 def claim(channel, state, tenant_id, counts):

@@ -4,7 +4,7 @@ import contextlib
 import hashlib
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -624,3 +624,59 @@ def test_a_run_stops_claiming_after_its_time_and_the_next_goes_on(
     second = dispatch(outbox)["sent"]
     assert second >= 20 and statuses(outbox)["sent"] == first + second
     assert len(set(smtp.message_ids())) == first + second == len(smtp.received)
+
+
+def test_with_nothing_due_a_run_waits_for_a_job_at_work_and_sends_what_it_writes(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """At 09:00 deadline-alerts and dispatch start at one tick: the dispatch run finds nothing
+    due yet. It waits while a job that writes notifications is at work (here sla-check, held
+    at its first notification), and sends what it wrote in the same run, not a minute later."""
+    from tests.integration.conftest import at
+    from tests.integration.test_sla_check import add_task
+
+    due = at("2026-11-20 10:00")
+    add_task(outbox, 1, due_at=due)
+    outbox.execute(TRIPWIRE.encode())
+    outbox.execute(
+        "CREATE TRIGGER tripwire BEFORE INSERT ON gstjobs.notifications"
+        " FOR EACH ROW EXECUTE FUNCTION tripwire.trip('1')"
+    )
+    holder = psycopg.connect(db, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (TRIP_LOCK,))
+    errors: list[BaseException] = []
+
+    def call(statement: str, *params: Any) -> None:
+        try:
+            with psycopg.connect(db, autocommit=True) as conn:
+                conn.execute(statement, params)
+        except BaseException as error:
+            errors.append(error)
+
+    writer = threading.Thread(
+        target=call,
+        args=("CALL gstjobs.run_job('sla-check', as_of => %s)", due + timedelta(seconds=30)),
+    )
+    writer.start()
+    wait_until(db, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory'")
+    dispatcher = threading.Thread(
+        target=call, args=("CALL gstjobs.run_job('dispatch-notifications')",)
+    )
+    dispatcher.start()
+    wait_until(
+        db,
+        "SELECT 1 FROM gstjobs.runs WHERE job = 'dispatch-notifications' AND status = 'running'",
+    )
+    time.sleep(1)
+    assert dispatcher.is_alive(), "the dispatch run ended with a writer at work"
+    holder.execute("SELECT pg_advisory_unlock(%s)", (TRIP_LOCK,))
+    writer.join(30)
+    dispatcher.join(30)
+    holder.close()
+    assert errors == []
+    runs = outbox.execute(
+        "SELECT (counts ->> 'sent')::int FROM gstjobs.runs"
+        " WHERE job = 'dispatch-notifications' ORDER BY id"
+    ).fetchall()
+    # one run sent what sla-check wrote: the assignee's email and WhatsApp message
+    assert runs == [(2,)] and statuses(outbox) == {"sent": 2} and len(smtp.received) == 1
