@@ -43,12 +43,13 @@ def statements(base: datetime) -> list[tuple[str, str, tuple[Any, ...]]]:
     for job in ("hearing-reminders", "deadline-alerts", "analytics-snapshot"):
         sql = getattr(bench.local_jobs, job.replace("-", "_").upper())
         found.append((job, sql, (None, cases[job].as_of, None, *bench.EVERY_FIRM)))
-    # a claim of dispatch with the default batch (1), on the outbox the backlog run filled
+    # a claim of dispatch as a run at full pace makes it (two per SMTP connection: 32), on the
+    # outbox the backlog run filled (the run id is one no run has: it is rolled back anyway)
     found.append(
         (
             "dispatch-notifications, a claim",
             dispatch.CLAIM,
-            (datetime.now(UTC), "email", None, 1, []),
+            (datetime.now(UTC), 0.0, "email", None, [], 32, 0),
         )
     )
     now = cases["health-check"].as_of

@@ -47,7 +47,7 @@ local_jobs = load_plpy_module("local_jobs")
 # covers unless a failure is being narrowed down to its firm
 EVERY_FIRM = sla_check.ALL_FIRMS
 
-from bench import database, replaced  # noqa: E402
+from bench import database, peak, replaced  # noqa: E402
 from bench.network import DelayProxy  # noqa: E402
 
 BENCH_SIZES = {"tiny": Size(firms=3, tasks=300, hearings=60, deadlines=60), **SIZES}
@@ -522,8 +522,9 @@ def round_trip_ms(dsn: str, count: int = 1000) -> float:
         return round((time.perf_counter() - started) / count * 1000, 3)
 
 
-def dispatch_throughput(count: int, batch: int) -> dict[str, Any]:
-    """dispatch-notifications to a loopback SMTP sink: messages per second."""
+def dispatch_throughput(count: int) -> dict[str, Any]:
+    """dispatch-notifications to a loopback SMTP sink that answers at once, with no rate limit
+    (smtp.rate_per_second at its most): what the dispatcher itself can do, messages per second."""
     from aiosmtpd.controller import Controller
 
     class Counter:
@@ -541,8 +542,8 @@ def dispatch_throughput(count: int, batch: int) -> dict[str, Any]:
             for key, value in {
                 "smtp.host": "127.0.0.1",
                 "smtp.port": str(port),
-                "dispatch.per_run_limit": str(count),
-                "dispatch.batch_size": str(batch),
+                "smtp.rate_per_second": "10000",
+                "dispatch.run_seconds": "3000",
             }.items():
                 conn.execute("SELECT gstjobs.set_setting(%s, %s)", (key, value))
             conn.execute("DELETE FROM gstjobs.notifications")
@@ -562,11 +563,14 @@ def dispatch_throughput(count: int, batch: int) -> dict[str, Any]:
             sent = conn.execute(
                 "SELECT count(*) FROM gstjobs.notifications WHERE status = 'sent'"
             ).fetchone()
+            conn.execute(
+                "DELETE FROM gstjobs.settings WHERE key IN ('smtp.host', 'smtp.port',"
+                " 'smtp.rate_per_second', 'dispatch.run_seconds')"
+            )
     finally:
         controller.stop()
     return {
         "messages": count,
-        "batch_size": batch,
         "seconds": round(seconds, 2),
         "per_second": round(count / seconds, 1),
         "sent": sent[0] if sent else 0,
@@ -710,7 +714,9 @@ def growth(repeat: int, scale: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", action="append", choices=sorted(BENCH_SIZES))
-    parser.add_argument("--only", choices=(*JOBS, "dispatch-notifications", "purge-history"))
+    parser.add_argument(
+        "--only", choices=(*JOBS, "dispatch-notifications", "purge-history", "peak")
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--output", default=str(ROOT / "bench/results.json"))
     parser.add_argument(
@@ -792,85 +798,130 @@ def run_size(size_name: str, args: argparse.Namespace, proxy: DelayProxy) -> dic
         )
     if args.only in (None, "dispatch-notifications"):
         count = {"tiny": 100, "seed": 1000}.get(size_name, 10000)
-        entry["dispatch"] = [dispatch_throughput(count, 1), dispatch_throughput(count, 50)]
+        # three times: its spread on this machine, as the rate is what people wait on
+        entry["dispatch"] = [dispatch_throughput(count) for _ in range(3)]
         print(f"  dispatch: {entry['dispatch']}", flush=True)
     if args.only in (None, "purge-history"):
         runs, rows = {"tiny": (50, 1_000), "seed": (500, 10_000)}.get(size_name, (5_000, 300_000))
         entry["purge"] = purge(runs, rows)
         print(f"  purge-history: {entry['purge']}", flush=True)
+    # the peak changes the data (it takes a day's slots), so it comes last
+    if args.only == "peak" or (args.only is None and size_name == "l"):
+        day = base.replace(hour=0, minute=0, second=0, microsecond=0)
+        entry["peak"] = peak.measure(DSN, ADMIN, restart_cluster, day)
+        print(f"  peak: {json.dumps({k: v for k, v in entry['peak'].items() if k != 'slots'})}")
     return entry
 
 
+def restart_cluster() -> None:
+    """The bench's cluster restarted: pg_cron's launcher runs again (dropping its database, as
+    setup does, stops it)."""
+    env = {**os.environ, "GSTJOBS_PORT": str(PORT), "GSTJOBS_CRON_DB": DB}
+    subprocess.run(
+        [str(ROOT / "scripts/cluster.sh"), "restart", CLUSTER],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+# job/limit's target, and where a run's fixed cost is most of it: there the job is judged after
+# that cost, (job - heartbeat) / limit, the heartbeat being a run whose body does nothing
+JOB_OVER_LIMIT = 1.3
+SMALLER_THAN_A_RUN = {("seed", job) for job in (*JOBS, SLA_EVERY_MINUTE)} | {
+    ("l", SLA_EVERY_MINUTE)
+}
+FIXED_COST_MS = 25
+PEAK_P99_S = 120
+PEAK_PER_S = {"email": 200, "whatsapp": 75}
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target as decided (docs/BENCHMARKS.md, "Targets"), each PASS or FAIL."""
     found: list[dict[str, Any]] = []
 
     def check(name: str, value: Any, passed: bool) -> None:
         found.append({"target": name, "value": value, "pass": passed})
 
     for size_name, entry in results["sizes"].items():
+        heartbeat = entry["fixed_cost"]["heartbeat_ms"]
+        check(
+            f"{size_name} fixed cost: a run with nothing to do (heartbeat) <= {FIXED_COST_MS} ms",
+            heartbeat,
+            heartbeat <= FIXED_COST_MS,
+        )
         for job, measured in entry["jobs"].items():
             check(
                 f"{size_name} {job}: same effects all ways",
                 measured["same_effects"],
                 measured["same_effects"],
             )
-            if "job_over_limit" in measured:
+            ways = measured["ways"]
+            if "limit" in ways and (size_name, job) in SMALLER_THAN_A_RUN:
+                after = round(
+                    (ways["job"]["median_ms"] - heartbeat) / ways["limit"]["median_ms"], 2
+                )
                 check(
-                    f"{size_name} {job}: job/limit <= 1.5",
+                    f"{size_name} {job}: job/limit <= {JOB_OVER_LIMIT} after a run's fixed cost"
+                    f" ({heartbeat} ms)",
+                    after,
+                    after <= JOB_OVER_LIMIT,
+                )
+            elif "job_over_limit" in measured and size_name == "l":
+                check(
+                    f"l {job}: job/limit <= {JOB_OVER_LIMIT}",
                     measured["job_over_limit"],
-                    measured["job_over_limit"] <= 1.5,
+                    measured["job_over_limit"] <= JOB_OVER_LIMIT,
                 )
-            # issue 6's replaced/job target: sla-check, reminders and deadlines at L
-            replaced_target = job != "analytics-snapshot" and "replaced_over_job" in measured
-            if size_name == "l" and replaced_target:
+            # issue 6's replaced/job target, for sla-check, reminders and deadlines at L, is
+            # judged as the replaced system ran: over a network
+            if (
+                size_name == "l"
+                and job != "analytics-snapshot"
+                and "replaced_net_over_job" in measured
+            ):
+                network = entry["network"]
+                added = round(network["proxy_rtt_ms"] - network["loopback_rtt_ms"], 2)
                 check(
-                    f"l {job}: replaced/job >= 20 (statement per transaction, loopback)",
-                    measured["replaced_over_job"],
-                    measured["replaced_over_job"] >= 20,
+                    f"l {job}: replaced/job >= 20 over a network (+{added:g} ms a round trip)",
+                    measured["replaced_net_over_job"],
+                    measured["replaced_net_over_job"] >= 20,
                 )
-                if "replaced_net_over_job" in measured:
-                    network = entry["network"]
-                    added = round(network["proxy_rtt_ms"] - network["loopback_rtt_ms"], 2)
-                    check(
-                        f"l {job}: replaced/job >= 20 over a network (+{added:g} ms a round trip)",
-                        measured["replaced_net_over_job"],
-                        measured["replaced_net_over_job"] >= 20,
-                    )
-            heap = measured["ways"]["job"].get("backend_heap_mb")
+            heap = ways["job"].get("backend_heap_mb")
             if size_name == "l" and heap is not None:
                 check(f"l {job}: backend memory (RssAnon) <= 100 MB", heap, heap <= 100)
             if size_name == "seed" and job in REPLACED_REPORTED:
-                ms = measured["ways"]["job"]["median_ms"]
+                ms = ways["job"]["median_ms"]
                 check(
                     f"seed {job}: 100x faster than the replaced system's {REPLACED_REPORTED[job]} s",
                     ms,
                     ms * 100 <= REPLACED_REPORTED[job] * 1000,
                 )
         if size_name == "l":
-            for job, label in (
-                (SLA_EVERY_MINUTE, "run every minute, as scheduled"),
-                ("sla-check", "10 minutes of new breaches in one run"),
-            ):
-                sla = entry["jobs"].get(job)
-                if sla:
-                    ms = sla["ways"]["job"]["median_ms"]
-                    tasks = effects_counts(sla)[1]
-                    check(
-                        f"l sla-check steady state <= 50 ms: {label} ({tasks} newly detected)",
-                        ms,
-                        ms <= 50,
-                    )
+            # 50 ms at its schedule's load: one minute of new breaches
+            sla = entry["jobs"].get(SLA_EVERY_MINUTE)
+            if sla:
+                ms = sla["ways"]["job"]["median_ms"]
+                tasks = effects_counts(sla)[1]
+                check(
+                    f"l sla-check <= 50 ms at its schedule (one minute: {tasks} newly detected)",
+                    ms,
+                    ms <= 50,
+                )
             analytics = entry["jobs"].get("analytics-snapshot")
             if analytics:
                 ms = analytics["ways"]["job"]["median_ms"]
                 check("l analytics-snapshot <= 10 s", ms, ms <= 10000)
-        for run in entry.get("dispatch", []):
-            if run["messages"] >= 10000:
-                check(
-                    f"dispatch >= 200 emails/s (batch {run['batch_size']})",
-                    run["per_second"],
-                    run["per_second"] >= 200,
-                )
+        runs = entry.get("dispatch", [])
+        if runs and runs[0]["messages"] >= 10000:
+            rates = [r["per_second"] for r in runs]
+            check(
+                f"{size_name} dispatch alone >= 200 emails/s (median of {len(rates)},"
+                f" {min(rates)}-{max(rates)})",
+                statistics.median(rates),
+                statistics.median(rates) >= 200,
+            )
+        found.extend(peak_targets(size_name, entry.get("peak")))
     series = results.get("growth", {})
     if "10k open" in series and "1M open" in series:
         small = series["10k open"]["sla-check"]["ways"]["job"]["median_ms"]
@@ -880,6 +931,42 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             round(large / small, 2),
             large <= 2 * small,
         )
+    return found
+
+
+def peak_targets(size_name: str, measured: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The 08:00 peak's targets: every message within two minutes of its slot's run, at the
+    provider's pace, none lost, none twice, no 429 turned into a dead letter."""
+    if not measured:
+        return []
+    found = []
+    for channel, least in PEAK_PER_S.items():
+        sent = measured.get(channel)
+        if not sent or not sent["messages"]:
+            continue
+        found.append(
+            {
+                "target": f"{size_name} peak {channel}: 0 lost, 0 sent twice, 0 dead",
+                "value": f"{sent['lost']} / {sent['duplicates']} / {sent['dead']}",
+                "pass": sent["lost"] == sent["duplicates"] == sent["dead"] == 0,
+            }
+        )
+        if size_name != "l":
+            continue  # latency and pace are judged at the large size, the peak of a thousand firms
+        p99 = sent["latency_s"]["p99"] if sent["latency_s"] else None
+        found += [
+            {
+                "target": f"{size_name} peak {channel}: p99 <= {PEAK_P99_S} s from the slot's run"
+                f" ({sent['messages']} messages)",
+                "value": p99,
+                "pass": p99 is not None and p99 <= PEAK_P99_S,
+            },
+            {
+                "target": f"{size_name} peak {channel}: >= {least} accepted a second",
+                "value": sent["per_s"],
+                "pass": (sent["per_s"] or 0) >= least,
+            },
+        ]
     return found
 
 
@@ -978,7 +1065,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         tabulate(
             [
-                [t["target"], t["value"], "pass" if t["pass"] else "FAIL"]
+                [t["target"], t["value"], "PASS" if t["pass"] else "FAIL"]
                 for t in results["targets"]
             ],
             headers=["target", "measured", ""],

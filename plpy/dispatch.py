@@ -26,7 +26,7 @@ only the owner may call, and they appear in no error, log line or ledger row.
 # The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
 # these names come from there. Never run, so nothing is imported in a new session.
 if False:
-    from common import enter_run, plan
+    from common import enter_run, one, plan
 
     SENDER_PROGRAM = ""  # plpy/sender.py's text, put here by the rendering (resources.py)
 
@@ -41,7 +41,7 @@ CLAIM = """
 WITH due AS (
     SELECT n.id FROM gstjobs.notifications AS n
     WHERE n.status IN ('pending', 'failed')
-      AND n.next_attempt_at <= $1 + make_interval(secs => $2)
+      AND n.next_attempt_at <= $1 + (clock_timestamp() - $2)
       AND n.channel = $3 AND n.claimed_by IS NULL
       AND ($4::bigint IS NULL OR n.tenant_id = $4)
       AND (n.tenant_id IS NULL OR n.tenant_id <> ALL ($5::bigint[]))
@@ -136,6 +136,15 @@ WHERE d.key LIKE 'smtp.%' OR d.key LIKE 'whatsapp.%' OR d.key LIKE 'dispatch.%'
 # first message: a secret set for another endpoint, a credential that would go in clear, a
 # host that resolves to a link-local address
 PROBLEMS = "SELECT email, whatsapp FROM gstjobs.delivery_problems(true)"
+
+# When the run's clock started: for a run of now (as_of is the time its start began), as_of
+# itself, so that the run's clock is the time now, to the microsecond, and a message written
+# a moment after it started is due; for a replay of a moment past, when the run started.
+STARTED = """
+SELECT CASE WHEN started_at - as_of < interval '1 minute' THEN as_of ELSE started_at END
+       AS started_at
+FROM gstjobs.runs WHERE id = $1
+"""
 
 DUE = """
 SELECT channel, count(*) AS due FROM gstjobs.notifications
@@ -256,6 +265,7 @@ class Run:
         self.started = time.monotonic()
         self.settings = {r["key"]: r["value"] for r in plpy.execute(plan("settings", SETTINGS, []))}
         self.seconds = int(self.settings["dispatch.run_seconds"])
+        self.started_at = one("started", STARTED, ["bigint"], [run_id])["started_at"]
         self.channels = {name: Channel(name, self.settings) for name in CHANNELS}
         self.sender = None
         self.lingering = False  # waiting for a job at work to write notifications
@@ -347,22 +357,20 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
     counts = {"sent": 0, "retried": 0, "dead": 0}
     try:
         record(state, counts)
-        held_back = False
-        if not state.over():
-            for channel in state.channels.values():
-                held_back = claim(channel, state, tenant_id, counts) or held_back
+        more = claim_all(state, tenant_id, counts)
+        if not more and not state.over():
+            # Nothing to send now, but a job that writes notifications may be at work, or
+            # pg_cron starting one at this tick (at 09:00, deadline-alerts and this run start
+            # together): wait for what it writes, and send it now rather than a minute later.
+            state.lingering = writers_at_work(state)
+            # a writer that finished just before that look committed first: one more look
+            more = state.lingering or claim_all(state, tenant_id, counts)
     except BaseException:
         # the sender finishes what it has and ends; those outcomes go unrecorded, and the
         # next run sends the messages again (same Message-ID), as after a crash
         state.close()
         SD.pop("run", None)
         raise
-    more = held_back or state.in_flight() > 0
-    # Nothing to send now, but a job that writes notifications is at work, or pg_cron is
-    # starting one at this tick (at 09:00, deadline-alerts and this run start together): wait
-    # for what it writes, and send it now rather than at the next tick, a minute later.
-    state.lingering = not more and not state.over() and writers_at_work(state)
-    more = more or state.lingering
     if not more:
         state.close()
         SD.pop("run", None)
@@ -370,18 +378,34 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
     return counts
 
 
-# The jobs that write notifications. pg_cron writes its row for each job of a tick as it
-# starts them, before any connects: the newest rows (by its key) are the ones to look at.
+def claim_all(state, tenant_id, counts):
+    """Claim on every channel; True while the run has more to do (messages under way, or due
+    and held back by the rate)."""
+    held_back = False
+    if not state.over():
+        for channel in state.channels.values():
+            held_back = claim(channel, state, tenant_id, counts) or held_back
+    return held_back or state.in_flight() > 0
+
+
+# The jobs that write notifications: a run of one under way (the ledger), or one pg_cron has
+# just started, whose run is not in the ledger yet (its row in cron.job_run_details, written as
+# pg_cron starts the jobs of a tick, before any connects; newest first by pg_cron's key).
+# pg_cron's own status is not enough: it may mark a job's row done only when the tick's other
+# jobs, this run included, are done.
 WRITERS = """
 SELECT EXISTS (
            SELECT FROM gstjobs.runs AS r
            WHERE r.status = 'running' AND NOT r.dry_run AND r.job = ANY ($1::text[]))
        OR EXISTS (
-           SELECT FROM (SELECT d.jobid, d.status FROM cron.job_run_details AS d
-                        ORDER BY d.runid DESC LIMIT 100) AS d
+           SELECT FROM (SELECT d.runid, d.jobid, d.status, d.start_time
+                        FROM cron.job_run_details AS d ORDER BY d.runid DESC LIMIT 100) AS d
            JOIN cron.job AS c ON c.jobid = d.jobid
            WHERE d.status IN ('starting', 'running') AND c.username = 'gstjobs_runner'
-             AND c.jobname = ANY ($1::text[])) AS at_work
+             AND c.jobname = ANY ($1::text[])
+             AND d.start_time > clock_timestamp() - interval '10 seconds'
+             AND NOT EXISTS (SELECT FROM gstjobs.runs AS r WHERE r.cron_runid = d.runid))
+           AS at_work
 """
 WRITING_JOBS = ["sla-check", "hearing-reminders", "deadline-alerts", "health-check"]
 
@@ -400,21 +424,22 @@ def claim(channel, state, tenant_id, counts):
     room = channel.room()
     if room <= 0 or not configured(channel.name, state.settings):
         return False
+    per_firm = int(state.settings["dispatch.per_firm_limit"])
+    full_firms = [f for f, n in state.firms.items() if per_firm and n >= per_firm]
+    # due by the run's clock: as_of, moved on by the time since the run started (a message
+    # that falls due while the run works, a new one or a retry, is sent by it; for a run of
+    # now, that is the time now)
+    arguments = [state.as_of, state.started_at, channel.name, tenant_id, full_firms]
+    if not plpy.execute(plan("anything due", ANY_DUE, DUE_TYPES), arguments).nrows():
+        return False  # most minutes: nothing is taken from the bucket, nothing is written
     taken = plpy.execute(
         plan("take", TAKE, ["text", "integer", "float8", "float8"]),
         [channel.name, room, channel.rate, channel.burst],
     )[0]
-    per_firm = int(state.settings["dispatch.per_firm_limit"])
-    full_firms = [f for f, n in state.firms.items() if per_firm and n >= per_firm]
-    # due by the run's clock: as_of, moved on by the time the run has taken (a message that
-    # falls due while the run works, a new one or a retry, is sent by it)
-    arguments = [state.as_of, state.elapsed(), channel.name, tenant_id, full_firms]
     if not taken["granted"]:
         channel.ready_at = time.monotonic() + taken["wait_seconds"]
-        if state.elapsed() + taken["wait_seconds"] >= state.seconds:
-            return False  # no token before the run's time is up (a long pause): the next run
-        # held back only if something is due
-        return plpy.execute(plan("anything due", ANY_DUE, DUE_TYPES), arguments).nrows() > 0
+        # held back, unless no token comes before the run's time is up (a long pause)
+        return state.elapsed() + taken["wait_seconds"] < state.seconds
     channel.ready_at = 0.0
     notes = list(
         plpy.execute(
@@ -452,13 +477,13 @@ def claim(channel, state, tenant_id, counts):
     return False
 
 
-DUE_TYPES = ["timestamptz", "float8", "text", "bigint", "bigint[]"]
+DUE_TYPES = ["timestamptz", "timestamptz", "text", "bigint", "bigint[]"]
 CLAIM_TYPES = [*DUE_TYPES, "integer", "bigint"]
 
 ANY_DUE = """
 SELECT FROM gstjobs.notifications AS n
 WHERE n.status IN ('pending', 'failed')
-  AND n.next_attempt_at <= $1 + make_interval(secs => $2)
+  AND n.next_attempt_at <= $1 + (clock_timestamp() - $2)
   AND n.channel = $3 AND n.claimed_by IS NULL
   AND ($4::bigint IS NULL OR n.tenant_id = $4)
   AND (n.tenant_id IS NULL OR n.tenant_id <> ALL ($5::bigint[]))

@@ -125,11 +125,15 @@ class Refused(Exception):
     """A permanent refusal: no attempt will do better."""
 
 
-def message_id(dedupe_key, sender):
+def request_id(dedupe_key):
     import hashlib
 
+    return hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]
+
+
+def message_id(dedupe_key, sender):
     domain = sender.rsplit("@", 1)[-1] or "gstjobs"
-    return f"<{hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]}@{domain}>"
+    return f"<{request_id(dedupe_key)}@{domain}>"
 
 
 def build_email(note, settings, now):
@@ -303,6 +307,9 @@ def send_whatsapp(note, settings):
         headers={
             "Content-Type": "application/json",
             "Authorization": "Bearer " + (settings["whatsapp.token"] or ""),
+            # the same notification always has the same id, as an email its Message-ID: a
+            # copy can be recognised, in the provider's logs or by a proxy in front of it
+            "X-Request-Id": request_id(note["dedupe_key"]),
         },
         method="POST",
     )

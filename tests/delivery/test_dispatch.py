@@ -175,6 +175,12 @@ def test_whatsapp_answers_are_each_handled(
     request = whatsapp.requests[-1]
     assert request["path"] == "/v19.0/1234567890/messages"
     assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    # the notification's own id, as an email's Message-ID: the same on every attempt
+    keys = outbox.execute(
+        "SELECT dedupe_key FROM gstjobs.notifications WHERE channel = 'whatsapp'"
+    ).fetchall()
+    request_ids = {hashlib.sha256(k[0].encode()).hexdigest()[:40] for k in keys}
+    assert {r["headers"]["X-Request-Id"] for r in whatsapp.requests} == request_ids
     body = request["json"]
     assert body["messaging_product"] == "whatsapp" and body["to"] == "919800000003"
     assert body["template"]["name"] == "hearing_reminder"
