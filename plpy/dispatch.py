@@ -61,13 +61,17 @@ LEFT JOIN litigation.tenants AS firm ON firm.id = c.tenant_id
 ORDER BY c.urgency, c.next_attempt_at, c.id
 """
 
-# an attempt's outcome: sent, failed (with when to try again) or dead
+# the attempts' outcomes that came back, in one statement: sent, failed (with when to try
+# again) or dead
 RECORD = """
-UPDATE gstjobs.notifications
-SET status = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = $4,
-    provider_reply = $5, last_attempt_at = clock_timestamp(),
-    sent_at = CASE WHEN $2 = 'sent' THEN clock_timestamp() END, claimed_by = NULL
-WHERE id = $1 AND claimed_by = $6
+UPDATE gstjobs.notifications AS n
+SET status = o.status, attempts = n.attempts + 1, next_attempt_at = o.next_attempt_at,
+    last_error = o.last_error, provider_reply = o.provider_reply,
+    last_attempt_at = clock_timestamp(),
+    sent_at = CASE WHEN o.status = 'sent' THEN clock_timestamp() END, claimed_by = NULL
+FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
+     AS o (id, status, next_attempt_at, last_error, provider_reply)
+WHERE n.id = o.id AND n.claimed_by = $6
 """
 
 # given back unsent, no attempt spent: the channel went down before its turn, or the provider
@@ -89,37 +93,49 @@ WHERE n.claimed_by IS NOT NULL
                   WHERE r.id = n.claimed_by AND r.status = 'running')
 """
 
-# Up to $2 tokens from the channel's bucket: refilled at $3 a second since it was last taken
-# from, holding at most $4 (a tenth of a second's worth: a burst no provider counting per
-# second would refuse). Row-locked until the call's commit, a moment later, so that concurrent
-# dispatchers share the one rate. Answers how many were granted and, when none, how long until
-# the next one.
+# Up to $2 tokens from the channel's bucket: refilled at its rate $3 a second times its pace
+# since it was last taken from, holding at most $4 (a fifth of a second's worth: enough that a
+# run's call a little late loses nothing, small against what a provider allows a second). The pace, cut by a 429 (PAUSE), recovers by
+# PACE_RECOVERY a second. Row-locked until the call's commit, a moment later, so that
+# concurrent dispatchers share the one rate. Answers how many were granted and, when none,
+# how long until the next one.
 TAKE = """
 WITH bucket AS (
-    SELECT b.channel, clock_timestamp() AS now,
-           least($4::float8, b.tokens + $3::float8
-                 * extract(epoch FROM clock_timestamp() - b.refilled_at)::float8) AS available
+    SELECT b.channel, clock_timestamp() AS now, b.tokens, b.pace,
+           extract(epoch FROM clock_timestamp() - b.refilled_at)::float8 AS elapsed
     FROM gstjobs.send_rates AS b WHERE b.channel = $1
     FOR UPDATE
-), granted AS (
-    SELECT bucket.*, greatest(least($2, floor(bucket.available)), 0)::integer AS granted
+), refilled AS (
+    SELECT channel, now, least(1, pace + $5::float8 * elapsed) AS pace,
+           least($4::float8, tokens + $3::float8 * pace * elapsed) AS available
     FROM bucket
+), granted AS (
+    SELECT refilled.*, greatest(least($2, floor(available)), 0)::integer AS granted
+    FROM refilled
 )
 UPDATE gstjobs.send_rates AS b
-SET tokens = g.available - g.granted, refilled_at = g.now
+SET tokens = g.available - g.granted, refilled_at = g.now, pace = g.pace
 FROM granted AS g WHERE b.channel = g.channel
-RETURNING g.granted, greatest((1 - (g.available - g.granted)) / $3::float8, 0) AS wait_seconds
+RETURNING g.granted,
+          greatest((1 - (g.available - g.granted)) / ($3::float8 * g.pace), 0) AS wait_seconds
 """
+# the share of its rate a channel's pace regains a second after a 429 (from 0.95: 10 s)
+PACE_RECOVERY = 0.005
 
 # tokens claimed for messages that were not there, given back
 REFUND = """
 UPDATE gstjobs.send_rates SET tokens = least(tokens + $2, $3::float8) WHERE channel = $1
 """
 
-# the provider said "too many": nobody sends on the channel for $2 seconds
+# The provider said "too many" (HTTP 429): the bucket is emptied and its pace cut by 5% (to no
+# less than half the rate), at most once a second however many answers said so at once.
 PAUSE = """
 UPDATE gstjobs.send_rates
-SET tokens = least(tokens, 0) - $2::float8 * $3::float8, refilled_at = clock_timestamp()
+SET tokens = least(tokens, 0),
+    pace = CASE WHEN slowed_at > clock_timestamp() - interval '1 second' THEN pace
+                ELSE greatest(0.5, pace * 0.95) END,
+    slowed_at = CASE WHEN slowed_at > clock_timestamp() - interval '1 second' THEN slowed_at
+                     ELSE clock_timestamp() END
 WHERE channel = $1
 """
 
@@ -178,7 +194,7 @@ class Channel:
         self.name = name
         self.width = int(settings[f"{prefix}.connections"])
         self.rate = float(settings[f"{prefix}.rate_per_second"])
-        self.burst = max(1.0, self.rate / 10)
+        self.burst = max(1.0, self.rate / 5)
         self.in_flight = {}  # notification id: the notification, as claimed
         self.down = False  # the sender found the server gone, or the session refused
         self.proven = False  # a message went through in this run: every connection may open
@@ -433,8 +449,8 @@ def claim(channel, state, tenant_id, counts):
     if not plpy.execute(plan("anything due", ANY_DUE, DUE_TYPES), arguments).nrows():
         return False  # most minutes: nothing is taken from the bucket, nothing is written
     taken = plpy.execute(
-        plan("take", TAKE, ["text", "integer", "float8", "float8"]),
-        [channel.name, room, channel.rate, channel.burst],
+        plan("take", TAKE, ["text", "integer", "float8", "float8", "float8"]),
+        [channel.name, room, channel.rate, channel.burst, PACE_RECOVERY],
     )[0]
     if not taken["granted"]:
         channel.ready_at = time.monotonic() + taken["wait_seconds"]
@@ -505,10 +521,8 @@ def record(state, counts):
     not tried, or refused for the provider's rate, is given back with no attempt spent."""
     from datetime import UTC, datetime, timedelta
 
-    record_plan = plan(
-        "record", RECORD, ["bigint", "text", "timestamptz", "text", "text", "bigint"]
-    )
     max_attempts = int(state.settings["dispatch.max_attempts"])
+    rows = []
     for channel, note, outcome in state.outcomes():
         now = datetime.now(UTC)
         attempts = note["attempts"] + 1
@@ -519,26 +533,28 @@ def record(state, counts):
             give_back(channel, state, [note["id"]])
             continue
         if kind == "throttled":
-            # the provider's rate, not the message: no attempt spent, and every dispatcher
-            # waits as long as it asked
-            after = outcome.get("after") or 1
-            give_back(channel, state, [note["id"]], detail, after)
-            plpy.execute(
-                plan("pause", PAUSE, ["text", "float8", "float8"]),
-                [channel.name, after, channel.rate],
-            )
+            # the provider's rate, not the message: no attempt spent, the message waits as
+            # long as it asked, and the channel slows down for every dispatcher
+            give_back(channel, state, [note["id"]], detail, outcome.get("after") or 1)
+            plpy.execute(plan("pause", PAUSE, ["text"]), [channel.name])
             counts["throttled"] = counts.get("throttled", 0) + 1
             continue
         if kind == "sent":
             channel.proven = True
-            row = [note["id"], "sent", now, None, detail]
+            rows.append((note["id"], "sent", now, None, detail))
         elif kind == "refused":
-            row = [note["id"], "dead", now, detail, None]
+            rows.append((note["id"], "dead", now, detail, None))
         elif attempts >= max_attempts:
-            row = [note["id"], "dead", now, f"{detail} (attempt {attempts}, the last)", None]
+            rows.append((note["id"], "dead", now, f"{detail} (attempt {attempts}, the last)", None))
         else:
             after = outcome.get("after")
             when = now + timedelta(seconds=after) if after else backoff(attempts, now)
-            row = [note["id"], "failed", when, f"{detail} (attempt {attempts})", None]
-        plpy.execute(record_plan, [*row, state.run_id])
-        counts[{"sent": "sent", "failed": "retried", "dead": "dead"}[row[1]]] += 1
+            rows.append((note["id"], "failed", when, f"{detail} (attempt {attempts})", None))
+        counts[{"sent": "sent", "failed": "retried", "dead": "dead"}[rows[-1][1]]] += 1
+    if rows:
+        record_plan = plan(
+            "record", RECORD, ["bigint[]", "text[]", "timestamptz[]", "text[]", "text[]", "bigint"]
+        )
+        plpy.execute(
+            record_plan, [*(list(column) for column in zip(*rows, strict=True)), state.run_id]
+        )

@@ -6,9 +6,13 @@ SET ROLE gstjobs_owner;
 
 CREATE TABLE gstjobs.send_rates (
     channel     text PRIMARY KEY CHECK (channel IN ('email', 'whatsapp')),
-    -- tokens as of refilled_at; negative while the provider asked for a pause (HTTP 429)
+    -- tokens as of refilled_at
     tokens      double precision NOT NULL DEFAULT 0,
-    refilled_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    refilled_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- the share of the channel's rate it is refilled at: cut when the provider answers 429
+    -- (too many), recovered as time passes, so the bucket finds the provider's own pace
+    pace        double precision NOT NULL DEFAULT 1 CHECK (pace >= 0.5 AND pace <= 1),
+    slowed_at   timestamptz
 );
 COMMENT ON TABLE gstjobs.send_rates IS
     'each channel''s token bucket: refilled at the channel''s rate_per_second setting, taken from by every dispatcher (owner only)';
