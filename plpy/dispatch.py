@@ -2,11 +2,12 @@
 
 A run keeps delivering while messages are due, for at most dispatch.run_seconds, within each
 channel's rate (a token bucket in gstjobs.send_rates, shared by every dispatcher), with up to
-smtp.connections SMTP sessions and whatsapp.connections HTTP requests at once. Sending happens
-in worker threads that do nothing but network I/O; only this function's own thread touches
-the database. Each call of the body records the outcomes that came back, claims more messages
-(FOR UPDATE SKIP LOCKED, most urgent first, marked claimed_by this run and committed, so that
-a claim outlives the runner's commit after every call) and hands them to the workers.
+smtp.connections SMTP sessions and whatsapp.connections HTTP requests at once. The sending is
+done by a process the run starts (plpy/sender.py: why a process, not threads, is said there);
+only this backend touches the database. Each call of the body records the outcomes that came
+back, claims more messages (FOR UPDATE SKIP LOCKED, most urgent first, marked claimed_by this
+run and committed, so that a claim outlives the runner's commit after every call) and hands
+them to the sender.
 
 A notification is marked sent only after the server accepted it. The one way a message can go
 twice: the server accepted it and the run ended before recording it (a crash); the next run
@@ -15,7 +16,7 @@ most the messages in flight at that moment: 2 x connections per channel.
 
 Failures: SMTP 4xx, connection failures, timeouts and HTTP 5xx are retried after 1 minute,
 doubling up to 1 hour, with +-20% jitter; HTTP 429 after its Retry-After, spending no attempt
-(the provider's rate, not the message, is at fault) and pausing the channel's bucket for every
+(the provider's rate, not the message, is at fault) and slowing the channel's bucket for every
 dispatcher; SMTP 5xx and other HTTP 4xx are permanent, and so is a message that cannot be built
 from what was stored (an address the email package refuses): each is that message's failure,
 never the run's. After dispatch.max_attempts attempts, or on a permanent refusal, the

@@ -72,6 +72,8 @@ WHERE status = 'running' AND started_at < $1 - make_interval(mins => $2) ORDER B
 
 # each job's last successful run against the median of the 20 before it, read newest first
 # through runs_job_started_idx: not a sort of every run the ledger keeps (90 days)
+# dispatch-notifications is not judged by its time: a run lasts as long as the outbox and the
+# channels' rates need, up to dispatch.run_seconds (a stuck one is a stuck run)
 DURATIONS = """
 SELECT j.name AS job, d.last_seconds, d.median_seconds
 FROM gstjobs.jobs AS j
@@ -86,7 +88,7 @@ CROSS JOIN LATERAL (
           ORDER BY r.started_at DESC, r.id DESC
           LIMIT 21) AS recent
 ) AS d
-WHERE d.median_seconds IS NOT NULL
+WHERE d.median_seconds IS NOT NULL AND j.name <> 'dispatch-notifications'
 """
 
 # two counts, each through its partial index (notifications_claim_idx, notifications_dead_idx),

@@ -48,6 +48,7 @@ TABLES: dict[str, dict[str, str]] = {
     "gstjobs.runs": {},
     "gstjobs.schema_objects": {"gstjobs_operator": "SELECT"},
     "gstjobs.secrets": {},
+    "gstjobs.send_rates": {},
     "gstjobs.setting_defaults": {"gstjobs_operator": "SELECT", "gstjobs_admin": "SELECT"},
     "gstjobs.settings": {},
     "gstjobs.slots": {},
