@@ -246,7 +246,8 @@ def copies_after_a_crash(conn: psycopg.Connection[Any], smtp: SmtpSink, connecti
     connection's message in flight and the next one handed to it), each with the same
     Message-ID. Returns the number of copies."""
     marked = {
-        r[0] for r in conn.execute("SELECT subject FROM gstjobs.notifications WHERE status = 'sent'")
+        r[0]
+        for r in conn.execute("SELECT subject FROM gstjobs.notifications WHERE status = 'sent'")
     }
     accepted = [str(m["Subject"]) for m in smtp.received]
     assert marked <= set(accepted), "marked sent but never accepted"
@@ -613,8 +614,8 @@ def test_a_run_stops_claiming_after_its_time_and_the_next_goes_on(
     """Five a second for five seconds: a run sends what its time allows, not everything due,
     and ends; what is left waits for the next run, pending and unclaimed."""
     outbox.execute(
-        "SELECT gstjobs.set_settings('{\"smtp.rate_per_second\": \"5\","
-        " \"dispatch.run_seconds\": \"5\"}')"
+        'SELECT gstjobs.set_settings(\'{"smtp.rate_per_second": "5",'
+        ' "dispatch.run_seconds": "5"}\')'
     )
     add(outbox, 60)
     first = dispatch(outbox)["sent"]
