@@ -49,7 +49,7 @@ def statements(base: datetime) -> list[tuple[str, str, tuple[Any, ...]]]:
         (
             "dispatch-notifications, a claim",
             dispatch.CLAIM,
-            (datetime.now(UTC), 0.0, "email", None, [], 32, 0),
+            (datetime.now(UTC), datetime.now(UTC), "email", None, [], 32, 0),
         )
     )
     now = cases["health-check"].as_of

@@ -81,7 +81,7 @@ SQL_CASES: list[tuple[str, str, str]] = [
     (
         "SELECT gstjobs.set_setting('dispatch.run_seconds', '-1')",
         "22023",
-        "a whole number from 1",
+        "a whole number from 5",
     ),
     ("SELECT gstjobs.retry_notification(1)", "42704", "no notification"),
     (
