@@ -48,7 +48,12 @@ def main():
 class Pacer:
     """Spaces a channel's sends evenly, a little under its rate: the run's bucket grants tokens
     in the clumps its calls come in (a call a little late grants several at once), and a
-    provider counting per second would refuse a clump that crosses its limit."""
+    provider counting per second would refuse a clump that crosses its limit.
+
+    The schedule is kept, not restarted from each send: a thread that wakes late (the
+    interpreter lock, busy with the other channel's emails) sends at once and the next keeps
+    the schedule, up to one interval of lateness made up. Restarting from each late send lost
+    that lateness every time: 80 a second became 57 while emails went at full pace."""
 
     MARGIN = 1.02  # 2% under the rate: 80 a second becomes one every 12.75 ms
 
@@ -57,14 +62,14 @@ class Pacer:
 
         self.interval = self.MARGIN / rate
         self.lock = threading.Lock()
-        self.next = 0.0
+        self.next = 0.0  # when the next send is due by the schedule
 
     def wait(self):
         import time
 
         with self.lock:
             now = time.monotonic()
-            at = max(now, self.next)
+            at = max(self.next, now - self.interval)
             self.next = at + self.interval
         if at > now:
             time.sleep(at - now)
