@@ -158,14 +158,19 @@ def snapshot_history(base: datetime) -> int:
     return written
 
 
-def setup(size: Size, history_days: int = 0) -> None:
+def cluster(action: str) -> None:
+    """scripts/cluster.sh ACTION on the bench's cluster, pg_cron in the bench's database."""
     env = {**os.environ, "GSTJOBS_PORT": str(PORT), "GSTJOBS_CRON_DB": DB}
     subprocess.run(
-        [str(ROOT / "scripts/cluster.sh"), "start", CLUSTER],
+        [str(ROOT / "scripts/cluster.sh"), action, CLUSTER],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
     )
+
+
+def setup(size: Size, history_days: int = 0) -> None:
+    cluster("start")
     # dropping pg_cron's database also stops its launcher: nothing ticks during the bench
     database.recreate(ADMIN, DB, DSN)
     with psycopg.connect(DSN, autocommit=True) as conn:
@@ -816,13 +821,7 @@ def run_size(size_name: str, args: argparse.Namespace, proxy: DelayProxy) -> dic
 def restart_cluster() -> None:
     """The bench's cluster restarted: pg_cron's launcher runs again (dropping its database, as
     setup does, stops it)."""
-    env = {**os.environ, "GSTJOBS_PORT": str(PORT), "GSTJOBS_CRON_DB": DB}
-    subprocess.run(
-        [str(ROOT / "scripts/cluster.sh"), "restart", CLUSTER],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    cluster("restart")
 
 
 # job/limit's target, and where a run's fixed cost is most of it: there the job is judged after

@@ -198,12 +198,9 @@ def test_whatsapp_answers_are_each_handled(
     assert TOKEN not in everything
 
 
-def test_simultaneous_dispatchers_deliver_each_message_once(
-    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
-) -> None:
-    outbox.execute("INSERT INTO litigation.tenants (id, name) VALUES (3, 'Third firm')")
-    for tenant in (1, 2, 3):
-        add(outbox, 20, tenant=tenant, start=100 * tenant)
+def dispatchers_at_once(db: str, tenants: tuple[int | None, ...]) -> list[BaseException]:
+    """A dispatch run for each of tenants (None: the whole outbox), all started at once, each
+    in its own session; the errors they raised."""
     errors: list[BaseException] = []
 
     def dispatcher(tenant: int | None) -> None:
@@ -215,15 +212,22 @@ def test_simultaneous_dispatchers_deliver_each_message_once(
         except BaseException as error:
             errors.append(error)
 
-    # whole-outbox runs (one proceeds, the others are skipped) beside one run per firm
-    threads = [
-        threading.Thread(target=dispatcher, args=(t,)) for t in (None, None, None, 1, 2, 3, 1)
-    ]
+    threads = [threading.Thread(target=dispatcher, args=(t,)) for t in tenants]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert errors == []
+    return errors
+
+
+def test_simultaneous_dispatchers_deliver_each_message_once(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    outbox.execute("INSERT INTO litigation.tenants (id, name) VALUES (3, 'Third firm')")
+    for tenant in (1, 2, 3):
+        add(outbox, 20, tenant=tenant, start=100 * tenant)
+    # whole-outbox runs (one proceeds, the others are skipped) beside one run per firm
+    assert dispatchers_at_once(db, (None, None, None, 1, 2, 3, 1)) == []
     dispatch(outbox)
     assert statuses(outbox) == {"sent": 60}
     assert len(smtp.received) == 60 and len(set(smtp.message_ids())) == 60
@@ -578,23 +582,7 @@ def test_the_rate_holds_across_concurrent_dispatchers(
     outbox.execute("SELECT gstjobs.set_setting('smtp.rate_per_second', '20')")
     add(outbox, 40, tenant=1)
     add(outbox, 40, tenant=2, start=100)
-    errors: list[BaseException] = []
-
-    def dispatcher(tenant: int) -> None:
-        try:
-            with psycopg.connect(db, autocommit=True) as conn:
-                conn.execute(
-                    "CALL gstjobs.run_job('dispatch-notifications', tenant_id => %s)", (tenant,)
-                )
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=dispatcher, args=(t,)) for t in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == [] and statuses(outbox) == {"sent": 80}
+    assert dispatchers_at_once(db, (1, 2)) == [] and statuses(outbox) == {"sent": 80}
     assert len(set(smtp.message_ids())) == 80
     # tokens are granted at most 20 a second after a burst of 4; a message reaches the server
     # a little after its token, by a varying delay (under 0.1 s on loopback: 2 messages)
