@@ -77,6 +77,9 @@ def test_who_may_change_what(db: str, connect_as: Connect) -> None:
             ("whatsapp.token", "t"),
             ("smtp.ca_file", "/etc/gstjobs/ca/relay.pem"),
             ("retention.audit_days", "400"),
+            # a provider's contract, like the endpoint: an operator cannot flood it
+            ("smtp.rate_per_second", "10000"),
+            ("whatsapp.rate_per_second", "1000"),
         ):
             refused(
                 operator,
