@@ -23,6 +23,7 @@ the slot's run, not accepted by the server when its outbox has settled) and sent
 
 import asyncio
 import json
+import multiprocessing
 import random
 import statistics
 import threading
@@ -53,22 +54,41 @@ SETTLE_LIMIT_S = 900
 
 class Accepted:
     """What a sink accepted: the time of each acceptance, by the notification's id (the
-    Message-ID's local part, the WhatsApp request's X-Request-Id: sha256 of its dedupe key)."""
+    Message-ID's local part, the WhatsApp request's X-Request-Id: sha256 of its dedupe key),
+    and the requests refused with 429."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.times: dict[str, list[float]] = {}
         self.refused = 0
 
-    def add(self, key: str) -> None:
+    def add(self, key: str, at: float) -> None:
         with self.lock:
-            self.times.setdefault(key, []).append(time.time())
+            self.times.setdefault(key, []).append(at)
+
+    def refuse(self) -> None:
+        with self.lock:
+            self.refused += 1
+
+
+class Reporter:
+    """A sink's side of Accepted, in the sink's own process: each event (the key, or None for
+    a 429, and the time) goes to the bench's process through a queue."""
+
+    def __init__(self, events: Any) -> None:
+        self.events = events
+
+    def add(self, key: str) -> None:
+        self.events.put((key, time.time()))
+
+    def refuse(self) -> None:
+        self.events.put((None, time.time()))
 
 
 class Relay:
     """aiosmtpd, accepting each message after 20-50 ms."""
 
-    def __init__(self, accepted: Accepted) -> None:
+    def __init__(self, accepted: Reporter) -> None:
         self.accepted = accepted
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -80,7 +100,7 @@ class Relay:
         return "250 2.0.0 Ok: queued"
 
 
-def whatsapp_handler(accepted: Accepted) -> type[BaseHTTPRequestHandler]:
+def whatsapp_handler(accepted: Reporter) -> type[BaseHTTPRequestHandler]:
     recent: deque[float] = deque()  # the requests answered 200 in the last second
     lock = threading.Lock()
 
@@ -101,8 +121,7 @@ def whatsapp_handler(accepted: Accepted) -> type[BaseHTTPRequestHandler]:
                 accepted.add(self.headers["X-Request-Id"])
                 self.answer(200, {"messages": [{"id": f"wamid.{self.headers['X-Request-Id']}"}]})
             else:
-                with accepted.lock:
-                    accepted.refused += 1
+                accepted.refuse()
                 self.answer(429, {"error": {"code": 130429, "message": "rate limit hit"}})
 
         def answer(self, status: int, body: dict[str, Any]) -> None:
@@ -126,22 +145,63 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 256  # many requests at once: no connection waits on the backlog
 
 
+def serve(kind: str, port: int, events: Any, stop: Any) -> None:
+    """One sink ("smtp" or "whatsapp") on 127.0.0.1:port until stop is set, in a process of its
+    own: a sink that shares the bench's interpreter (and the other sink's) waits for the GIL
+    and stamps its requests late and in clumps, which the 80-a-second window then refuses."""
+    reporter = Reporter(events)
+    if kind == "smtp":
+        relay = Controller(Relay(reporter), hostname="127.0.0.1", port=port)
+        relay.start()
+        events.put(("ready", 0.0))
+        stop.wait()
+        relay.stop()
+    else:
+        api = Server(("127.0.0.1", port), whatsapp_handler(reporter))
+        thread = threading.Thread(target=api.serve_forever, daemon=True)
+        thread.start()
+        events.put(("ready", 0.0))
+        stop.wait()
+        api.shutdown()
+        api.server_close()
+
+
+@contextmanager
+def sink(kind: str) -> Iterator[tuple[int, Accepted]]:
+    """(port, what it accepted) of a sink serving in its own process, for the with block."""
+    context = multiprocessing.get_context("spawn")
+    events, stop = context.Queue(), context.Event()
+    port = database.free_port()
+    process = context.Process(target=serve, args=(kind, port, events, stop), daemon=True)
+    process.start()
+    if events.get(timeout=30) != ("ready", 0.0):
+        raise RuntimeError(f"the {kind} sink did not start")
+    accepted = Accepted()
+
+    def collect() -> None:
+        while (event := events.get()) is not None:
+            key, at = event
+            if key is None:
+                accepted.refuse()
+            else:
+                accepted.add(key, at)
+
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+    try:
+        yield port, accepted
+    finally:
+        stop.set()
+        process.join(30)
+        events.put(None)
+        collector.join(30)
+
+
 @contextmanager
 def providers() -> Iterator[tuple[int, str, Accepted, Accepted]]:
     """(SMTP port, WhatsApp URL, what each accepted), on 127.0.0.1, for the with block."""
-    mail, chat = Accepted(), Accepted()
-    smtp_port = database.free_port()
-    relay = Controller(Relay(mail), hostname="127.0.0.1", port=smtp_port)
-    relay.start()
-    api = Server(("127.0.0.1", 0), whatsapp_handler(chat))
-    thread = threading.Thread(target=api.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield smtp_port, f"http://127.0.0.1:{api.server_address[1]}/v19.0/1", mail, chat
-    finally:
-        api.shutdown()
-        api.server_close()
-        relay.stop()
+    with sink("smtp") as (smtp_port, mail), sink("whatsapp") as (api_port, chat):
+        yield smtp_port, f"http://127.0.0.1:{api_port}/v19.0/1", mail, chat
 
 
 def quantile(values: list[float], q: float) -> float:
