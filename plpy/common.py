@@ -58,6 +58,7 @@ def for_every_firm(step, run, failed):
     try:
         return dict(run(*ALL_FIRMS))
     except plpy.SPIError as error:
+        stopping(error)
         failure = error
     bounds = one("firm ids", FIRM_IDS, [], [])
     if bounds["low"] is None:
@@ -76,8 +77,16 @@ def for_every_firm(step, run, failed):
             try:
                 add_up(totals, run(*part))
             except plpy.SPIError as error:
+                stopping(error)
                 failing.append((*part, error))
     return totals
+
+
+def stopping(error):
+    """Raise a cancelled statement's error again: the run was asked to stop (its timeout, an
+    operator's cancel), and no firm is to blame for that."""
+    if error.sqlstate == "57014":
+        raise error
 
 
 def add_up(totals, row):

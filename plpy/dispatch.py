@@ -147,6 +147,7 @@ SELECT d.key, CASE WHEN d.kind = 'secret' THEN gstjobs.secret(d.key)
 FROM gstjobs.setting_defaults AS d
 LEFT JOIN gstjobs.settings AS s ON s.key = d.key
 WHERE d.key LIKE 'smtp.%' OR d.key LIKE 'whatsapp.%' OR d.key LIKE 'dispatch.%'
+   OR d.key = 'timeout.dispatch-notifications'
 """
 
 # what stands between a channel and delivery (plpy/settings.py), asked once a run, before the
@@ -286,7 +287,20 @@ class Run:
         self.as_of = as_of
         self.started = time.monotonic()
         self.settings = {r["key"]: r["value"] for r in plpy.execute(plan("settings", SETTINGS, []))}
-        self.seconds = int(self.settings["dispatch.run_seconds"])
+        # it stops claiming in time for the messages under way to end (each within its
+        # channel's timeout) before the run's own timeout would cancel it
+        settings = self.settings
+        self.seconds = max(
+            1,
+            min(
+                int(settings["dispatch.run_seconds"]),
+                int(settings["timeout.dispatch-notifications"])
+                - max(
+                    int(settings["smtp.timeout_seconds"]), int(settings["whatsapp.timeout_seconds"])
+                )
+                - 2,
+            ),
+        )
         self.started_at = one("started", STARTED, ["bigint"], [run_id])["started_at"]
         self.channels = {name: Channel(name, self.settings) for name in CHANNELS}
         self.sender = None

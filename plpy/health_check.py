@@ -293,6 +293,33 @@ def expected_ticks(schedule, start, end):
     return count
 
 
+def schedule_facts():
+    """gstjobs.schedule_facts: each scheduled job's ticks in the last 24 h against its schedule,
+    and the mean time between its ticks (what a metrics scrape asks: Prometheus's alerts)."""
+    window = one("window", WINDOW, ["timestamptz"], [plpy.execute("SELECT now() AS now")[0]["now"]])
+    facts = []
+    jobs_found = plpy.execute(
+        plan("jobs", JOBS, ["timestamptz", "timestamptz", "timestamptz"]),
+        [window["start"], window["settled"], window["settled"]],
+    )
+    for job in jobs_found:
+        if job["jobid"] is None:
+            continue
+        start, end = job["since_epoch"], window["settled_epoch"]
+        expected = expected_ticks(job["schedule"], start, end) if start < end else 0
+        per_day = expected_ticks(job["schedule"], end - 86400, end)
+        facts.append(
+            {
+                "job": job["name"],
+                "expected_ticks": expected,
+                "ticks": job["ticks"],
+                "missed_ticks": max(expected - job["ticks"], 0),
+                "interval_seconds": 86400 / per_day if per_day else None,
+            }
+        )
+    return facts
+
+
 def problem(code, subject, message, advice):
     return {"code": code, "subject": subject, "message": message, "advice": advice}
 
@@ -380,8 +407,8 @@ def check_stuck_runs(as_of):
             "stuck-run",
             f"{run['job']}#{run['id']}",
             f"run {run['id']} of {run['job']} has been running since {run['started_at']}",
-            "look at pg_stat_activity for its backend; pg_terminate_backend() ends it, and the "
-            "next run marks it crashed and does the work",
+            f"`gstjobs cancel {run['job']}` stops it (the next run does the work); its timeout "
+            f"(setting timeout.{run['job']}) stops it at the next run's start",
         )
         for run in plpy.execute(
             plan("stuck", STUCK, ["timestamptz", "integer"]), [as_of, stuck_after]

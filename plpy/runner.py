@@ -100,10 +100,16 @@ SELECT ($2::jsonb || jsonb_build_object('would_notify', coalesce(
            (SELECT jsonb_agg(n) FROM gstjobs.run_notifications($1) AS n), '[]')))::text AS counts
 """
 DRY_COUNTS = "UPDATE gstjobs.runs SET counts = $2::jsonb WHERE id = $1"
+# A batch that failed while the run was asked to stop (gstjobs.stop_run: its timeout, an
+# operator's cancel) failed because of it: the run ends as the request says, with its reason.
 FINISH = """
 UPDATE gstjobs.runs
-SET status = CASE WHEN $2::text IS NOT NULL OR error IS NOT NULL THEN 'failed' ELSE 'succeeded' END,
-    error = coalesce($2, error), finished_at = clock_timestamp()
+SET status = CASE WHEN $2::text IS NOT NULL AND stop = 'cancel' THEN 'cancelled'
+                  WHEN $2::text IS NOT NULL OR error IS NOT NULL THEN 'failed'
+                  ELSE 'succeeded' END,
+    error = CASE WHEN $2::text IS NOT NULL AND stop IS NOT NULL THEN stop_reason
+                 ELSE coalesce($2, error) END,
+    finished_at = clock_timestamp()
 WHERE id = $1
 """
 
@@ -152,10 +158,22 @@ def batch(run_id):
     except plpy.SPIError as error:
         # The failed statement was rolled back by PL/Python's implicit subtransaction; the
         # batches before it were committed, with their counts.
-        plpy.execute(finish, [run_id, describe(error)])
+        record_outcome(finish, run_id, describe(error))
         return True
-    plpy.execute(finish, [run_id, None])
+    record_outcome(finish, run_id, None)
     return True
+
+
+def record_outcome(finish, run_id, error):
+    """FINISH, once more if a cancel landed on it (gstjobs.stop_run holds the run's row while it
+    signals, so the signal can arrive while FINISH waits for the row): the cancel is spent, and
+    a run whose work was all done by then succeeded."""
+    try:
+        plpy.execute(finish, [run_id, error])
+    except plpy.SPIError as cancelled:
+        if cancelled.sqlstate != "57014":
+            raise
+        plpy.execute(finish, [run_id, error])
 
 
 def run_and_roll_back(body, args):

@@ -41,7 +41,15 @@ CREATE OR REPLACE VIEW gstjobs.setting_defaults (key, default_value, kind, descr
     ('whatsapp.token', '', 'secret', 'WhatsApp bearer token (secret: stored apart, never shown, used only with the URL it was set with)', NULL, NULL, 'admin'),
     ('whatsapp.timeout_seconds', '10', 'integer', 'WhatsApp HTTP timeout', 1, 300, 'operator'),
     ('whatsapp.rate_per_second', '80', 'integer', 'WhatsApp messages per second the API accepts from us, across every dispatcher (Cloud API: 80 per phone number, up to 1,000 when upgraded)', 1, 1000, 'admin'),
-    ('whatsapp.connections', '32', 'integer', 'WhatsApp requests a dispatch run has under way at once', 1, 128, 'operator');
+    ('whatsapp.connections', '32', 'integer', 'WhatsApp requests a dispatch run has under way at once', 1, 128, 'operator'),
+    ('timeout.analytics-snapshot', '600', 'integer', 'seconds a run of analytics-snapshot may take: past it, its statement is cancelled and the run ends failed, "timed out"', 10, 86400, 'operator'),
+    ('timeout.deadline-alerts', '600', 'integer', 'seconds a run of deadline-alerts may take: past it, its statement is cancelled and the run ends failed, "timed out"', 10, 86400, 'operator'),
+    ('timeout.dispatch-notifications', '58', 'integer', 'seconds a run of dispatch-notifications may take: past it, its statement is cancelled and the run ends failed, "timed out"; under its one-minute interval (a run stops claiming messages in time to finish those under way, each within its channel''s timeout, before this)', 10, 86400, 'operator'),
+    ('timeout.health-check', '600', 'integer', 'seconds a run of health-check may take: past it, its statement is cancelled and the run ends failed, "timed out"', 10, 86400, 'operator'),
+    ('timeout.hearing-reminders', '600', 'integer', 'seconds a run of hearing-reminders may take: past it, its statement is cancelled and the run ends failed, "timed out"', 10, 86400, 'operator'),
+    ('timeout.heartbeat', '60', 'integer', 'seconds a run of heartbeat may take: past it, its statement is cancelled and the run ends failed, "timed out"', 10, 86400, 'operator'),
+    ('timeout.purge-history', '600', 'integer', 'seconds a run of purge-history may take: past it, its statement is cancelled and the run ends failed, "timed out"', 10, 86400, 'operator'),
+    ('timeout.sla-check', '600', 'integer', 'seconds a run of sla-check may take: past it, its statement is cancelled and the run ends failed, "timed out"', 10, 86400, 'operator');
 
 CREATE OR REPLACE FUNCTION gstjobs.setting(key text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER

@@ -15,9 +15,11 @@ BEGIN ATOMIC
     -- died, or whose CALL ended without finishing the run, leaves a run that is over.
     WITH crashed AS (
         UPDATE gstjobs.runs AS r
-        SET status = 'crashed',
+        -- a run asked to stop (gstjobs.stop_run) whose CALL ended on the cancel, before it
+        -- could say so itself, ends as the request said
+        SET status = CASE r.stop WHEN 'cancel' THEN 'cancelled' WHEN 'timeout' THEN 'failed' ELSE 'crashed' END,
             finished_at = clock_timestamp(),
-            error = format('the session running it (pid %s) ended, or its statement did, before the run finished', r.backend_pid)
+            error = coalesce(r.stop_reason, format('the session running it (pid %s) ended, or its statement did, before the run finished', r.backend_pid))
         WHERE r.status = 'running'
           -- the backend by its pid (pg_stat_activity without its joins: this runs at the
           -- start of every run, in the new session pg_cron starts)
@@ -31,6 +33,85 @@ BEGIN ATOMIC
     SELECT count(*)::integer FROM crashed;
 END;
 COMMENT ON FUNCTION gstjobs.mark_crashed_runs() IS 'marks crashed every running run whose session is gone or no longer running it; returns how many';
+
+-- Owner only. Asks a running run to stop: keeps why on its row (the runner records it as the
+-- run's error), then cancels the statement of the backend running it, only while that backend
+-- still runs it. The row stays locked until the caller commits, so the run cannot finish and
+-- its backend move on to another statement before the signal lands. True once signalled.
+CREATE OR REPLACE FUNCTION gstjobs.stop_run(run_id bigint, stop text, reason text) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target gstjobs.runs;
+BEGIN
+    UPDATE gstjobs.runs AS r
+    SET stop = coalesce(r.stop, stop_run.stop),
+        stop_reason = coalesce(r.stop_reason, stop_run.reason),
+        stop_requested_at = coalesce(r.stop_requested_at, clock_timestamp()),
+        stop_requested_by = coalesce(r.stop_requested_by, session_user)
+    WHERE r.id = stop_run.run_id AND r.status = 'running'
+    RETURNING r.* INTO target;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    RETURN coalesce((SELECT pg_cancel_backend(a.pid)
+                     FROM pg_stat_get_activity(target.backend_pid) AS a
+                     WHERE a.pid = target.backend_pid
+                       AND a.backend_start IS NOT DISTINCT FROM target.backend_start
+                       AND a.query_start IS NOT DISTINCT FROM target.query_start
+                       AND a.state = 'active'), false);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.stop_run(bigint, text, text) IS
+    'asks a running run to stop (timeout or cancel): records why, cancels its statement';
+
+-- Called as every run starts (gstjobs.start_run), and by operators: stops each run past its
+-- job's timeout (setting timeout.<job>). sla-check and dispatch-notifications start every
+-- minute, so a run is stopped within a minute of its timeout while pg_cron runs them. A run
+-- whose ledger row is locked (it is recording a batch) is left to the next look, so that no
+-- start waits on it.
+CREATE OR REPLACE FUNCTION gstjobs.enforce_timeouts() RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    overdue record;
+    stopped integer := 0;
+BEGIN
+    FOR overdue IN
+        SELECT r.id, r.job, t.seconds
+        FROM gstjobs.runs AS r
+        -- a job without a timeout setting has none (never an error that would stop every start)
+        JOIN LATERAL (SELECT coalesce(s.value, d.default_value)::integer AS seconds
+                      FROM gstjobs.setting_defaults AS d
+                      LEFT JOIN gstjobs.settings AS s ON s.key = d.key
+                      WHERE d.key = 'timeout.' || r.job) AS t ON true
+        WHERE r.status = 'running' AND r.stop IS NULL
+          AND r.started_at < clock_timestamp() - make_interval(secs => t.seconds)
+        FOR UPDATE OF r SKIP LOCKED
+    LOOP
+        IF gstjobs.stop_run(overdue.id, 'timeout',
+                            format('timed out after %s (setting timeout.%s); the batch under way was rolled back',
+                                   gstjobs.duration_words(overdue.seconds), overdue.job)) THEN
+            stopped := stopped + 1;
+        END IF;
+    END LOOP;
+    RETURN stopped;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.enforce_timeouts() IS
+    'stops every run past its job''s timeout (setting timeout.<job>); returns how many were signalled';
+
+-- "10 min", "55 s", "1 h 30 min": a number of seconds as people read it.
+CREATE OR REPLACE FUNCTION gstjobs.duration_words(seconds integer) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN concat_ws(' ',
+        CASE WHEN seconds >= 3600 THEN (seconds / 3600) || ' h' END,
+        CASE WHEN seconds % 3600 >= 60 THEN (seconds % 3600 / 60) || ' min' END,
+        CASE WHEN seconds % 60 > 0 OR seconds = 0 THEN (seconds % 60) || ' s' END);
+COMMENT ON FUNCTION gstjobs.duration_words(integer) IS 'a number of seconds in words: 1 h 30 min, 55 s';
 
 CREATE OR REPLACE FUNCTION gstjobs.job(name text) RETURNS gstjobs.jobs
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -84,6 +165,7 @@ BEGIN
     -- row (slots, runs) are not held up. The runner commits at once, releasing it.
     PERFORM FROM gstjobs.jobs AS j WHERE j.name = registered.name FOR NO KEY UPDATE;
     PERFORM gstjobs.mark_crashed_runs();
+    PERFORM gstjobs.enforce_timeouts();
 
     -- The guard: the running runs of the job, all of them alive now. A run over all tenants
     -- excludes every other run of the job; one-tenant runs exclude the same tenant only.
@@ -241,5 +323,8 @@ GRANT EXECUTE ON FUNCTION gstjobs.job(text) TO gstjobs_operator;
 GRANT EXECUTE ON FUNCTION gstjobs.run_begin(text, timestamptz, bigint, boolean, text, boolean),
                           gstjobs.run_batch(bigint)
     TO gstjobs_runner, gstjobs_operator;
--- Nothing else here is granted: start_run, the guard, the jobs' bodies and their helpers are
+-- Operators: stop the runs past their timeout now (as every run's start does); it does
+-- nothing the timeout settings do not say.
+GRANT EXECUTE ON FUNCTION gstjobs.enforce_timeouts() TO gstjobs_operator;
+-- Nothing else here is granted: stop_run, start_run, the guard, the jobs' bodies and their helpers are
 -- executed by the owner only, inside run_begin and run_batch.

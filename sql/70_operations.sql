@@ -44,6 +44,42 @@ END
 $$;
 COMMENT ON FUNCTION gstjobs.set_active(text, boolean, text) IS 'pauses (false) or resumes (true) a job; audited';
 
+-- Cancels the running runs of a job (each one-firm run too): each is asked to stop and its
+-- statement cancelled (gstjobs.stop_run); the run ends cancelled, its batch under way rolled
+-- back. Refused, changing nothing, when no run of the job is running.
+CREATE OR REPLACE FUNCTION gstjobs.cancel_job(job text, reason text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    registered gstjobs.jobs;
+    cancelled jsonb;
+BEGIN
+    registered := gstjobs.job(cancel_job.job);
+    IF length(cancel_job.reason) > 1000 THEN
+        RAISE EXCEPTION 'reason is % characters long; at most 1000 are kept', length(cancel_job.reason)
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    SELECT jsonb_agg(jsonb_build_object(
+               'run_id', r.id, 'tenant_id', r.tenant_id, 'started_at', r.started_at,
+               'signalled', gstjobs.stop_run(r.id, 'cancel',
+                                             format('cancelled by %s%s', session_user, ': ' || cancel_job.reason)))
+           ORDER BY r.id)
+    INTO cancelled
+    FROM gstjobs.runs AS r
+    WHERE r.job = registered.name AND r.status = 'running';
+    IF cancelled IS NULL THEN
+        RAISE EXCEPTION 'no run of % is running', registered.name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('gstjobs history %s shows its runs', registered.name);
+    END IF;
+    INSERT INTO gstjobs.audit_log (action, job, details, reason)
+    VALUES ('cancel', registered.name, jsonb_build_object('runs', cancelled), cancel_job.reason);
+    RETURN jsonb_build_object('job', registered.name, 'runs', cancelled);
+END
+$$;
+COMMENT ON FUNCTION gstjobs.cancel_job(text, text) IS 'cancels the running runs of a job; audited';
+
 CREATE OR REPLACE FUNCTION gstjobs.reschedule(job text, schedule text, reason text DEFAULT NULL) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -405,16 +441,32 @@ AS $plpy$ health_check.cron_problem(schedule) $plpy$;
 COMMENT ON FUNCTION gstjobs.cron_problem(text) IS 'why a cron text is not a valid 5-field schedule, or NULL when it is';
 ALTER FUNCTION gstjobs.cron_problem(text) OWNER TO gstjobs_owner;
 
+-- Operators and the metrics login (monitoring/): each scheduled job's ticks in the last 24 h
+-- against its schedule, and the mean time between ticks.
+CREATE OR REPLACE FUNCTION gstjobs.schedule_facts(
+    OUT job text, OUT expected_ticks integer, OUT ticks integer, OUT missed_ticks integer,
+    OUT interval_seconds double precision)
+    RETURNS SETOF record
+    LANGUAGE plpython3u STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $plpy$ health_check.schedule_facts() $plpy$;
+COMMENT ON FUNCTION gstjobs.schedule_facts() IS
+    'each scheduled job''s ticks in the last 24 h against its schedule, and the mean time between ticks';
+ALTER FUNCTION gstjobs.schedule_facts() OWNER TO gstjobs_owner;
+
 -- ------------------------------------------------------------------ privileges -------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
 -- Operators pause, resume, reschedule, retry and read the doctor's facts; each function checks
 -- its input and audits what it changed.
-GRANT EXECUTE ON FUNCTION gstjobs.set_active(text, boolean, text),
+GRANT EXECUTE ON FUNCTION gstjobs.set_active(text, boolean, text), gstjobs.cancel_job(text, text),
                           gstjobs.reschedule(text, text, text),
                           gstjobs.retry_notification(bigint, text),
                           gstjobs.doctor_facts(),
-                          gstjobs.cron_problem(text)
+                          gstjobs.cron_problem(text),
+                          gstjobs.schedule_facts()
     TO gstjobs_operator;
+-- The metrics login reads the job metrics view, which asks this (sql/80_views.sql).
+GRANT EXECUTE ON FUNCTION gstjobs.schedule_facts() TO gstjobs_monitor;
 -- Settings: operators and admins; each key says which of them may change it (set_settings).
 GRANT EXECUTE ON FUNCTION gstjobs.set_settings(jsonb, text), gstjobs.set_setting(text, text, text)
     TO gstjobs_operator, gstjobs_admin;

@@ -118,6 +118,92 @@ CREATE OR REPLACE VIEW gstjobs.calendar_list AS
     LEFT JOIN litigation.holidays AS h ON h.tenant_id = c.tenant_id AND h.calendar_id = c.id;
 COMMENT ON VIEW gstjobs.calendar_list IS 'every firm''s calendars and their holidays, for operators';
 
+-- ------------------------------------------------------------------ metrics --------------
+-- What Prometheus reads (monitoring/queries.yaml, through Debian's prometheus-postgres-exporter,
+-- as a login in gstjobs_monitor): a few rows each, every one through an index, so that a scrape
+-- every 15 seconds costs little at any size. Times are seconds since the epoch; ages seconds.
+
+CREATE OR REPLACE VIEW gstjobs.job_metrics AS
+    SELECT j.name AS job,
+           coalesce(c.active, false)::integer AS active,
+           extract(epoch FROM ok.finished_at)::float8 AS last_success_timestamp_seconds,
+           extract(epoch FROM last.finished_at - last.started_at)::float8 AS last_duration_seconds,
+           run.running,
+           coalesce(extract(epoch FROM clock_timestamp() - run.oldest), 0)::float8 AS running_seconds,
+           t.seconds AS timeout_seconds,
+           f.missed_ticks AS missed_ticks_24h,
+           f.interval_seconds
+    FROM gstjobs.jobs AS j
+    LEFT JOIN cron.job AS c ON c.jobname = j.name AND c.username = 'gstjobs_runner'
+    -- newest first through runs_job_started_idx, to the first that matches
+    LEFT JOIN LATERAL (
+        SELECT r.finished_at FROM gstjobs.runs AS r
+        WHERE r.job = j.name AND r.status = 'succeeded' AND NOT r.dry_run
+        ORDER BY r.started_at DESC LIMIT 1) AS ok ON true
+    LEFT JOIN LATERAL (
+        SELECT r.started_at, r.finished_at FROM gstjobs.runs AS r
+        WHERE r.job = j.name AND r.status NOT IN ('running', 'skipped') AND NOT r.dry_run
+        ORDER BY r.started_at DESC LIMIT 1) AS last ON true
+    -- through runs_running_idx
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS running, min(r.started_at) AS oldest FROM gstjobs.runs AS r
+        WHERE r.job = j.name AND r.status = 'running') AS run
+    LEFT JOIN LATERAL (
+        SELECT coalesce(s.value, d.default_value)::integer AS seconds
+        FROM gstjobs.setting_defaults AS d LEFT JOIN gstjobs.settings AS s ON s.key = d.key
+        WHERE d.key = 'timeout.' || j.name) AS t ON true
+    LEFT JOIN gstjobs.schedule_facts() AS f ON f.job = j.name;
+COMMENT ON VIEW gstjobs.job_metrics IS 'per job: last success, last duration, runs running and for how long, timeout, missed ticks in 24 h, mean interval (Prometheus)';
+
+CREATE OR REPLACE VIEW gstjobs.job_run_metrics AS
+    SELECT j.name AS job, s.status, count(r.id) AS runs_24h
+    FROM gstjobs.jobs AS j
+    CROSS JOIN (VALUES ('succeeded'), ('failed'), ('crashed'), ('cancelled'), ('skipped')) AS s (status)
+    LEFT JOIN gstjobs.runs AS r
+        ON r.job = j.name AND r.status = s.status AND r.started_at > now() - interval '24 hours'
+    GROUP BY j.name, s.status;
+COMMENT ON VIEW gstjobs.job_run_metrics IS 'per job and outcome: runs in the last 24 h (Prometheus)';
+
+CREATE OR REPLACE VIEW gstjobs.outbox_metrics AS
+    SELECT ch.channel,
+           -- through notifications_claim_idx (channel, ... WHERE pending or failed)
+           (SELECT count(*) FROM gstjobs.notifications AS n
+            WHERE n.channel = ch.channel AND n.status = 'pending') AS pending,
+           (SELECT count(*) FROM gstjobs.notifications AS n
+            WHERE n.channel = ch.channel AND n.status = 'failed') AS failed,
+           -- through notifications_claimed_idx: in a dispatcher's hands now
+           (SELECT count(*) FROM gstjobs.notifications AS n
+            WHERE n.claimed_by IS NOT NULL AND n.channel = ch.channel) AS sending,
+           -- through notifications_dead_idx
+           (SELECT count(*) FROM gstjobs.notifications AS n
+            WHERE n.status = 'dead' AND n.channel = ch.channel) AS dead,
+           -- through notifications_sent_idx
+           (SELECT count(*) FROM gstjobs.notifications AS n
+            WHERE n.status = 'sent' AND n.sent_at > now() - interval '24 hours'
+              AND n.channel = ch.channel) AS sent_24h,
+           coalesce((SELECT extract(epoch FROM now() - min(n.next_attempt_at))
+                     FROM gstjobs.notifications AS n
+                     WHERE n.channel = ch.channel AND n.status IN ('pending', 'failed')
+                       AND n.next_attempt_at <= now()), 0)::float8 AS oldest_due_seconds,
+           -- the backlog threshold health-check reports by (setting health.backlog_minutes)
+           60 * (SELECT coalesce(s.value, d.default_value)::integer
+                 FROM gstjobs.setting_defaults AS d LEFT JOIN gstjobs.settings AS s ON s.key = d.key
+                 WHERE d.key = 'health.backlog_minutes') AS backlog_after_seconds
+    FROM (VALUES ('email'), ('whatsapp')) AS ch (channel);
+COMMENT ON VIEW gstjobs.outbox_metrics IS 'per channel: notifications pending, failed (to retry), sending, dead, sent in 24 h, and how long the oldest due one has waited (Prometheus)';
+
+CREATE OR REPLACE VIEW gstjobs.slot_metrics AS
+    -- each firm's latest slot of each local-time job in the last 24 h, when it was late or
+    -- missed (a firm on time has no series: a thousand firms are a thousand series otherwise)
+    SELECT s.job, s.tenant_id, s.status,
+           extract(epoch FROM s.processed_at - s.due_at)::float8 AS lateness_seconds
+    FROM (SELECT DISTINCT ON (sl.job, sl.tenant_id) sl.*
+          FROM gstjobs.slots AS sl
+          WHERE sl.due_at > now() - interval '24 hours'
+          ORDER BY sl.job, sl.tenant_id, sl.local_date DESC) AS s
+    WHERE s.status <> 'done';
+COMMENT ON VIEW gstjobs.slot_metrics IS 'per local-time job and firm: how late its latest slot in 24 h was taken, when late or missed (Prometheus)';
+
 RESET ROLE;
 
 GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox, gstjobs.health,
@@ -125,3 +211,7 @@ GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox, gstjo
     TO gstjobs_operator;
 -- operators and provisioners see the firms (no firm's data but its name and size)
 GRANT SELECT ON gstjobs.firms TO gstjobs_operator, gstjobs_provisioner;
+-- the metrics login reads the metric views, and nothing else of gstjobs; operators too
+GRANT SELECT ON gstjobs.job_metrics, gstjobs.job_run_metrics, gstjobs.outbox_metrics,
+                gstjobs.slot_metrics
+    TO gstjobs_monitor, gstjobs_operator;

@@ -42,6 +42,17 @@ WHERE run_id = %(run_id)s;
 -- Pause (false) or resume (true) a job.
 SELECT gstjobs.set_active(%(job)s, %(active)s, %(reason)s) AS result;
 
+-- name: cancel-job
+-- Cancel the running runs of a job.
+SELECT gstjobs.cancel_job(%(job)s, %(reason)s) AS result;
+
+-- name: runs-state
+-- Where some runs are now (after a cancel): still running, or how they ended.
+SELECT run_id, tenant_id, status, error, started_at, finished_at, duration
+FROM gstjobs.run_history
+WHERE run_id = ANY(%(run_ids)s)
+ORDER BY run_id;
+
 -- name: reschedule
 -- Give a job a new cron schedule.
 SELECT gstjobs.reschedule(%(job)s, %(schedule)s, %(reason)s) AS result;

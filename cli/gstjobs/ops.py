@@ -3,6 +3,7 @@
 printing; the database's refusals are raised as psycopg errors for the caller to explain."""
 
 import csv
+import time
 from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
@@ -149,6 +150,22 @@ def set_active(conn: Connection, job: str, active: bool, reason: str | None = No
     """Pause (False) or resume (True) a job in pg_cron; audited. {job, was_active, active,
     changed}."""
     return answer(conn, "set-active", job=job, active=active, reason=reason)
+
+
+def cancel_job(
+    conn: Connection, job: str, reason: str | None = None, wait: float = 30.0
+) -> list[Row]:
+    """Cancel the running runs of a job (audited), then wait up to `wait` seconds for them to
+    end; each run as it is then: {run_id, tenant_id, status, error, started_at, finished_at,
+    duration}. A job with no run running is refused (55000)."""
+    result = answer(conn, "cancel-job", job=job, reason=reason)
+    run_ids = [run["run_id"] for run in result["runs"]]
+    deadline = time.monotonic() + wait
+    while True:
+        runs = query(conn, "runs-state", run_ids=run_ids)
+        if all(r["status"] != "running" for r in runs) or time.monotonic() >= deadline:
+            return runs
+        time.sleep(0.2)
 
 
 def reschedule(conn: Connection, job: str, schedule: str, reason: str | None = None) -> Row:

@@ -15,6 +15,7 @@ ROLES = (
     "gstjobs_operator",
     "gstjobs_admin",
     "gstjobs_provisioner",
+    "gstjobs_monitor",
     "gstjobs_app",
     "public",
 )
@@ -22,6 +23,8 @@ SECURITY_MD = Path(__file__).resolve().parents[2] / "docs" / "SECURITY.md"
 APP_RW = {"gstjobs_app": "SELECT INSERT UPDATE DELETE"}
 # the statutory rules: the firm reads them, operators change them through functions
 READ_LAW = {"gstjobs_app": "SELECT", "gstjobs_operator": "SELECT"}
+
+METRICS = {"gstjobs_operator": "SELECT", "gstjobs_monitor": "SELECT"}
 
 # table or view -> role -> privileges (the owner has all, PUBLIC none, unless said)
 TABLES: dict[str, dict[str, str]] = {
@@ -41,6 +44,11 @@ TABLES: dict[str, dict[str, str]] = {
     "gstjobs.installation": {},
     "gstjobs.installed_extensions": {},
     "gstjobs.job_overview": {"gstjobs_operator": "SELECT"},
+    # the metric views: the exporter's login (gstjobs_monitor) reads these and nothing else
+    "gstjobs.job_metrics": METRICS,
+    "gstjobs.job_run_metrics": METRICS,
+    "gstjobs.outbox_metrics": METRICS,
+    "gstjobs.slot_metrics": METRICS,
     "gstjobs.jobs": {"gstjobs_operator": "SELECT"},
     "gstjobs.notifications": {"gstjobs_app": "SELECT"},
     "gstjobs.outbox": {"gstjobs_operator": "SELECT"},
@@ -76,6 +84,12 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.installation_problem()": "",
     "gstjobs.check_setting()": "",
     "gstjobs.cron_problem(text)": "gstjobs_operator",
+    "gstjobs.cancel_job(text,text)": "gstjobs_operator",
+    "gstjobs.duration_words(integer)": "",
+    # stops what the timeouts say, nothing else
+    "gstjobs.enforce_timeouts()": "gstjobs_operator",
+    "gstjobs.schedule_facts()": "gstjobs_operator gstjobs_monitor",
+    "gstjobs.stop_run(bigint,text,text)": "",
     "gstjobs.compute_event_deadlines(bigint,bigint)": "",
     "gstjobs.deadline_dates(gstjobs.deadline_rules,litigation.case_events)": "",
     "gstjobs.deadline_counting()": "",
@@ -209,10 +223,11 @@ def test_roles_and_cron(conn: psycopg.Connection[Any]) -> None:
                   has_schema_privilege('gstjobs_operator', 'cron', 'USAGE'),
                   has_schema_privilege('gstjobs_runner', 'cron', 'USAGE'),
                   has_schema_privilege('gstjobs_app', 'cron', 'USAGE'),
+                  has_schema_privilege('gstjobs_monitor', 'cron', 'USAGE'),
                   has_function_privilege('gstjobs_operator', 'cron.schedule(text,text,text)', 'EXECUTE')
                       AND has_schema_privilege('gstjobs_operator', 'cron', 'USAGE')"""
     ).fetchone()
-    assert facts == (False, False, False, False, False, False)
+    assert facts == (False, False, False, False, False, False, False)
     commands = [r[0] for r in conn.execute("SELECT command FROM cron.job")]
     assert commands and all(
         c.startswith("CALL gstjobs.run_job('") and c.count("'") == 2 for c in commands
@@ -226,6 +241,7 @@ LABELS = {
     "gstjobs_operator": "operator",
     "gstjobs_admin": "admin",
     "gstjobs_provisioner": "provisioner",
+    "gstjobs_monitor": "monitor",
     "gstjobs_app": "app",
 }
 

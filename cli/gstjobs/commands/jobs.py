@@ -19,7 +19,7 @@ from gstjobs.shared import (
     with_context,
 )
 
-RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "crashed", "starting")
+RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "crashed", "cancelled", "starting")
 
 
 @click.command("list")
@@ -225,4 +225,44 @@ def reschedule(ctx: Context, job: str, schedule: str, reason: str | None, fmt: s
         )
 
 
-COMMANDS = (list_jobs, history, run, pause, resume, reschedule)
+@click.command()
+@click.argument("job")
+@reason_option
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0, max=3600),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the runs to end.",
+)
+@format_option
+@tz_option
+@with_context
+def cancel(
+    ctx: Context, job: str, reason: str | None, wait: float, fmt: str, tz: str | None
+) -> None:
+    """Cancel the running run of JOB (each one-firm run too): its statement is cancelled, the
+    batch under way rolled back, and the run ends `cancelled`. Audited.
+
+    Exit 0 when every run has ended, 1 when one is still running after --wait, 2 when no run
+    of JOB is running.
+
+    \b
+    Example:
+      gstjobs cancel analytics-snapshot --reason "holding a lock the firm app needs"
+    """
+    with ctx.database() as conn:
+        zone = ctx.zone(conn, tz)
+        runs = ops.cancel_job(conn, job, reason, wait)
+    click.echo(render(runs, fmt, zone))
+    running = [r["run_id"] for r in runs if r["status"] == "running"]
+    if running:
+        fail(
+            f"run {', '.join(map(str, running))} of {job} is still running after {wait:g} s: "
+            "it stops at its next statement, or when the one under way returns",
+            EXIT_FAILED,
+        )
+
+
+COMMANDS = (list_jobs, history, run, pause, resume, cancel, reschedule)
