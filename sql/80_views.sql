@@ -118,6 +118,25 @@ CREATE OR REPLACE VIEW gstjobs.calendar_list AS
     LEFT JOIN litigation.holidays AS h ON h.tenant_id = c.tenant_id AND h.calendar_id = c.id;
 COMMENT ON VIEW gstjobs.calendar_list IS 'every firm''s calendars and their holidays, for operators';
 
+CREATE OR REPLACE VIEW gstjobs.job_stats AS
+    -- each job's finished runs of the last 7 days (not dry runs, not skipped ticks), through
+    -- runs_job_started_idx: how often they succeed and how long they take
+    SELECT j.name AS job,
+           count(r.id) AS runs_7d,
+           count(r.id) FILTER (WHERE r.status = 'succeeded') AS succeeded_7d,
+           round(100.0 * count(r.id) FILTER (WHERE r.status = 'succeeded') / nullif(count(r.id), 0), 1)
+               AS success_rate_7d,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at))
+               AS p50_seconds_7d,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at))
+               AS p95_seconds_7d
+    FROM gstjobs.jobs AS j
+    LEFT JOIN gstjobs.runs AS r
+        ON r.job = j.name AND r.started_at > now() - interval '7 days'
+       AND r.status NOT IN ('running', 'skipped') AND NOT r.dry_run
+    GROUP BY j.name;
+COMMENT ON VIEW gstjobs.job_stats IS 'per job, over 7 days: finished runs, share succeeded, median and 95th percentile duration';
+
 -- ------------------------------------------------------------------ metrics --------------
 -- What Prometheus reads (monitoring/queries.yaml, through Debian's prometheus-postgres-exporter,
 -- as a login in gstjobs_monitor): a few rows each, every one through an index, so that a scrape
@@ -206,7 +225,8 @@ COMMENT ON VIEW gstjobs.slot_metrics IS 'per local-time job and firm: how late i
 
 RESET ROLE;
 
-GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.outbox, gstjobs.health,
+GRANT SELECT ON gstjobs.run_history, gstjobs.job_overview, gstjobs.job_stats, gstjobs.outbox,
+                gstjobs.health,
                 gstjobs.deadline_list, gstjobs.event_list, gstjobs.calendar_list
     TO gstjobs_operator;
 -- operators and provisioners see the firms (no firm's data but its name and size)

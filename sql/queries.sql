@@ -224,3 +224,26 @@ SELECT gstjobs.remove_holidays(%(tenant_id)s, %(forum)s, %(days)s, %(reason)s) A
 -- name: closed-weekdays-set
 -- Set the weekdays a firm's forum is closed.
 SELECT gstjobs.set_closed_weekdays(%(tenant_id)s, %(forum)s, %(weekdays)s::smallint[], %(reason)s) AS result;
+
+-- ================================================================ dashboard =================
+
+-- name: dashboard-login
+-- Who the dashboard is connected as, and whether that login may operate gstjobs.
+SELECT current_user AS login, current_database() AS database,
+       pg_has_role(current_user, 'gstjobs_operator', 'USAGE') AS operator;
+
+-- name: job-stats
+-- Each job's runs over 7 days: success rate, median and 95th percentile duration.
+SELECT job, runs_7d, succeeded_7d, success_rate_7d, p50_seconds_7d, p95_seconds_7d
+FROM gstjobs.job_stats ORDER BY job;
+
+-- name: running-runs
+-- The runs under way now, by job.
+SELECT job, count(*) AS running FROM gstjobs.run_history WHERE status = 'running' GROUP BY job;
+
+-- name: outbox-by-channel
+-- The outbox per channel: how many wait, are in flight, are dead; the oldest due one's age.
+SELECT channel, pending, failed, sending, dead, sent_24h, oldest_due_seconds,
+       backlog_after_seconds
+FROM gstjobs.outbox_metrics ORDER BY channel;
+

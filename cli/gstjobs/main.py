@@ -7,11 +7,21 @@ connection, the common options, the one error path) is in gstjobs.shared.
 
 import click
 
-from gstjobs.commands import calendar, config, deadlines, events, firm, health, jobs, outbox
+from gstjobs.commands import (
+    calendar,
+    config,
+    dashboard,
+    deadlines,
+    events,
+    firm,
+    health,
+    jobs,
+    outbox,
+)
 from gstjobs.db import DSN_ENV
 from gstjobs.shared import Context
 
-GROUPS = (jobs, health, outbox, config, firm, deadlines, events, calendar)
+GROUPS = (jobs, health, outbox, config, firm, deadlines, events, calendar, dashboard)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -155,7 +155,9 @@ def test_an_operator_cancels_a_held_run_from_the_cli_and_it_is_audited(
     again = runner.invoke(cli, ["--dsn", as_operator(db), "cancel", "sla-check"])
     assert again.exit_code == 2
     assert "no run of sla-check is running" in again.output
-    assert firm.execute("SELECT count(*) FROM gstjobs.audit_log WHERE action = 'cancel'").fetchone() == (1,)
+    assert firm.execute(
+        "SELECT count(*) FROM gstjobs.audit_log WHERE action = 'cancel'"
+    ).fetchone() == (1,)
     assert run(firm, "sla-check", AS_OF)["sla-breach.tasks"] == 1
 
 
@@ -182,7 +184,9 @@ def test_a_run_whose_call_ended_on_the_stop_is_recorded_as_the_stop_said(
 
 
 @pytest.mark.parametrize("seconds", ["9", "86401", "ten"])
-def test_a_timeout_out_of_bounds_is_refused(operator: psycopg.Connection[Any], seconds: str) -> None:
+def test_a_timeout_out_of_bounds_is_refused(
+    operator: psycopg.Connection[Any], seconds: str
+) -> None:
     with pytest.raises(psycopg.Error):
         operator.execute("SELECT gstjobs.set_setting('timeout.sla-check', %s)", (seconds,))
     assert operator.execute(
