@@ -82,11 +82,14 @@ BEGIN
     FOR overdue IN
         SELECT r.id, r.job, t.seconds
         FROM gstjobs.runs AS r
-        -- a job without a timeout setting has none (never an error that would stop every start)
-        JOIN LATERAL (SELECT coalesce(s.value, d.default_value)::integer AS seconds
-                      FROM gstjobs.setting_defaults AS d
-                      LEFT JOIN gstjobs.settings AS s ON s.key = d.key
-                      WHERE d.key = 'timeout.' || r.job) AS t ON true
+        -- a job without a timeout setting has none (never an error that would stop every
+        -- start); the value is cast once found: a scalar subquery, so the planner cannot cast
+        -- another setting's text on the way
+        CROSS JOIN LATERAL (
+            SELECT (SELECT coalesce(s.value, d.default_value)
+                    FROM gstjobs.setting_defaults AS d
+                    LEFT JOIN gstjobs.settings AS s ON s.key = d.key
+                    WHERE d.key = 'timeout.' || r.job)::integer AS seconds) AS t
         WHERE r.status = 'running' AND r.stop IS NULL
           AND r.started_at < clock_timestamp() - make_interval(secs => t.seconds)
         FOR UPDATE OF r SKIP LOCKED

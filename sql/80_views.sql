@@ -149,7 +149,10 @@ CREATE OR REPLACE VIEW gstjobs.job_metrics AS
            extract(epoch FROM last.finished_at - last.started_at)::float8 AS last_duration_seconds,
            run.running,
            coalesce(extract(epoch FROM clock_timestamp() - run.oldest), 0)::float8 AS running_seconds,
-           t.seconds AS timeout_seconds,
+           -- cast once found (a scalar subquery): never another setting's text
+           (SELECT coalesce(s.value, d.default_value)
+            FROM gstjobs.setting_defaults AS d LEFT JOIN gstjobs.settings AS s ON s.key = d.key
+            WHERE d.key = 'timeout.' || j.name)::integer AS timeout_seconds,
            f.missed_ticks AS missed_ticks_24h,
            f.interval_seconds
     FROM gstjobs.jobs AS j
@@ -167,10 +170,6 @@ CREATE OR REPLACE VIEW gstjobs.job_metrics AS
     CROSS JOIN LATERAL (
         SELECT count(*) AS running, min(r.started_at) AS oldest FROM gstjobs.runs AS r
         WHERE r.job = j.name AND r.status = 'running') AS run
-    LEFT JOIN LATERAL (
-        SELECT coalesce(s.value, d.default_value)::integer AS seconds
-        FROM gstjobs.setting_defaults AS d LEFT JOIN gstjobs.settings AS s ON s.key = d.key
-        WHERE d.key = 'timeout.' || j.name) AS t ON true
     LEFT JOIN gstjobs.schedule_facts() AS f ON f.job = j.name;
 COMMENT ON VIEW gstjobs.job_metrics IS 'per job: last success, last duration, runs running and for how long, timeout, missed ticks in 24 h, mean interval (Prometheus)';
 
@@ -205,9 +204,9 @@ CREATE OR REPLACE VIEW gstjobs.outbox_metrics AS
                      WHERE n.channel = ch.channel AND n.status IN ('pending', 'failed')
                        AND n.next_attempt_at <= now()), 0)::float8 AS oldest_due_seconds,
            -- the backlog threshold health-check reports by (setting health.backlog_minutes)
-           60 * (SELECT coalesce(s.value, d.default_value)::integer
+           60 * (SELECT coalesce(s.value, d.default_value)
                  FROM gstjobs.setting_defaults AS d LEFT JOIN gstjobs.settings AS s ON s.key = d.key
-                 WHERE d.key = 'health.backlog_minutes') AS backlog_after_seconds
+                 WHERE d.key = 'health.backlog_minutes')::integer AS backlog_after_seconds
     FROM (VALUES ('email'), ('whatsapp')) AS ch (channel);
 COMMENT ON VIEW gstjobs.outbox_metrics IS 'per channel: notifications pending, failed (to retry), sending, dead, sent in 24 h, and how long the oldest due one has waited (Prometheus)';
 

@@ -158,7 +158,7 @@ def test_a_change_without_a_reason_changes_nothing(
     cookie = browser.get_cookie("session")
     assert token and cookie
     # the browser's own token and session, but no reason
-    status, page = post(
+    status, _ = post(
         base + "/jobs/heartbeat/run", {"csrf_token": token, "reason": " "}, cookie["value"]
     )
     assert status == 302
