@@ -23,6 +23,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 from werkzeug.serving import make_server
 
 from bench.database import free_port
@@ -71,8 +73,13 @@ def job_row(browser: WebDriver, job: str) -> WebElement:
 
 
 def act(browser: WebDriver, row: WebElement, action: str, reason: str) -> None:
+    """Give a reason and press an action's button; returns once the next page has loaded."""
     row.find_element(By.NAME, "reason").send_keys(reason)
     row.find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]').click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(row))
+    WebDriverWait(browser, 30).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".flash"))
+    )
 
 
 def a_failed_run(conn: psycopg.Connection[Any], job: str) -> None:
@@ -237,14 +244,20 @@ def test_an_access_token_guards_the_page_when_set(
     browser.delete_all_cookies()
     browser.get(base + "/jobs/heartbeat")
     assert browser.current_url.startswith(base + "/login")
-    browser.find_element(By.NAME, "token").send_keys("a-wrong-token-of-length")
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    sign_in(browser, "a-wrong-token-of-length")
     assert "not the dashboard's access token" in browser.page_source
     assert not browser.find_elements(By.ID, "runs")
-    browser.find_element(By.NAME, "token").send_keys("a-long-enough-token")
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    sign_in(browser, "a-long-enough-token")
     assert browser.current_url == base + "/jobs/heartbeat"
     assert browser.find_element(By.ID, "runs")
+
+
+def sign_in(browser: WebDriver, token: str) -> None:
+    """Give the login form a token; returns once the next page has loaded."""
+    form = browser.find_element(By.CSS_SELECTOR, "form.login")
+    form.find_element(By.NAME, "token").send_keys(token)
+    form.find_element(By.TAG_NAME, "button").click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(form))
 
 
 def test_the_command_refuses_another_address_without_a_token_and_serves_loopback(
@@ -287,4 +300,4 @@ def test_the_command_refuses_another_address_without_a_token_and_serves_loopback
         assert headers["X-Frame-Options"] == "DENY"
     finally:
         process.terminate()
-        process.wait(30)
+        process.communicate(timeout=30)
