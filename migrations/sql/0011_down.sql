@@ -14,7 +14,7 @@ ALTER TABLE gstjobs.settings ADD CONSTRAINT settings_key_check
 
 -- what 0011 brought among the re-applied objects (sql/): gone with it, since they name what
 -- the revisions below drop (claimed_by, the stop columns)
-DROP VIEW gstjobs.job_metrics, gstjobs.job_run_metrics, gstjobs.outbox_metrics,
+DROP VIEW gstjobs.job_metrics, gstjobs.job_run_metrics, gstjobs.schedule_metrics, gstjobs.outbox_metrics,
     gstjobs.slot_metrics, gstjobs.job_stats;
 DROP FUNCTION gstjobs.schedule_facts(), gstjobs.cancel_job(text, text),
     gstjobs.enforce_timeouts(), gstjobs.stop_run(bigint, text, text),

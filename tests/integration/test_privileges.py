@@ -47,6 +47,8 @@ TABLES: dict[str, dict[str, str]] = {
     # the metric views: the exporter's login (gstjobs_monitor) reads these and nothing else
     "gstjobs.job_metrics": METRICS,
     "gstjobs.job_run_metrics": METRICS,
+    "gstjobs.schedule_metrics": METRICS,
+    "gstjobs.job_stats": {"gstjobs_operator": "SELECT"},
     "gstjobs.outbox_metrics": METRICS,
     "gstjobs.slot_metrics": METRICS,
     "gstjobs.jobs": {"gstjobs_operator": "SELECT"},

@@ -168,8 +168,8 @@ def test_the_exporter_shows_each_job_channel_and_late_firm_after_known_runs(
     )
     assert metric(found, "gstjobs_job_timeout_seconds", job_name="dispatch-notifications") == 58
     assert metric(found, "gstjobs_job_timeout_seconds", job_name="sla-check") == 600
-    assert metric(found, "gstjobs_job_interval_seconds", job_name="sla-check") == 60
-    assert metric(found, "gstjobs_job_interval_seconds", job_name="purge-history") == 86400
+    assert metric(found, "gstjobs_schedule_interval_seconds", job_name="sla-check") == 60
+    assert metric(found, "gstjobs_schedule_interval_seconds", job_name="purge-history") == 86400
     assert metric(found, "gstjobs_job_running", job_name="sla-check") == 0
     # missed ticks: what the schedule called for since the job was scheduled, pg_cron having
     # run nothing in this copy of the database (its run history is the template's)
@@ -177,12 +177,12 @@ def test_the_exporter_shows_each_job_channel_and_late_firm_after_known_runs(
         conn.execute("SELECT job, missed_ticks FROM gstjobs.schedule_facts()").fetchall()
     )
     assert (
-        metric(found, "gstjobs_job_missed_ticks_24h", job_name="purge-history")
+        metric(found, "gstjobs_schedule_missed_ticks_24h", job_name="purge-history")
         == expected["purge-history"]
     )
     assert (
         abs(
-            metric(found, "gstjobs_job_missed_ticks_24h", job_name="sla-check")
+            metric(found, "gstjobs_schedule_missed_ticks_24h", job_name="sla-check")
             - expected["sla-check"]
         )
         <= 1
