@@ -410,6 +410,10 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
     if not more:
         state.close()
         SD.pop("run", None)
+    elif state.over():
+        # past its claiming time, it only finishes the messages under way: the next tick's run
+        # may begin beside it (gstjobs.start_run's guard), so no minute is lost to a slow reply
+        counts["draining"] = True
     counts["more"] = more
     return counts
 

@@ -172,9 +172,13 @@ BEGIN
 
     -- The guard: the running runs of the job, all of them alive now. A run over all tenants
     -- excludes every other run of the job; one-tenant runs exclude the same tenant only.
+    -- A run that only finishes what it has under way (counts.draining: a dispatch run past its
+    -- claiming time, waiting for the replies to its messages in flight) takes no more work:
+    -- the next run may begin beside it.
     acquired := NOT EXISTS (
         SELECT FROM gstjobs.runs AS r
         WHERE r.job = registered.name AND r.status = 'running'
+          AND r.counts -> 'draining' IS DISTINCT FROM 'true'::jsonb
           AND (start_run.tenant_id IS NULL OR r.tenant_id IS NULL OR r.tenant_id = start_run.tenant_id));
     IF NOT acquired AND wait THEN
         RETURN;  -- by hand, --wait: the runner asks again shortly, recording nothing meanwhile

@@ -678,3 +678,38 @@ def test_with_nothing_due_a_run_waits_for_a_job_at_work_and_sends_what_it_writes
     ).fetchall()
     # one run sent what sla-check wrote: the assignee's email and WhatsApp message
     assert runs == [(2,)] and statuses(outbox) == {"sent": 2} and len(smtp.received) == 1
+
+
+def test_a_run_finishing_its_messages_in_flight_does_not_hold_up_the_next(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """A run past its claiming time only waits for the replies to what it has under way: the
+    next tick's run begins beside it (not skipped), and each message still goes once."""
+    outbox.execute(
+        'SELECT gstjobs.set_settings(\'{"dispatch.run_seconds": "5", "smtp.connections": "1"}\')'
+    )
+    smtp.delay = 4  # each message takes 4 s: at 5 s, the run's second one is still in flight
+    add(outbox, 6)
+    errors: list[BaseException] = []
+    first = threading.Thread(target=lambda: errors.extend(dispatchers_at_once(db, (None,))))
+    first.start()
+    draining = wait_until(
+        db,
+        "SELECT id FROM gstjobs.runs WHERE job = 'dispatch-notifications'"
+        " AND status = 'running' AND counts -> 'draining' = 'true'",
+        seconds=30,
+    )
+    second = dispatch(outbox)  # succeeded: it ran beside the draining one, not skipped
+    first.join(60)
+    assert errors == []
+    runs = outbox.execute(
+        "SELECT id, status, (counts ->> 'sent')::int, started_at, finished_at FROM gstjobs.runs"
+        " WHERE job = 'dispatch-notifications' ORDER BY id"
+    ).fetchall()
+    assert [r[1] for r in runs] == ["succeeded", "succeeded"]
+    assert runs[0][0] == draining[0] and runs[1][3] < runs[0][4], "the second began first ended"
+    assert runs[0][2] >= 2 and second["sent"] >= 1
+    sent = runs[0][2] + second["sent"]
+    assert statuses(outbox) == {"sent": sent} | ({"pending": 6 - sent} if sent < 6 else {})
+    assert len(smtp.received) == sent and len(set(smtp.message_ids())) == sent
+    assert smtp.most_active == 2  # one session each, side by side

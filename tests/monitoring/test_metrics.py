@@ -166,7 +166,7 @@ def test_the_exporter_shows_each_job_channel_and_late_firm_after_known_runs(
         )
         == 1
     )
-    assert metric(found, "gstjobs_job_timeout_seconds", job_name="dispatch-notifications") == 58
+    assert metric(found, "gstjobs_job_timeout_seconds", job_name="dispatch-notifications") == 75
     assert metric(found, "gstjobs_job_timeout_seconds", job_name="sla-check") == 600
     assert metric(found, "gstjobs_schedule_interval_seconds", job_name="sla-check") == 60
     assert metric(found, "gstjobs_schedule_interval_seconds", job_name="purge-history") == 86400
