@@ -12,6 +12,7 @@ and the session cookie (HttpOnly, SameSite=Strict, signed with a key made at sta
 """
 
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,15 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+# where a form or the login may send the browser back to: a page of the dashboard, never an
+# address elsewhere ("//host", "/\\host" and the like are not among these)
+OWN_PAGE = re.compile(r"/(jobs/[a-z0-9-]{1,60})?")
+
+
+def own_page(target: str) -> str:
+    return target if OWN_PAGE.fullmatch(target) else "/"
 
 
 class NotAnOperator(Exception):
@@ -97,9 +107,7 @@ def create_app(dsn: str | None, token: str | None = None) -> Flask:
             if hmac.compare_digest(given.encode(), token.encode()):
                 session.clear()
                 session["authenticated"] = True
-                target = request.args.get("next", "")
-                # only a path of this site: never an address elsewhere
-                return redirect(target if target.startswith("/") and "//" not in target else "/")
+                return redirect(own_page(request.args.get("next", "")))
             flash("That is not the dashboard's access token.")
         return render_template("login.html")
 
@@ -164,8 +172,7 @@ def create_app(dsn: str | None, token: str | None = None) -> Flask:
         else:
             with database() as conn:
                 flash(action(conn, reason), "done")
-        back = request.form.get("back", "/")
-        return redirect(back if back.startswith("/") and "//" not in back else "/")
+        return redirect(own_page(request.form.get("back", "")))
 
     @app.post("/jobs/<job>/run")
     def run_job(job: str) -> ResponseReturnValue:
