@@ -45,22 +45,33 @@ AS $$
 DECLARE
     target gstjobs.runs;
 BEGIN
+    SELECT r.* INTO target FROM gstjobs.runs AS r
+    WHERE r.id = stop_run.run_id AND r.status = 'running'
+    FOR UPDATE;
+    -- only the backend that started the run, while it still runs the run's statement; and
+    -- not a superuser's (a run by hand as postgres): no role but a superuser may signal it,
+    -- and a run that cannot be stopped must not stop every other run's start
+    IF NOT FOUND OR NOT EXISTS (
+        SELECT FROM pg_stat_get_activity(target.backend_pid) AS a
+        JOIN pg_roles AS who ON who.oid = a.usesysid
+        WHERE a.pid = target.backend_pid
+          AND a.backend_start IS NOT DISTINCT FROM target.backend_start
+          AND a.query_start IS NOT DISTINCT FROM target.query_start
+          AND a.state = 'active'
+          AND NOT who.rolsuper) THEN
+        RETURN false;
+    END IF;
     UPDATE gstjobs.runs AS r
     SET stop = coalesce(r.stop, stop_run.stop),
         stop_reason = coalesce(r.stop_reason, stop_run.reason),
         stop_requested_at = coalesce(r.stop_requested_at, clock_timestamp()),
         stop_requested_by = coalesce(r.stop_requested_by, session_user)
-    WHERE r.id = stop_run.run_id AND r.status = 'running'
-    RETURNING r.* INTO target;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    RETURN coalesce((SELECT pg_cancel_backend(a.pid)
-                     FROM pg_stat_get_activity(target.backend_pid) AS a
-                     WHERE a.pid = target.backend_pid
-                       AND a.backend_start IS NOT DISTINCT FROM target.backend_start
-                       AND a.query_start IS NOT DISTINCT FROM target.query_start
-                       AND a.state = 'active'), false);
+    WHERE r.id = target.id;
+    RETURN pg_cancel_backend(target.backend_pid);
+EXCEPTION WHEN insufficient_privilege THEN
+    -- a backend the owner may not signal after all: left running, reported by health-check
+    -- (stuck-run) and the GstjobsRunStuck alert; the stop's record is undone with the block
+    RETURN false;
 END
 $$;
 COMMENT ON FUNCTION gstjobs.stop_run(bigint, text, text) IS

@@ -27,14 +27,14 @@ class HeldRun:
     """A run of sla-check (by hand, as the operator) held on the lock a firm application's
     transaction keeps on its tasks."""
 
-    def __init__(self, db: str) -> None:
-        self.db = db
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
         self.error: BaseException | None = None
         self.run_id: int | None = None
 
     def call(self) -> None:
         try:
-            with psycopg.connect(as_operator(self.db), autocommit=True) as conn:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
                 row = conn.execute(
                     "CALL gstjobs.run_job('sla-check', as_of => %s)", (AS_OF,)
                 ).fetchone()
@@ -45,11 +45,14 @@ class HeldRun:
 
 
 @contextlib.contextmanager
-def held_run(db: str) -> Iterator[tuple[HeldRun, psycopg.Connection[Any], int]]:
-    """(the run's caller, the lock holder, the run's id) once the run waits on the lock."""
+def held_run(
+    db: str, superuser: bool = False
+) -> Iterator[tuple[HeldRun, psycopg.Connection[Any], int]]:
+    """(the run's caller, the lock holder, the run's id) once the run waits on the lock; the run
+    by hand as the operator, or as the superuser."""
     holder = psycopg.connect(db)
     holder.execute("LOCK TABLE litigation.tasks IN ACCESS EXCLUSIVE MODE")
-    held = HeldRun(db)
+    held = HeldRun(db if superuser else as_operator(db))
     thread = threading.Thread(target=held.call)
     thread.start()
     try:
@@ -205,3 +208,20 @@ def test_only_the_owner_signals_a_backend(
         operator.execute("SELECT pg_cancel_backend(%s)", (conn.info.backend_pid,))
     # enforcing the timeouts is theirs: with nothing past its timeout, it stops nothing
     assert operator.execute("SELECT gstjobs.enforce_timeouts()").fetchone() == (0,)
+
+
+def test_a_superusers_run_past_its_timeout_is_left_running_and_holds_up_no_other_start(
+    firm: psycopg.Connection[Any], db: str
+) -> None:
+    """No role but a superuser may cancel a superuser's statement: such a run is left to run
+    (reported stuck), and every other run still starts."""
+    add_task(firm, 1, sla_due_at=DUE)
+    firm.execute("SELECT gstjobs.set_setting('timeout.sla-check', '10')")
+    with held_run(db, superuser=True) as (held, _holder, run_id):
+        time.sleep(11)
+        run(firm, "heartbeat", AS_OF)  # its start looked at the overdue run, and went on
+        still = ledger(firm, run_id)
+        assert still["status"] == "running" and still["stop"] is None
+    ended = wait_for_end(firm, run_id)
+    assert held.error is None and ended["status"] == "succeeded"
+    assert ended["counts"]["sla-breach.tasks"] == 1
