@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from bench.database import free_port
-from tests.conftest import ROOT, as_login, login_role
+from tests.conftest import JOBS, ROOT, as_login, login_role
 
 EXPORTER = "/usr/bin/prometheus-postgres-exporter"
 PROMTOOL = "/usr/bin/promtool"
@@ -140,16 +140,7 @@ def test_the_exporter_shows_each_job_channel_and_late_firm_after_known_runs(
     found = scrape()
     assert metric(found, "pg_exporter_user_queries_load_error", filename=str(QUERIES)) == 0
     # per job: every job, its state, last success and duration, runs by outcome, timeout
-    assert {dict(ls)["job_name"] for (n, ls) in found if n == "gstjobs_job_active"} == {
-        "analytics-snapshot",
-        "deadline-alerts",
-        "dispatch-notifications",
-        "health-check",
-        "hearing-reminders",
-        "heartbeat",
-        "purge-history",
-        "sla-check",
-    }
+    assert {dict(ls)["job_name"] for (n, ls) in found if n == "gstjobs_job_active"} == set(JOBS)
     assert metric(found, "gstjobs_job_active", job_name="heartbeat") == 1
     assert metric(
         found, "gstjobs_job_last_success_timestamp_seconds", job_name="heartbeat"
