@@ -94,9 +94,9 @@ WHERE n.claimed_by IS NOT NULL
                   WHERE r.id = n.claimed_by AND r.status = 'running')
 """
 
-# Up to $2 tokens from the channel's bucket: refilled at its rate $3 a second times its pace
-# since it was last taken from, holding at most $4 (a fifth of a second's worth: enough that a
-# run's call a little late loses nothing, small against what a provider allows a second). The pace, cut by a 429 (PAUSE), recovers by
+# Up to $2 tokens from the channel's bucket, refilled at $3 a second times its pace since it was
+# last taken from and holding at most $4 (Channel: together never more than the provider's rate
+# in any one second, the window providers count in). The pace, cut by a 429 (PAUSE), recovers by
 # PACE_RECOVERY a second. Row-locked until the call's commit, a moment later, so that
 # concurrent dispatchers share the one rate. Answers how many were granted and, when none,
 # how long until the next one.
@@ -196,7 +196,13 @@ class Channel:
         self.name = name
         self.width = int(settings[f"{prefix}.connections"])
         self.rate = float(settings[f"{prefix}.rate_per_second"])
-        self.burst = max(1.0, self.rate / 5)
+        # A provider counts requests in any one second. A bucket holding up to `burst` tokens,
+        # refilled at `refill` a second, grants fewer than burst + refill in any second: so
+        # burst + refill = rate + 1, with 25 ms' worth above one token, so that a call a little
+        # late loses nothing. No more: a bucket a fifth of a second deep let a run starting
+        # beside a draining one send above the rate, and the provider refused it (429).
+        self.burst = 1 + self.rate * 0.025
+        self.refill = self.rate * 0.975
         self.in_flight = {}  # notification id: the notification, as claimed
         self.down = False  # the sender found the server gone, or the session refused
         self.proven = False  # a message went through in this run: every connection may open
@@ -474,7 +480,7 @@ def claim(channel, state, tenant_id, counts):
         return False  # most minutes: nothing is taken from the bucket, nothing is written
     taken = plpy.execute(
         plan("take", TAKE, ["text", "integer", "float8", "float8", "float8"]),
-        [channel.name, room, channel.rate, channel.burst, PACE_RECOVERY],
+        [channel.name, room, channel.refill, channel.burst, PACE_RECOVERY],
     )[0]
     if not taken["granted"]:
         channel.ready_at = time.monotonic() + taken["wait_seconds"]
