@@ -157,12 +157,36 @@ PROBLEMS = "SELECT email, whatsapp FROM gstjobs.delivery_problems(true)"
 
 # When the run's clock started: for a run of now (as_of is the time its start began), as_of
 # itself, so that the run's clock is the time now, to the microsecond, and a message written
-# a moment after it started is due; for a replay of a moment past, when the run started.
+# a moment after it started is due; for a replay of a moment past, when the run started. And,
+# for a run pg_cron started, the seconds until the next minute's tick, when the next run starts.
 STARTED = """
 SELECT CASE WHEN started_at - as_of < interval '1 minute' THEN as_of ELSE started_at END
-       AS started_at
+       AS started_at,
+       CASE WHEN trigger = 'cron' THEN extract(epoch FROM
+            date_trunc('minute', clock_timestamp()) + interval '1 minute' - clock_timestamp())
+       END::float8 AS to_next_tick
 FROM gstjobs.runs WHERE id = $1
 """
+# how long before the next tick a run pg_cron started stops claiming: the next run's guard
+# (gstjobs.start_run) must find it draining, or that run is skipped and a minute is lost
+BEFORE_THE_TICK = 0.3
+
+
+def claiming_seconds(settings, to_next_tick):
+    """How long a run claims: dispatch.run_seconds, and less if need be for the messages under
+    way to end (each within its channel's timeout) before the run's own timeout would cancel
+    it; a run pg_cron started stops just before the next tick (every minute, as shipped:
+    claiming until then, instead of for a fixed 58 s, left no second of each minute idle)."""
+    seconds = min(
+        int(settings["dispatch.run_seconds"]),
+        int(settings["timeout.dispatch-notifications"])
+        - max(int(settings["smtp.timeout_seconds"]), int(settings["whatsapp.timeout_seconds"]))
+        - 2,
+    )
+    if to_next_tick is not None and to_next_tick - BEFORE_THE_TICK >= 1:
+        seconds = min(seconds, to_next_tick - BEFORE_THE_TICK)
+    return max(1, seconds)
+
 
 DUE = """
 SELECT channel, count(*) AS due FROM gstjobs.notifications
@@ -293,21 +317,9 @@ class Run:
         self.as_of = as_of
         self.started = time.monotonic()
         self.settings = {r["key"]: r["value"] for r in plpy.execute(plan("settings", SETTINGS, []))}
-        # it stops claiming in time for the messages under way to end (each within its
-        # channel's timeout) before the run's own timeout would cancel it
-        settings = self.settings
-        self.seconds = max(
-            1,
-            min(
-                int(settings["dispatch.run_seconds"]),
-                int(settings["timeout.dispatch-notifications"])
-                - max(
-                    int(settings["smtp.timeout_seconds"]), int(settings["whatsapp.timeout_seconds"])
-                )
-                - 2,
-            ),
-        )
-        self.started_at = one("started", STARTED, ["bigint"], [run_id])["started_at"]
+        started = one("started", STARTED, ["bigint"], [run_id])
+        self.started_at = started["started_at"]
+        self.seconds = claiming_seconds(self.settings, started["to_next_tick"])
         self.channels = {name: Channel(name, self.settings) for name in CHANNELS}
         self.sender = None
         self.lingering = False  # waiting for a job at work to write notifications

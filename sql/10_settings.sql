@@ -22,7 +22,7 @@ CREATE OR REPLACE VIEW gstjobs.setting_defaults (key, default_value, kind, descr
     ('health.stuck_after_minutes', '60', 'integer', 'a run still running after this is reported stuck', 1, 10080, 'operator'),
     ('health.backlog_minutes', '30', 'integer', 'a notification due for longer than this counts as backlog', 1, 10080, 'operator'),
     ('health.regression_factor', '3', 'integer', 'a run this many times slower than its median is a regression', 2, 100, 'operator'),
-    ('dispatch.run_seconds', '58', 'integer', 'how long a dispatch run goes on claiming what is due; less than its schedule''s interval, so that runs do not claim side by side (the next run begins while it finishes the messages under way)', 5, 3000, 'operator'),
+    ('dispatch.run_seconds', '60', 'integer', 'how long a dispatch run goes on claiming what is due; a run pg_cron starts also stops just before the next minute''s tick, so that runs do not claim side by side (the next run begins while it finishes the messages under way)', 5, 3000, 'operator'),
     ('dispatch.max_attempts', '8', 'integer', 'delivery attempts before a notification is dead', 1, 100, 'operator'),
     ('dispatch.per_firm_limit', '0', 'integer', 'messages per firm and channel a dispatch run attempts; 0: no limit', 0, 100000, 'operator'),
     ('smtp.host', '', 'host', 'SMTP server (name or address); empty (the default): no email is sent', NULL, NULL, 'admin'),

@@ -247,3 +247,30 @@ def test_the_bucket_never_grants_more_than_the_rate_in_any_second(rate: int) -> 
     assert most_in_a_second(granted) <= rate
     # lateness within the burst loses nothing: 97.5% of the rate, less the pauses' 5%
     assert len(granted) >= 0.92 * rate * 60 - 1
+
+
+@pytest.mark.parametrize(
+    ("run_seconds", "to_next_tick", "claiming"),
+    [
+        (60, None, 60),  # by hand: dispatch.run_seconds
+        (
+            60,
+            59.95,
+            59.65,
+        ),  # pg_cron's run, started 50 ms after its tick: until 0.3 s before the next
+        (30, 59.95, 30),  # a shorter setting holds
+        (60, 1.2, 60),  # started too late for a second of claiming: the setting, as by hand
+        (3000, None, 63),  # never past the run's timeout (75 s) less a channel's (10 s) and 2 s
+    ],
+)
+def test_a_dispatch_run_claims_until_just_before_the_next_tick(
+    run_seconds: int, to_next_tick: float | None, claiming: float
+) -> None:
+    dispatch = load_plpy_module("dispatch")
+    settings = {
+        "dispatch.run_seconds": str(run_seconds),
+        "timeout.dispatch-notifications": "75",
+        "smtp.timeout_seconds": "10",
+        "whatsapp.timeout_seconds": "5",
+    }
+    assert dispatch.claiming_seconds(settings, to_next_tick) == pytest.approx(claiming)
