@@ -2,10 +2,17 @@
 place (gstjobs.placement), and every key and foreign key is one that place allows. A new table,
 key or foreign key is checked the day it is written, not the day the firms outgrow a server."""
 
+import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
+from gstjobs.datagen import SIZES, generate
 from gstjobs.placement import DISTRIBUTED, MAY_REFER_TO, PLACEMENT
+
+from tests.conftest import database
 
 SCHEMAS = "('gstjobs'::regnamespace, 'litigation'::regnamespace)"
 
@@ -129,3 +136,167 @@ def test_the_check_finds_what_a_distributed_schema_may_not_have(
             " reference to distributed",
         ),
     }
+
+
+# ------------------------------------------------------------------ the jobs' statements ------
+# Every statement the jobs run, as the server plans it: auto_explain, at NOTICE to this client,
+# logs the plan of each statement a run executes (nested in its functions too). A statement
+# that joins two distributed tables must join them on equal tenant_id, so that on Citus the
+# join stays on the node holding the firm (a co-located join); one that filters each of them to
+# one firm is confined to it and passes as well.
+
+JOBS = (
+    "sla-check",
+    "hearing-reminders",
+    "deadline-alerts",
+    "analytics-snapshot",
+    "health-check",
+    "dispatch-notifications",
+    "purge-history",
+    "heartbeat",
+)
+SAME_FIRM = re.compile(r"\b(\w+)\.tenant_id\s*=\s*(\w+)\.tenant_id\b")
+ONE_FIRM = re.compile(r"\btenant_id\s*=\s*(\$\d+|'?\d+'?(::bigint)?)\s*\)")
+JOINS = {"Nested Loop", "Hash Join", "Merge Join"}
+CONDITIONS = ("Hash Cond", "Merge Cond", "Join Filter", "Index Cond", "Recheck Cond", "Filter")
+
+# Statements that join distributed tables across firms on purpose, with the reason. None yet.
+CROSS_FIRM: dict[str, str] = {}
+
+
+def plans_of_the_jobs(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def keep(notice: Any) -> None:
+        text = notice.message_primary or ""
+        if text.startswith("duration:"):
+            found.append(json.loads(text.split("\n", 1)[1]))
+
+    conn.add_notice_handler(keep)
+    conn.execute("LOAD 'auto_explain'")
+    for name, value in {
+        "auto_explain.log_min_duration": "0",
+        "auto_explain.log_nested_statements": "on",
+        "auto_explain.log_format": "json",
+        "auto_explain.log_verbose": "on",
+        "auto_explain.log_level": "notice",
+    }.items():
+        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    for job in JOBS:
+        conn.execute("CALL gstjobs.run_job(%s)", (job,))
+    conn.remove_notice_handler(keep)
+    return found
+
+
+def distributed_in(node: dict[str, Any], ctes: dict[str, set[str]]) -> set[str]:
+    """The distributed tables a plan node reads, through CTEs too (not through its subplans)."""
+    found: set[str] = set()
+    relation = f"{node.get('Schema')}.{node.get('Relation Name')}"
+    if PLACEMENT.get(relation) == DISTRIBUTED:
+        found.add(relation)
+    if node.get("Node Type") == "CTE Scan":
+        found |= ctes.get(node.get("CTE Name", ""), set())
+    for child in node.get("Plans", []):
+        if child.get("Parent Relationship") not in ("InitPlan", "SubPlan"):
+            found |= distributed_in(child, ctes)
+    return found
+
+
+def conditions(node: dict[str, Any]) -> str:
+    """The conditions of a node and of what it reads (an inner index scan's, a parameter's)."""
+    text = " ".join(str(node.get(key, "")) for key in CONDITIONS)
+    return text + " ".join(
+        conditions(child)
+        for child in node.get("Plans", [])
+        if child.get("Parent Relationship") not in ("InitPlan", "SubPlan")
+    )
+
+
+def cross_firm_joins(plan: dict[str, Any], joined: list[str]) -> list[str]:
+    """The joins in a plan between distributed tables on anything but equal tenant_id; each
+    join between distributed tables checked is added to joined."""
+    ctes: dict[str, set[str]] = {}
+    bad: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        for child in node.get("Plans", []):
+            walk(child)  # CTEs are InitPlans, planned before the nodes that scan them
+            name = child.get("Subplan Name", "")
+            if name.startswith("CTE "):
+                ctes[name[4:]] = distributed_in(child, ctes)
+        sides = [
+            distributed_in(child, ctes)
+            for child in node.get("Plans", [])
+            if child.get("Parent Relationship") in ("Outer", "Inner")
+        ]
+        if node.get("Node Type") in JOINS and len(sides) == 2 and all(sides):
+            joined.append(node["Node Type"])
+            text = conditions(node)
+            if not SAME_FIRM.search(text) and not ONE_FIRM.search(text):
+                bad.append(f"{node['Node Type']} of {sorted(sides[0])} and {sorted(sides[1])}")
+        # a correlated subquery reading a distributed table for a row of another: the same
+        # rule, on the conditions inside it that name the outer row
+        here = distributed_in(node, ctes)
+        for child in node.get("Plans", []):
+            if child.get("Parent Relationship") == "SubPlan" and here:
+                inside = distributed_in(child, ctes)
+                if inside:
+                    joined.append("SubPlan")
+                    text = conditions(child)
+                    if not SAME_FIRM.search(text) and not ONE_FIRM.search(text):
+                        bad.append(f"SubPlan of {sorted(inside)} for {sorted(here)}")
+
+    walk(plan)
+    return bad
+
+
+@pytest.fixture(scope="module")
+def seeded(server: str) -> Iterator[psycopg.Connection[Any]]:
+    with database(server) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        generate(conn, SIZES["seed"], seed=3)
+        yield conn
+
+
+def test_every_statement_of_the_jobs_joins_firm_tables_on_the_firm(
+    seeded: psycopg.Connection[Any],
+) -> None:
+    plans = plans_of_the_jobs(seeded)
+    texts = {plan["Query Text"] for plan in plans}
+    assert len(texts) >= 40, "the jobs' statements were not all seen"
+    joined: list[str] = []
+    found = {}
+    for plan in plans:
+        bad = cross_firm_joins(plan["Plan"], joined)
+        if bad and plan["Query Text"] not in CROSS_FIRM:
+            found[plan["Query Text"][:300]] = bad
+    assert found == {}
+    # the check saw joins between firm tables (a rule that saw none would prove nothing)
+    assert joined.count("Nested Loop") + joined.count("Hash Join") >= 10, joined
+
+
+def test_a_join_across_firms_is_found(seeded: psycopg.Connection[Any]) -> None:
+    """The rule itself: the same tables joined by their ids alone, and on the firm."""
+    joined: list[str] = []
+    across, within = (
+        explained(
+            seeded,
+            f"SELECT count(*) FROM litigation.tasks AS t"
+            f" JOIN litigation.cases AS c ON {on} WHERE t.status = 'open'",
+        )
+        for on in ("c.id = t.case_id", "c.tenant_id = t.tenant_id AND c.id = t.case_id")
+    )
+    assert cross_firm_joins(across, joined) != []
+    assert cross_firm_joins(within, joined) == []
+    # a subquery run for each row (a SubPlan), by the case's id alone
+    correlated = explained(
+        seeded,
+        "SELECT c.id, (SELECT count(*) FROM litigation.tasks AS t WHERE t.case_id = c.id)"
+        " FROM litigation.cases AS c",
+    )
+    assert cross_firm_joins(correlated, joined) != []
+
+
+def explained(conn: psycopg.Connection[Any], query: str) -> dict[str, Any]:
+    row = conn.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {query}").fetchone()
+    assert row is not None
+    return row[0][0]["Plan"]
