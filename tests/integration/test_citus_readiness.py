@@ -155,13 +155,25 @@ JOBS = (
     "purge-history",
     "heartbeat",
 )
-SAME_FIRM = re.compile(r"\b(\w+)\.tenant_id\s*=\s*(\w+)\.tenant_id\b")
+EQUALS = re.compile(r'"?(\w+)"?\.(\w+)\s*=\s*"?(\w+)"?\.(\w+)\b')
 ONE_FIRM = re.compile(r"\btenant_id\s*=\s*(\$\d+|'?\d+'?(::bigint)?)\s*\)")
 JOINS = {"Nested Loop", "Hash Join", "Merge Join"}
 CONDITIONS = ("Hash Cond", "Merge Cond", "Join Filter", "Index Cond", "Recheck Cond", "Filter")
 
-# Statements that join distributed tables across firms on purpose, with the reason. None yet.
-CROSS_FIRM: dict[str, str] = {}
+# Joins of distributed tables not on the firm, known, with the reason: (a fragment of the
+# statement's text, the join) -> why. Both are the outbox joined with itself by id (each row
+# with itself): they join on (tenant_id, id) once its tenant_id may not be NULL (NOT_YET
+# above). On Citus a claim across every firm's shard FOR UPDATE SKIP LOCKED is not a router
+# query, which is why docs/SCALING.md is to weigh keeping the outbox on the coordinator.
+SELF_BY_ID = "Nested Loop of ['gstjobs.notifications'] and ['gstjobs.notifications']"
+CROSS_FIRM = {
+    ("UPDATE gstjobs.notifications AS n SET claimed_by = $7", SELF_BY_ID): (
+        "dispatch claims the most urgent messages due, of any firm, then marks them by id"
+    ),
+    ("DELETE FROM gstjobs.notifications WHERE id IN", SELF_BY_ID): (
+        "purge-history deletes a batch of the oldest sent messages, of any firm, by id"
+    ),
+}
 
 
 def plans_of_the_jobs(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
@@ -182,8 +194,18 @@ def plans_of_the_jobs(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
         "auto_explain.log_level": "notice",
     }.items():
         conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    # a mail server that refuses at once (nothing listens on port 9): dispatch claims a
+    # message and records its failed attempt, so its claim and outcome statements run too
+    conn.execute(
+        'SELECT gstjobs.set_settings(\'{"smtp.host": "127.0.0.1", "smtp.port": "9",'
+        ' "dispatch.run_seconds": "5"}\')'
+    )
     for job in JOBS:
         conn.execute("CALL gstjobs.run_job(%s)", (job,))
+    attempted = conn.execute(
+        "SELECT count(*) FROM gstjobs.notifications WHERE attempts > 0"
+    ).fetchone()
+    assert attempted is not None and attempted[0] >= 1, "dispatch claimed nothing"
     conn.remove_notice_handler(keep)
     return found
 
@@ -212,11 +234,33 @@ def conditions(node: dict[str, Any]) -> str:
     )
 
 
+def aliases_of_the_firms(node: dict[str, Any]) -> set[str]:
+    """The names litigation.tenants goes by in a plan (its id is every firm table's tenant_id)."""
+    found = {node["Alias"]} if node.get("Relation Name") == "tenants" else set()
+    for child in node.get("Plans", []):
+        found |= aliases_of_the_firms(child)
+    return found
+
+
+def same_firm(text: str, firms: set[str]) -> bool:
+    """Conditions that hold two rows to one firm: tenant_id = tenant_id, or = the firm's id
+    (the planner may write a chain a = firm.id = b through the firm's row), or one firm."""
+    for left, column, right, other in EQUALS.findall(text):
+        if column == other == "tenant_id":
+            return True
+        if (column, other) == ("tenant_id", "id") and right in firms:
+            return True
+        if (column, other) == ("id", "tenant_id") and left in firms:
+            return True
+    return bool(ONE_FIRM.search(text))
+
+
 def cross_firm_joins(plan: dict[str, Any], joined: list[str]) -> list[str]:
     """The joins in a plan between distributed tables on anything but equal tenant_id; each
     join between distributed tables checked is added to joined."""
     ctes: dict[str, set[str]] = {}
     bad: list[str] = []
+    firms = aliases_of_the_firms(plan)
 
     def walk(node: dict[str, Any]) -> None:
         for child in node.get("Plans", []):
@@ -231,8 +275,7 @@ def cross_firm_joins(plan: dict[str, Any], joined: list[str]) -> list[str]:
         ]
         if node.get("Node Type") in JOINS and len(sides) == 2 and all(sides):
             joined.append(node["Node Type"])
-            text = conditions(node)
-            if not SAME_FIRM.search(text) and not ONE_FIRM.search(text):
+            if not same_firm(conditions(node), firms):
                 bad.append(f"{node['Node Type']} of {sorted(sides[0])} and {sorted(sides[1])}")
         # a correlated subquery reading a distributed table for a row of another: the same
         # rule, on the conditions inside it that name the outer row
@@ -242,8 +285,7 @@ def cross_firm_joins(plan: dict[str, Any], joined: list[str]) -> list[str]:
                 inside = distributed_in(child, ctes)
                 if inside:
                     joined.append("SubPlan")
-                    text = conditions(child)
-                    if not SAME_FIRM.search(text) and not ONE_FIRM.search(text):
+                    if not same_firm(conditions(child), firms):
                         bad.append(f"SubPlan of {sorted(inside)} for {sorted(here)}")
 
     walk(plan)
@@ -265,11 +307,20 @@ def test_every_statement_of_the_jobs_joins_firm_tables_on_the_firm(
     assert len(texts) >= 40, "the jobs' statements were not all seen"
     joined: list[str] = []
     found = {}
+    excused = set()
     for plan in plans:
-        bad = cross_firm_joins(plan["Plan"], joined)
-        if bad and plan["Query Text"] not in CROSS_FIRM:
-            found[plan["Query Text"][:300]] = bad
+        text = plan["Query Text"]
+        known = {(part, join) for part, join in CROSS_FIRM if part in text}
+        bad = []
+        for join in cross_firm_joins(plan["Plan"], joined):
+            excuse = {(part, j) for part, j in known if j == join}
+            excused |= excuse
+            if not excuse:
+                bad.append(join)
+        if bad:
+            found[text[:300]] = bad
     assert found == {}
+    assert excused == CROSS_FIRM.keys(), "an exception no longer needed: remove it"
     # the check saw joins between firm tables (a rule that saw none would prove nothing)
     assert joined.count("Nested Loop") + joined.count("Hash Join") >= 10, joined
 
