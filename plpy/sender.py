@@ -315,6 +315,30 @@ class Mailer:
         self.connection = None
 
 
+# WhatsApp refuses a template parameter holding a line break, a tab or more than four spaces in
+# a row (error 132018), and a template's body is at most 1,024 characters with its parameters:
+# each value goes on one line with its spaces collapsed, the longest cut first so that all of
+# them fit PARAMETERS_CHARS, none over PARAMETER_CHARS (the email carries the whole text).
+PARAMETER_CHARS = 100
+PARAMETERS_CHARS = 600
+
+
+def template_parameters(params):
+    """The template's parameters as WhatsApp takes them, by name, in name order."""
+    texts = {key: " ".join(str(value).split()) for key, value in params.items()}
+    room = PARAMETERS_CHARS
+    fitted = {}
+    # the shortest first: each takes what it needs, up to an even share of what is left
+    for left, key in enumerate(sorted(texts, key=lambda k: (len(texts[k]), k))):
+        text = texts[key]
+        most = min(PARAMETER_CHARS, room // (len(texts) - left))
+        if len(text) > most:
+            text = text[: max(most - 1, 0)].rstrip() + "…"
+        fitted[key] = text
+        room -= len(text)
+    return [{"type": "text", "parameter_name": key, "text": fitted[key]} for key in sorted(fitted)]
+
+
 def send_whatsapp(note, settings):
     """The message id WhatsApp returned; Retry or Refused otherwise."""
     import json
@@ -332,10 +356,7 @@ def send_whatsapp(note, settings):
             "components": [
                 {
                     "type": "body",
-                    "parameters": [
-                        {"type": "text", "parameter_name": key, "text": str(value)}
-                        for key, value in sorted(template.get("params", {}).items())
-                    ],
+                    "parameters": template_parameters(template.get("params", {})),
                 }
             ],
         },

@@ -143,6 +143,12 @@ def test_whatsapp_answers_are_each_handled(
         (429, {"Retry-After": "120"}, {"error": {"message": "rate limited"}}),
     ]
     ids = add(outbox, 4, channel="whatsapp")
+    # a late slot's note, as the jobs write it: two line breaks, which WhatsApp refuses in a
+    # template parameter (error 132018)
+    outbox.execute(
+        "UPDATE gstjobs.notifications"
+        " SET template = jsonb_set(template, '{params,late}', to_jsonb(E'\\n\\n(Sent late.)'::text))"
+    )
     counts = dispatch(outbox)
     assert (counts["sent"], counts["retried"], counts["dead"], counts["throttled"]) == (1, 1, 1, 1)
     rows = {
@@ -189,6 +195,9 @@ def test_whatsapp_answers_are_each_handled(
     assert body["template"]["name"] == "hearing_reminder"
     parameters = body["template"]["components"][0]["parameters"]
     assert {"type": "text", "parameter_name": "when", "text": "tomorrow"} in parameters
+    for sent in whatsapp.requests:
+        late = sent["json"]["template"]["components"][0]["parameters"]
+        assert {"type": "text", "parameter_name": "late", "text": "(Sent late.)"} in late
 
     everything = (
         str(outbox.execute("SELECT array_agg(n::text) FROM gstjobs.notifications AS n").fetchone())

@@ -274,3 +274,33 @@ def test_a_dispatch_run_claims_until_just_before_the_next_tick(
         "whatsapp.timeout_seconds": "5",
     }
     assert dispatch.claiming_seconds(settings, to_next_tick) == pytest.approx(claiming)
+
+
+def test_whatsapp_parameters_are_one_line_and_fit_the_template() -> None:
+    """WhatsApp refuses a parameter with a line break, a tab or more than four spaces in a row
+    (error 132018), and a body over 1,024 characters: what a firm wrote, and the jobs' own
+    two-line notes (a late slot, a deadline's basis), go on one line, the longest cut first."""
+    from gstjobs.resources import plpy_source
+
+    sender: dict[str, Any] = {"__name__": "sender"}
+    exec(compile(plpy_source("sender"), "plpy/sender.py", "exec"), sender)
+    params = {
+        "late": "\n\n(This message was due at 08:00 and is sent late, at 08:40, after a delay.)",
+        "title": "Appeal\tagainst   the      order " + "x" * 900,
+        "client": "Mehta  Traders",
+        "when": "tomorrow",
+        "basis": "\r\nSection 107(1):\u2028three months from the order",
+    }
+    parameters = sender["template_parameters"](params)
+    texts = {p["parameter_name"]: p["text"] for p in parameters}
+    assert [p["parameter_name"] for p in parameters] == sorted(params)
+    for text in texts.values():
+        assert "\n" not in text and "\t" not in text and "\r" not in text and "  " not in text
+        assert "\u2028" not in text and len(text) <= sender["PARAMETER_CHARS"]
+    assert sum(len(t) for t in texts.values()) <= sender["PARAMETERS_CHARS"]
+    # short values whole, the long one cut and marked
+    assert texts["client"] == "Mehta Traders" and texts["when"] == "tomorrow"
+    assert texts["basis"] == "Section 107(1): three months from the order"
+    assert texts["title"].startswith("Appeal against the order x") and texts["title"][-1] == "…"
+    many = sender["template_parameters"]({f"p{i}": "y" * 300 for i in range(12)})
+    assert sum(len(p["text"]) for p in many) <= sender["PARAMETERS_CHARS"]
