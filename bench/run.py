@@ -975,6 +975,16 @@ def peak_targets(size_name: str, measured: dict[str, Any] | None) -> list[dict[s
                 "pass": (sent["per_s"] or 0) >= least,
             },
         ]
+    runs = measured.get("dispatch_runs", {})
+    if "skipped" in runs:
+        # each tick's run starts beside the last one's drain: a skipped run is a minute lost
+        found.append(
+            {
+                "target": f"{size_name} peak: no dispatch run skipped (of {runs['count']})",
+                "value": runs["skipped"],
+                "pass": runs["skipped"] == 0,
+            }
+        )
     return found
 
 
