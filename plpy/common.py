@@ -102,7 +102,8 @@ def brief(error):
 
 # The tail of every notifying statement. From a CTE `targets` (tenant_id, member_id, kind,
 # dedupe, urgency, vars): one notification per recipient and channel (email when the member has
-# an address; WhatsApp when the member has a phone and the firm enabled it), rendered from
+# an address; WhatsApp when the member has a phone, the firm enabled it and the member's latest
+# word on it is an opt-in: litigation.whatsapp_consents), rendered from
 # gstjobs.templates. The dedupe key is the target's dedupe plus recipient and channel, so no
 # path (rerun, overlap, crash, catch-up) writes one twice. Defines `messages` and `inserted`.
 NOTIFY = """
@@ -115,8 +116,12 @@ messages AS MATERIALIZED (
     FROM targets AS t
     JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
     JOIN litigation.members AS m ON m.tenant_id = t.tenant_id AND m.id = t.member_id AND m.active
+    LEFT JOIN litigation.whatsapp_consents AS consent
+        ON consent.tenant_id = m.tenant_id AND consent.member_id = m.id
     CROSS JOIN LATERAL (VALUES ('email', m.email),
-                               ('whatsapp', CASE WHEN firm.whatsapp_enabled THEN m.phone END))
+                               ('whatsapp', CASE WHEN firm.whatsapp_enabled
+                                                  AND gstjobs.whatsapp_consented(consent)
+                                             THEN m.phone END))
         AS channel (name, address)
     WHERE channel.address IS NOT NULL
 ),

@@ -147,5 +147,42 @@ $$;
 COMMENT ON FUNCTION gstjobs.format_local(timestamptz, text) IS
     'an instant as a firm reads it: format_local(''2026-12-08 05:00Z'', ''Asia/Kolkata'') = ''Tue 08 Dec 2026, 10:30 IST''';
 
+-- WhatsApp consent (litigation.whatsapp_consents, docs/DELIVERY.md): a member may be sent
+-- WhatsApp messages while their latest word is an opt-in. Inlined into every notifying
+-- statement (plpy/common.py NOTIFY).
+CREATE OR REPLACE FUNCTION gstjobs.whatsapp_consented(consent litigation.whatsapp_consents)
+    RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN consent.opted_in_at IS NOT NULL
+           AND (consent.opted_out_at IS NULL OR consent.opted_out_at < consent.opted_in_at);
+COMMENT ON FUNCTION gstjobs.whatsapp_consented(litigation.whatsapp_consents) IS
+    'true while a member''s latest word on WhatsApp is an opt-in';
+
+-- Called by the consent table's trigger as the firm application records a member's word: while
+-- it is not an opt-in, what waits for the member on WhatsApp ends suppressed, never sent. A
+-- message a dispatch run has already claimed is under way and goes (at most the few in a
+-- sender's hands). Owner only: the trigger runs it for the row's own firm and member.
+CREATE OR REPLACE FUNCTION gstjobs.honour_consent(tenant_id bigint, member_id bigint)
+    RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH suppressed AS (
+        UPDATE gstjobs.notifications AS n
+        SET status = 'suppressed', suppressed_at = clock_timestamp(),
+            last_error = format('not sent: opted out of WhatsApp %s (%s)',
+                                coalesce('at ' || c.opted_out_at, 'or never opted in'),
+                                coalesce(c.opted_out_how, c.opted_in_how))
+        FROM litigation.whatsapp_consents AS c
+        WHERE c.tenant_id = honour_consent.tenant_id AND c.member_id = honour_consent.member_id
+          AND NOT gstjobs.whatsapp_consented(c)
+          AND n.tenant_id = c.tenant_id AND n.member_id = c.member_id AND n.channel = 'whatsapp'
+          AND n.status IN ('pending', 'failed') AND n.claimed_by IS NULL
+        RETURNING 1)
+    SELECT count(*)::integer FROM suppressed;
+END;
+COMMENT ON FUNCTION gstjobs.honour_consent(bigint, bigint) IS
+    'suppresses what waits for a member on WhatsApp while their latest word is not an opt-in; returns how many';
+
 RESET ROLE;
 GRANT SELECT ON gstjobs.templates TO gstjobs_operator;

@@ -61,6 +61,12 @@ FROM gen, generate_series(1, gen.firms) AS f, generate_series(1, gen.members_per
                      || ' ' ||
                      pg_temp.pick('{Sharma,Iyer,Patel,Reddy,Gupta,Nair,Mehta,Rao,Banerjee,Kulkarni,Joshi,Menon,Das,Singh,Pillai,Shah}', 'last', (f - 1) * m + k) AS name) AS person;
 
+-- Every member with a phone opted in to WhatsApp on the firm's onboarding form, a year before.
+INSERT INTO litigation.whatsapp_consents (tenant_id, member_id, opted_in_at, opted_in_how)
+SELECT m.tenant_id, m.id, gen.anchor - interval '1 year', 'onboarding form'
+FROM gen, litigation.members AS m
+WHERE m.phone IS NOT NULL;
+
 -- Clients, each with a valid GSTIN: state code, a company PAN, entity 1, Z, check character.
 INSERT INTO litigation.clients (tenant_id, id, name, gstin)
 SELECT f, id, client.name, first14 || litigation.gstin_check_character(first14)
@@ -171,4 +177,4 @@ SELECT setval(pg_get_serial_sequence('litigation.tenants', 'id'), greatest((SELE
 
 DROP TABLE gen;
 ANALYZE litigation.tenants, litigation.members, litigation.clients, litigation.cases,
-        litigation.hearings, litigation.tasks, litigation.deadlines;
+        litigation.hearings, litigation.tasks, litigation.deadlines, litigation.whatsapp_consents;

@@ -27,6 +27,7 @@ PLACEMENT = {
     "litigation.holidays": DISTRIBUTED,
     "litigation.members": DISTRIBUTED,
     "litigation.tasks": DISTRIBUTED,
+    "litigation.whatsapp_consents": DISTRIBUTED,
     # one row a firm, joined by every per-firm statement (its zone, its slot's local time)
     "litigation.tenants": REFERENCE,
     # what the jobs write per firm

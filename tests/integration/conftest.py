@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 IST = ZoneInfo("Asia/Kolkata")
 LONDON = ZoneInfo("Europe/London")
 
-FIRM = """
+FIRM_DATA = """
 INSERT INTO litigation.tenants (id, name, timezone, whatsapp_enabled) VALUES
     (1, 'Mehta & Associates, Mumbai', 'Asia/Kolkata', true),
     (2, 'Mehta & Associates (London desk)', 'Europe/London', false);
@@ -35,6 +35,15 @@ INSERT INTO litigation.cases (tenant_id, id, client_id, reference, section, stag
     (1, 2, 1, 'APL/107/2025-26/00007', '107', 'first_appeal', 480000, 2),
     (2, 3, 2, 'APL/112/2025-26/00003', '112', 'tribunal', 9900000, 6);
 """
+# the members with a phone opted in to WhatsApp (revision 0012; FIRM_DATA alone before it)
+FIRM = (
+    FIRM_DATA
+    + """
+INSERT INTO litigation.whatsapp_consents (tenant_id, member_id, opted_in_at, opted_in_how) VALUES
+    (1, 1, '2026-01-05 10:00+05:30', 'onboarding form'),
+    (1, 3, '2026-01-05 10:00+05:30', 'onboarding form');
+"""
+)
 
 
 @pytest.fixture

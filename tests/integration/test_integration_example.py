@@ -9,6 +9,7 @@ import psycopg
 from tests.conftest import ROOT, as_login, login_role
 
 EXAMPLE = re.compile(r"<!-- example: firm application -->\s*```sql\n(.*?)```", re.S)
+CONSENT = re.compile(r"<!-- example: consent -->\s*```sql\n(.*?)```", re.S)
 
 
 def test_the_integration_example_runs_as_documented(
@@ -34,3 +35,16 @@ def test_the_integration_example_runs_as_documented(
         app.execute("SELECT set_config('app.tenant_id', %s, true)", (firm[0],))
         seen = app.execute("SELECT kind, channel, recipient FROM gstjobs.notifications").fetchall()
     assert seen == [("sla-breach", "email", "priya@mehta.example.in")]
+
+    # the WhatsApp consent example, as written: an opt-in, then an opt-out, kept
+    consent = CONSENT.search((ROOT / "docs" / "INTEGRATION.md").read_text(encoding="utf-8"))
+    assert consent is not None, "docs/INTEGRATION.md lost its consent example"
+    script = consent.group(1).replace("'42'", f"'{firm[0]}'").replace("(42,", f"({firm[0]},")
+    script = script.replace("tenant_id = 42 ", f"tenant_id = {firm[0]} ")
+    with psycopg.connect(as_login(db, application), autocommit=True) as app:
+        app.execute(script.encode())
+    told = conn.execute(
+        "SELECT opted_in_how, opted_out_how, gstjobs.whatsapp_consented(c)"
+        " FROM litigation.whatsapp_consents AS c"
+    ).fetchall()
+    assert told == [("settings page, WhatsApp reminders ticked", "replied STOP on WhatsApp", False)]

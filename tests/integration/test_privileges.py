@@ -73,6 +73,8 @@ TABLES: dict[str, dict[str, str]] = {
     "litigation.members": APP_RW,
     "litigation.tasks": APP_RW,
     "litigation.tenants": {"gstjobs_app": "SELECT UPDATE"},
+    # a member's word is corrected, never deleted (the opt-in is WhatsApp's proof)
+    "litigation.whatsapp_consents": {"gstjobs_app": "SELECT INSERT UPDATE"},
 }
 
 RUN = "gstjobs_runner gstjobs_operator"
@@ -144,6 +146,9 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.setting_definition(text)": SETTINGS,
     "gstjobs.start_run(text,timestamp with time zone,bigint,boolean,text,boolean)": "",
     "litigation.calendar_changed()": "",
+    "litigation.consent_changed()": "",
+    "gstjobs.honour_consent(bigint,bigint)": "",
+    "gstjobs.whatsapp_consented(litigation.whatsapp_consents)": "",
     "litigation.event_changed()": "",
     "litigation.forget_detection()": "",
     "litigation.gstin_check_character(text)": "gstjobs_app",

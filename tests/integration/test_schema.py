@@ -164,7 +164,7 @@ def test_generator_is_deterministic_and_realistic(db: str, server: str) -> None:
             conn.execute(
                 "TRUNCATE litigation.tenants, litigation.members, litigation.clients, litigation.cases,"
                 " litigation.hearings, litigation.tasks, litigation.deadlines, litigation.case_events,"
-                " litigation.holiday_calendars, litigation.holidays"
+                " litigation.holiday_calendars, litigation.holidays, litigation.whatsapp_consents"
             )
             generate(
                 conn,

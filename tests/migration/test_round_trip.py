@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.conftest import CRON_DB, JOBS, PORT, ROOT, alembic
-from tests.integration.conftest import FIRM
+from tests.integration.conftest import FIRM, FIRM_DATA
 
 
 def schema_dump(dsn: str) -> str:
@@ -211,7 +211,7 @@ def test_limits_over_rows_that_break_them_are_kept_for_new_writes_and_named(
     try:
         alembic(cron_db, "downgrade", "0004")
         with psycopg.connect(cron_db, autocommit=True) as conn:
-            conn.execute(FIRM.encode())
+            conn.execute(FIRM_DATA.encode())  # at 0004: no consent records yet
             conn.execute(
                 "INSERT INTO litigation.tasks (tenant_id, id, case_id, title)"
                 " VALUES (1, 1, 1, E'Reply\\r\\nBcc: spy@evil.example')"

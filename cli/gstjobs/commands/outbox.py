@@ -1,4 +1,4 @@
-"""The outbox: notifications waiting, sent, failed or dead; one of them; a retry."""
+"""The outbox: notifications waiting, sent, failed, dead or suppressed; one of them; a retry."""
 
 import click
 
@@ -14,7 +14,7 @@ from gstjobs.shared import (
     with_context,
 )
 
-OUTBOX_STATUSES = ("pending", "sent", "failed", "dead")
+OUTBOX_STATUSES = ("pending", "sent", "failed", "dead", "suppressed")
 # what a table shows of a notification; --format json and csv have every field
 TABLE_FIELDS = (
     "id",
@@ -46,7 +46,8 @@ def outbox(
     fmt: str,
     tz: str | None,
 ) -> None:
-    """Notifications waiting, sent, failed or dead, newest first.
+    """Notifications waiting, sent, failed, dead or suppressed (never sent: the recipient
+    opted out of the channel), newest first.
 
     \b
     Example:
