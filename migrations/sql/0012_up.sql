@@ -16,7 +16,9 @@ CREATE TABLE litigation.whatsapp_consents (
     opted_out_how text CHECK (length(opted_out_how) BETWEEN 1 AND 200
                               AND litigation.is_plain_text(opted_out_how)),
     PRIMARY KEY (tenant_id, member_id),
-    FOREIGN KEY (tenant_id, member_id) REFERENCES litigation.members (tenant_id, id),
+    -- a member the firm removes takes their record along (no message can go to them any more;
+    -- kept, it would stop the firm application, which may not delete it, from removing them)
+    FOREIGN KEY (tenant_id, member_id) REFERENCES litigation.members (tenant_id, id) ON DELETE CASCADE,
     -- when, and how (a form, a reply "STOP", a call), together
     CONSTRAINT opt_in_told CHECK ((opted_in_at IS NULL) = (opted_in_how IS NULL)),
     CONSTRAINT opt_out_told CHECK ((opted_out_at IS NULL) = (opted_out_how IS NULL)),

@@ -166,3 +166,23 @@ def test_a_record_that_says_nothing_clear_is_refused_and_changes_nothing(
     assert firm.execute(
         "SELECT count(*) FROM litigation.whatsapp_consents WHERE member_id IN (3, 99)"
     ).fetchone() == (0,)
+
+
+def test_a_member_the_firm_removes_takes_their_record_along(firm: psycopg.Connection[Any]) -> None:
+    """The application may not delete a consent record, but it may remove a member (say one
+    entered by mistake): the record goes with them, and nothing else of the firm's."""
+    firm.execute(
+        "INSERT INTO litigation.members (tenant_id, id, name, phone, role)"
+        " VALUES (1, 8, 'Entered Twice', '+919800000008', 'associate')"
+    )
+    as_firm(
+        firm,
+        1,
+        "INSERT INTO litigation.whatsapp_consents (tenant_id, member_id, opted_in_at,"
+        " opted_in_how) VALUES (1, 8, now(), 'onboarding form')",
+    )
+    as_firm(firm, 1, "DELETE FROM litigation.members WHERE id = 8")
+    left = firm.execute(
+        "SELECT member_id FROM litigation.whatsapp_consents ORDER BY member_id"
+    ).fetchall()
+    assert left == [(1,), (3,)]
