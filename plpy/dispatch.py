@@ -1,7 +1,7 @@
 """dispatch-notifications: deliver the outbox by SMTP and by WhatsApp (Cloud-API-shaped HTTP).
 
 A run keeps delivering while messages are due, for at most dispatch.run_seconds, within each
-channel's rate (a token bucket in gstjobs.send_rates, shared by every dispatcher), with up to
+channel's rate (a sliding window in gstjobs.send_rates, shared by every dispatcher), with up to
 smtp.connections SMTP sessions and whatsapp.connections HTTP requests at once. The sending is
 done by a process the run starts (plpy/sender.py: why a process, not threads, is said there);
 only this backend touches the database. Each call of the body records the outcomes that came
@@ -16,7 +16,7 @@ most the messages in flight at that moment: 2 x connections per channel.
 
 Failures: SMTP 4xx, connection failures, timeouts and HTTP 5xx are retried after 1 minute,
 doubling up to 1 hour, with +-20% jitter; HTTP 429 after its Retry-After, spending no attempt
-(the provider's rate, not the message, is at fault) and slowing the channel's bucket for every
+(the provider's rate, not the message, is at fault) and slowing the channel's window for every
 dispatcher; SMTP 5xx and other HTTP 4xx are permanent, and so is a message that cannot be built
 from what was stored (an address the email package refuses): each is that message's failure,
 never the run's. After dispatch.max_attempts attempts, or on a permanent refusal, the
@@ -94,46 +94,68 @@ WHERE n.claimed_by IS NOT NULL
                   WHERE r.id = n.claimed_by AND r.status = 'running')
 """
 
-# Up to $2 tokens from the channel's bucket, refilled at $3 a second times its pace since it was
-# last taken from and holding at most $4 (Channel: together never more than the provider's rate
-# in any one second, the window providers count in). The pace, cut by a 429 (PAUSE), recovers by
-# PACE_RECOVERY a second. Row-locked until the call's commit, a moment later, so that
-# concurrent dispatchers share the one rate. Answers how many were granted and, when none,
-# how long until the next one.
+# Up to $2 grants within the channel's rate ($3 a second, times its pace): a sliding window of
+# the grants of the last 41 slots of 25 ms (a second and one slot, so that grants never
+# counted together are more than a second apart) kept within the rate, so that no second, the
+# window providers count in, gets more. A loop that comes back late takes what the window
+# still allows: nothing is lost to lateness (a token bucket holds only what it may grant at
+# once, and a shallow one lost a late loop's tokens). The pace, cut by a 429 (PAUSE), recovers
+# by $4 a second. Row-locked until the call's commit, a moment later, so that concurrent
+# dispatchers share the one rate; the time is taken once the row is locked ($5 replaces it in
+# tests). Answers how many were granted, in which slot, and, when none, how long until the
+# window's oldest grant leaves it.
 TAKE = """
-WITH bucket AS (
-    SELECT b.channel, clock_timestamp() AS now, b.tokens, b.pace,
-           extract(epoch FROM clock_timestamp() - b.refilled_at)::float8 AS elapsed
-    FROM gstjobs.send_rates AS b WHERE b.channel = $1
+WITH locked AS (
+    SELECT channel, pace, window_slot, grants FROM gstjobs.send_rates
+    WHERE channel = $1
     FOR UPDATE
-), refilled AS (
-    SELECT channel, now, least(1, pace + $5::float8 * elapsed) AS pace,
-           least($4::float8, tokens + $3::float8 * pace * elapsed) AS available
-    FROM bucket
+), clock AS (
+    SELECT locked.*, coalesce($5::timestamptz, clock_timestamp()) AS at,
+           floor(extract(epoch FROM coalesce($5::timestamptz, clock_timestamp())) * 40)::bigint
+           AS slot
+    FROM locked
+), moved AS (
+    -- the window moved on to this slot, the slots that left it dropped (never moved back: a
+    -- grant counts in the latest slot, which only delays its leaving)
+    SELECT channel, at, greatest(slot, window_slot) AS window_slot,
+           least(1, pace + $4::float8 * greatest(slot - window_slot, 0) / 40) AS pace,
+           grants[least(greatest(slot - window_slot, 0), 41) + 1 : 41]
+           || array_fill(0, ARRAY[least(greatest(slot - window_slot, 0), 41)::integer]) AS grants
+    FROM clock
 ), granted AS (
-    SELECT refilled.*, greatest(least($2, floor(available)), 0)::integer AS granted
-    FROM refilled
+    SELECT moved.*,
+           greatest(least($2, greatest(1, floor($3::float8 * pace))::integer
+                              - (SELECT sum(n) FROM unnest(moved.grants) AS n)::integer), 0)
+           AS granted
+    FROM moved
 )
 UPDATE gstjobs.send_rates AS b
-SET tokens = g.available - g.granted, refilled_at = g.now, pace = g.pace
+SET window_slot = g.window_slot, pace = g.pace,
+    grants = g.grants[1:40] || (g.grants[41] + g.granted)
 FROM granted AS g WHERE b.channel = g.channel
-RETURNING g.granted,
-          greatest((1 - (g.available - g.granted)) / ($3::float8 * g.pace), 0) AS wait_seconds
+RETURNING g.granted, g.window_slot AS slot,
+          CASE WHEN g.granted > 0 THEN 0 ELSE
+              ((g.window_slot + (SELECT min(i) FROM unnest(g.grants) WITH ORDINALITY AS w (n, i)
+                                 WHERE n > 0)) / 40.0 - extract(epoch FROM g.at))::float8
+          END AS wait_seconds
 """
+TAKE_TYPES = ["text", "integer", "float8", "float8", "timestamptz"]
 # the share of its rate a channel's pace regains a second after a 429 (from 0.95: 10 s)
 PACE_RECOVERY = 0.005
 
-# tokens claimed for messages that were not there, given back
+# grants taken (in slot $3) for messages that were not there, given back
 REFUND = """
-UPDATE gstjobs.send_rates SET tokens = least(tokens + $2, $3::float8) WHERE channel = $1
+UPDATE gstjobs.send_rates
+SET grants[41 - (window_slot - $3)] = greatest(grants[41 - (window_slot - $3)] - $2, 0)
+WHERE channel = $1 AND window_slot - $3 BETWEEN 0 AND 40
 """
 
-# The provider said "too many" (HTTP 429): the bucket is emptied and its pace cut by 5% (to no
-# less than half the rate), at most once a second however many answers said so at once.
+# The provider said "too many" (HTTP 429): the channel's pace is cut by 5% (to no less than
+# half the rate), at most once a second however many answers said so at once. The window
+# being full, nothing more is granted until a twentieth of it has left.
 PAUSE = """
 UPDATE gstjobs.send_rates
-SET tokens = least(tokens, 0),
-    pace = CASE WHEN slowed_at > clock_timestamp() - interval '1 second' THEN pace
+SET pace = CASE WHEN slowed_at > clock_timestamp() - interval '1 second' THEN pace
                 ELSE greatest(0.5, pace * 0.95) END,
     slowed_at = CASE WHEN slowed_at > clock_timestamp() - interval '1 second' THEN slowed_at
                      ELSE clock_timestamp() END
@@ -220,18 +242,11 @@ class Channel:
         self.name = name
         self.width = int(settings[f"{prefix}.connections"])
         self.rate = float(settings[f"{prefix}.rate_per_second"])
-        # A provider counts requests in any one second. A bucket holding up to `burst` tokens,
-        # refilled at `refill` a second, grants fewer than burst + refill in any second: so
-        # burst + refill = rate + 1, with 25 ms' worth above one token, so that a call a little
-        # late loses nothing. No more: a bucket a fifth of a second deep let a run starting
-        # beside a draining one send above the rate, and the provider refused it (429).
-        self.burst = 1 + self.rate * 0.025
-        self.refill = self.rate * 0.975
         self.in_flight = {}  # notification id: the notification, as claimed
         self.down = False  # the sender found the server gone, or the session refused
         self.proven = False  # a message went through in this run: every connection may open
         self.stopped = None  # why this run may not send on the channel
-        self.ready_at = 0.0  # time.monotonic() of the next token, while the bucket is empty
+        self.ready_at = 0.0  # time.monotonic() when the window grants again, while it is full
 
     def room(self):
         """How many more may be handed out now: one until the server has accepted a message
@@ -347,8 +362,8 @@ class Run:
 
     def outcomes(self):
         """What came back: (channel, notification, outcome) each. Waits up to TICK while
-        messages are under way, or, with none, until the next token of a channel held back by
-        its rate."""
+        messages are under way, or, with none, until a channel held back by its rate may send
+        again."""
         import time
 
         if not self.in_flight():
@@ -476,7 +491,7 @@ def writers_at_work(state):
 
 def claim(channel, state, tenant_id, counts):
     """Hand the sender what is due on channel, as far as room and rate allow. True when due
-    work is held back by the rate (the run waits for the next token)."""
+    work is held back by the rate (the run waits for the window to grant again)."""
     import time
 
     room = channel.room()
@@ -489,14 +504,14 @@ def claim(channel, state, tenant_id, counts):
     # now, that is the time now)
     arguments = [state.as_of, state.started_at, channel.name, tenant_id, full_firms]
     if not plpy.execute(plan("anything due", ANY_DUE, DUE_TYPES), arguments).nrows():
-        return False  # most minutes: nothing is taken from the bucket, nothing is written
+        return False  # most minutes: nothing is taken from the window, nothing is written
     taken = plpy.execute(
-        plan("take", TAKE, ["text", "integer", "float8", "float8", "float8"]),
-        [channel.name, room, channel.refill, channel.burst, PACE_RECOVERY],
+        plan("take", TAKE, TAKE_TYPES),
+        [channel.name, room, channel.rate, PACE_RECOVERY, None],
     )[0]
     if not taken["granted"]:
         channel.ready_at = time.monotonic() + taken["wait_seconds"]
-        # held back, unless no token comes before the run's time is up (a long pause)
+        # held back, unless nothing is granted before the run's time is up (a long pause)
         return state.elapsed() + taken["wait_seconds"] < state.seconds
     channel.ready_at = 0.0
     notes = list(
@@ -508,8 +523,8 @@ def claim(channel, state, tenant_id, counts):
     unused = taken["granted"] - len(notes)
     if unused:
         plpy.execute(
-            plan("refund", REFUND, ["text", "integer", "float8"]),
-            [channel.name, unused, channel.burst],
+            plan("refund", REFUND, ["text", "integer", "bigint"]),
+            [channel.name, unused, taken["slot"]],
         )
     if not notes:
         return False

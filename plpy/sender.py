@@ -46,9 +46,9 @@ def main():
 
 
 class Pacer:
-    """Spaces a channel's sends evenly, a little under its rate: the run's bucket grants tokens
-    in the clumps its calls come in (a call a little late grants several at once), and a
-    provider counting per second would refuse a clump that crosses its limit.
+    """Spaces a channel's sends evenly, a little under its rate: the run's rate window grants
+    in the clumps its calls come in (a call that comes late takes what it missed at once),
+    and a provider counting per second would refuse a clump that crosses its limit.
 
     The schedule is kept, not restarted from each send: a thread that wakes late (the
     interpreter lock, busy with the other channel's emails) sends at once and the next keeps

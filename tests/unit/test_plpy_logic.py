@@ -1,6 +1,5 @@
 """The pure logic of plpy/ modules, run with a fake plpy (the real one is proven in integration/)."""
 
-import bisect
 import types
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -215,38 +214,6 @@ def test_spi_error_is_described_with_detail_and_hint() -> None:
     assert (
         runner.describe(error) == "unknown tenant 9\nDETAIL: no such firm\nHINT: list firms first"
     )
-
-
-def most_in_a_second(times: list[float]) -> int:
-    """The most of the sorted times within any one second."""
-    return max(bisect.bisect_left(times, start + 1.0) - i for i, start in enumerate(times))
-
-
-@pytest.mark.parametrize("rate", [1, 5, 14, 20, 80, 250, 1000, 10000])
-def test_the_bucket_never_grants_more_than_the_rate_in_any_second(rate: int) -> None:
-    """The bucket as TAKE keeps it (plpy/dispatch.py), taken from greedily by a run that asks
-    again when its next token is due, often a little late, and pauses now and then: never more
-    than the provider's rate in any one second (its window), and over a minute nearly all of it."""
-    dispatch = load_plpy_module("dispatch")
-    settings = {"whatsapp.connections": "32", "whatsapp.rate_per_second": str(rate)}
-    channel = dispatch.Channel("whatsapp", settings)
-    granted: list[float] = []
-    tokens, last, now, step, paused_at = channel.burst, 0.0, 0.0, 0, 0.0
-    while now < 60:
-        tokens = min(channel.burst, tokens + channel.refill * (now - last))
-        last = now
-        take = int(tokens)
-        granted += [now] * take
-        tokens -= take
-        wait = (1 - tokens) / channel.refill if tokens < 1 else 0.0  # TAKE's wait_seconds
-        step += 1
-        late = (0.0, 0.001, 0.005, 0.0003, 0.02)[step % 5]
-        if now - paused_at >= 10:  # a pause of half a second every 10 s
-            late, paused_at = 0.5, now
-        now += wait + late
-    assert most_in_a_second(granted) <= rate
-    # lateness within the burst loses nothing: 97.5% of the rate, less the pauses' 5%
-    assert len(granted) >= 0.92 * rate * 60 - 1
 
 
 @pytest.mark.parametrize(
