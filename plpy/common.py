@@ -101,41 +101,73 @@ def brief(error):
 
 
 # The tail of every notifying statement. From a CTE `targets` (tenant_id, member_id, kind,
-# dedupe, urgency, vars): one notification per recipient and channel (email when the member has
-# an address; WhatsApp when the member has a phone, the firm enabled it and the member's latest
-# word on it is an opt-in: litigation.whatsapp_consents), rendered from
-# gstjobs.templates. The dedupe key is the target's dedupe plus recipient and channel, so no
-# path (rerun, overlap, crash, catch-up) writes one twice. Defines `messages` and `inserted`.
+# dedupe, urgency, vars): one notification per recipient and channel the member's choice for the
+# kind names (their own, else the firm's, else email and WhatsApp: litigation.
+# notification_preferences and notification_defaults), rendered from gstjobs.templates.
+# WhatsApp goes only where the firm enabled it, the member has a phone and their latest word on
+# it is an opt-in (litigation.whatsapp_consents); where it cannot, email goes instead when the
+# choice says so. Urgency 0 and 1 (a hearing or deadline today or tomorrow) cannot be switched
+# off: when the choice would send it by no channel, it goes by every one the member has. A
+# message that can wait (urgency above 1, not marked through_quiet_hours) written in the quiet
+# hours of the member (else the firm) is due when they end, as of the run's time ($2). The
+# dedupe key is the target's dedupe plus recipient and channel, so no path (rerun, overlap,
+# crash, catch-up) writes one twice. Defines `messages` and `inserted`.
 NOTIFY = """
 messages AS MATERIALIZED (
     -- materialized: the rendering below reads vars once per placeholder, and must not
     -- rebuild it each time
     SELECT t.tenant_id, t.member_id, t.kind, t.dedupe, t.urgency,
            t.vars || jsonb_build_object('recipient', m.name) AS vars,
-           channel.name AS channel, channel.address
+           channel.name AS channel, channel.address,
+           CASE WHEN t.urgency > 1
+                 AND NOT coalesce(own.through_quiet_hours, firms.through_quiet_hours, false)
+                THEN gstjobs.quiet_hours_end(firm.timezone, coalesce(m.quiet_from, firm.quiet_from),
+                                             coalesce(m.quiet_until, firm.quiet_until), $2)
+           END AS held_until
     FROM targets AS t
     JOIN litigation.tenants AS firm ON firm.id = t.tenant_id
     JOIN litigation.members AS m ON m.tenant_id = t.tenant_id AND m.id = t.member_id AND m.active
     LEFT JOIN litigation.whatsapp_consents AS consent
         ON consent.tenant_id = m.tenant_id AND consent.member_id = m.id
-    CROSS JOIN LATERAL (VALUES ('email', m.email),
-                               ('whatsapp', CASE WHEN firm.whatsapp_enabled
-                                                  AND gstjobs.whatsapp_consented(consent)
-                                             THEN m.phone END))
+    LEFT JOIN litigation.notification_preferences AS own
+        ON own.tenant_id = m.tenant_id AND own.member_id = m.id AND own.kind = t.kind
+    LEFT JOIN litigation.notification_defaults AS firms
+        ON firms.tenant_id = t.tenant_id AND firms.kind = t.kind
+    CROSS JOIN LATERAL (
+        SELECT m.email IS NOT NULL
+               AND (coalesce(own.email, firms.email, true)
+                    OR (coalesce(own.whatsapp, firms.whatsapp, true) AND NOT reach.whatsapp
+                        AND coalesce(own.email_instead, firms.email_instead, true))) AS email,
+               reach.whatsapp AND coalesce(own.whatsapp, firms.whatsapp, true) AS whatsapp,
+               reach.whatsapp AS whatsapp_reaches
+        FROM (SELECT firm.whatsapp_enabled AND m.phone IS NOT NULL
+                     AND gstjobs.whatsapp_consented(consent) AS whatsapp) AS reach
+    ) AS chosen
+    CROSS JOIN LATERAL (
+        -- urgency 0 and 1 go, by every channel the member has, when the choice sends nothing
+        SELECT t.urgency <= 1 AND NOT chosen.email AND NOT chosen.whatsapp AS all_channels
+    ) AS cannot_be_off
+    CROSS JOIN LATERAL (VALUES ('email', CASE WHEN chosen.email OR cannot_be_off.all_channels
+                                              THEN m.email END),
+                               ('whatsapp', CASE WHEN chosen.whatsapp
+                                                   OR (cannot_be_off.all_channels
+                                                       AND chosen.whatsapp_reaches)
+                                                 THEN m.phone END))
         AS channel (name, address)
     WHERE channel.address IS NOT NULL
 ),
 inserted AS (
     INSERT INTO gstjobs.notifications
         (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
-         dedupe_key, run_id)
+         dedupe_key, run_id, next_attempt_at)
     -- a kind without a template renders NULL and fails loudly (subject NOT NULL); what a firm
     -- wrote is fitted to the columns (gstjobs.fit), never a constraint error
     SELECT msg.tenant_id, msg.kind, msg.channel, msg.address, msg.member_id,
            gstjobs.fit(gstjobs.render_subject(msg.kind, msg.vars), 300, true),
            gstjobs.fit(gstjobs.render_body(msg.kind, msg.vars), 20000, false),
            jsonb_build_object('name', msg.kind, 'params', msg.vars), msg.urgency,
-           msg.dedupe || ':' || msg.member_id || ':' || msg.channel, $1
+           msg.dedupe || ':' || msg.member_id || ':' || msg.channel, $1,
+           coalesce(msg.held_until, now())
     FROM messages AS msg
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING 1

@@ -76,8 +76,9 @@ psql "$GSTJOBS_DSN" -X -c "SELECT recipient, subject FROM gstjobs.outbox WHERE k
 cat <<EOT
 
 Email arrives in the Maildir $mail/new ($(ls "$mail/new" 2>/dev/null | wc -l) messages so far;
-dispatch-notifications sends up to 100 a minute). WhatsApp waits until whatsapp.url and
-whatsapp.token are set: gstjobs config set whatsapp.url https://...
+dispatch-notifications sends every minute, within smtp.rate_per_second). What can wait is held
+through each firm's quiet hours (21:00-08:00 its time: gstjobs prefs show --tenant 1).
+WhatsApp waits until whatsapp.url and whatsapp.token are set: gstjobs config set whatsapp.url https://...
 
 pg_cron keeps running the jobs in this cluster ('make stop' stops it and the mail sink).
 To use the CLI:

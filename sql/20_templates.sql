@@ -159,7 +159,10 @@ COMMENT ON FUNCTION gstjobs.whatsapp_consented(litigation.whatsapp_consents) IS
     'true while a member''s latest word on WhatsApp is an opt-in';
 
 -- Called by the consent table's trigger as the firm application records a member's word: while
--- it is not an opt-in, what waits for the member on WhatsApp ends suppressed, never sent. A
+-- it is not an opt-in, what waits for the member on WhatsApp ends suppressed, never sent, and
+-- goes by email instead where the member's choice for its kind says so (email_instead, the
+-- default) or it cannot be switched off (urgency 0 or 1): the same words, due when the
+-- WhatsApp message was, once (its dedupe key is the email's the job would have written). A
 -- message a dispatch run has already claimed is under way and goes (at most the few in a
 -- sender's hands). Owner only: the trigger runs it for the row's own firm and member.
 CREATE OR REPLACE FUNCTION gstjobs.honour_consent(tenant_id bigint, member_id bigint)
@@ -178,11 +181,29 @@ BEGIN ATOMIC
           AND NOT gstjobs.whatsapp_consented(c)
           AND n.tenant_id = c.tenant_id AND n.member_id = c.member_id AND n.channel = 'whatsapp'
           AND n.status IN ('pending', 'failed') AND n.claimed_by IS NULL
+        RETURNING n.tenant_id, n.member_id, n.kind, n.subject, n.body, n.template, n.urgency,
+                  n.dedupe_key, n.run_id, n.next_attempt_at),
+    instead AS (
+        INSERT INTO gstjobs.notifications
+            (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
+             dedupe_key, run_id, next_attempt_at)
+        SELECT s.tenant_id, s.kind, 'email', m.email, s.member_id, s.subject, s.body, s.template,
+               s.urgency, regexp_replace(s.dedupe_key, ':whatsapp$', ':email'), s.run_id,
+               s.next_attempt_at
+        FROM suppressed AS s
+        JOIN litigation.members AS m ON m.tenant_id = s.tenant_id AND m.id = s.member_id
+        LEFT JOIN litigation.notification_preferences AS own
+            ON own.tenant_id = s.tenant_id AND own.member_id = s.member_id AND own.kind = s.kind
+        LEFT JOIN litigation.notification_defaults AS firms
+            ON firms.tenant_id = s.tenant_id AND firms.kind = s.kind
+        WHERE m.email IS NOT NULL AND m.active
+          AND (coalesce(own.email_instead, firms.email_instead, true) OR s.urgency <= 1)
+        ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING 1)
     SELECT count(*)::integer FROM suppressed;
 END;
 COMMENT ON FUNCTION gstjobs.honour_consent(bigint, bigint) IS
-    'suppresses what waits for a member on WhatsApp while their latest word is not an opt-in; returns how many';
+    'suppresses what waits for a member on WhatsApp while their latest word is not an opt-in, writing email instead where their choice says so; returns how many were suppressed';
 
 RESET ROLE;
 GRANT SELECT ON gstjobs.templates TO gstjobs_operator;

@@ -225,6 +225,27 @@ SELECT gstjobs.remove_holidays(%(tenant_id)s, %(forum)s, %(days)s, %(reason)s) A
 -- Set the weekdays a firm's forum is closed.
 SELECT gstjobs.set_closed_weekdays(%(tenant_id)s, %(forum)s, %(weekdays)s::smallint[], %(reason)s) AS result;
 
+-- name: prefs-show
+-- The choices that apply to a firm (member NULL) or one of its members, per kind.
+SELECT kind, email, whatsapp, email_instead, through_quiet_hours, chosen_by,
+       to_char(quiet_from, 'HH24:MI') || '-' || to_char(quiet_until, 'HH24:MI') AS quiet_hours,
+       quiet_hours_by, member, role, active, has_email, whatsapp_reaches
+FROM gstjobs.notification_choices
+WHERE tenant_id = %(tenant_id)s AND member_id IS NOT DISTINCT FROM %(member_id)s
+ORDER BY kind;
+
+-- name: prefs-choice-set
+-- Set (NULL: remove) a firm's or a member's choice of channels for a kind.
+SELECT gstjobs.set_notification_choice(%(tenant_id)s, %(member_id)s, %(kind)s, %(choice)s, %(reason)s) AS result;
+
+-- name: prefs-quiet-set
+-- Set a firm's or a member's quiet hours (a member's NULL, NULL: the firm's again).
+SELECT gstjobs.set_quiet_hours(%(tenant_id)s, %(member_id)s, %(quiet_from)s, %(quiet_until)s, %(reason)s) AS result;
+
+-- name: notification-kinds
+-- The kinds of notification a member may choose channels for.
+SELECT kind, about FROM gstjobs.notification_kinds ORDER BY kind;
+
 -- ================================================================ dashboard =================
 
 -- name: dashboard-login

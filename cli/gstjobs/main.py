@@ -17,11 +17,12 @@ from gstjobs.commands import (
     health,
     jobs,
     outbox,
+    prefs,
 )
 from gstjobs.db import DSN_ENV
 from gstjobs.shared import Context
 
-GROUPS = (jobs, health, outbox, config, firm, deadlines, events, calendar, dashboard)
+GROUPS = (jobs, health, outbox, config, firm, deadlines, events, calendar, prefs, dashboard)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

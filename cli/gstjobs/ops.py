@@ -5,6 +5,7 @@ printing; the database's refusals are raised as psycopg errors for the caller to
 import csv
 import time
 from datetime import UTC, date, datetime
+from datetime import time as TimeOfDay
 from importlib import resources
 from typing import Any
 
@@ -478,5 +479,56 @@ def set_closed_weekdays(
         tenant_id=tenant_id,
         forum=forum,
         weekdays=weekdays,
+        reason=reason,
+    )
+
+
+# ------------------------------------------------------------------ members' choices --------
+def choices(conn: Connection, tenant_id: int, member_id: int | None) -> list[Row]:
+    """The choices that apply to a firm (member None) or a member, per kind of notification."""
+    return query(conn, "prefs-show", tenant_id=tenant_id, member_id=member_id)
+
+
+def notification_kinds(conn: Connection) -> list[str]:
+    return [row["kind"] for row in query(conn, "notification-kinds")]
+
+
+def set_choice(
+    conn: Connection,
+    tenant_id: int,
+    member_id: int | None,
+    kind: str,
+    choice: Row | None,
+    reason: str | None = None,
+) -> Row:
+    """Set a firm's (member None) or a member's choice for a kind: the fields given over what
+    applies now; None removes it (audited): {firm_id, member_id, kind, email, whatsapp, ...}."""
+    return answer(
+        conn,
+        "prefs-choice-set",
+        tenant_id=tenant_id,
+        member_id=member_id,
+        kind=kind,
+        choice=None if choice is None else Jsonb(choice),
+        reason=reason,
+    )
+
+
+def set_quiet_hours(
+    conn: Connection,
+    tenant_id: int,
+    member_id: int | None,
+    quiet: tuple[TimeOfDay, TimeOfDay] | None,
+    reason: str | None = None,
+) -> Row:
+    """Set a firm's (member None) or a member's quiet hours; None: the firm's again (audited)."""
+    quiet_from, quiet_until = quiet or (None, None)
+    return answer(
+        conn,
+        "prefs-quiet-set",
+        tenant_id=tenant_id,
+        member_id=member_id,
+        quiet_from=quiet_from,
+        quiet_until=quiet_until,
         reason=reason,
     )

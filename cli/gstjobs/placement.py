@@ -26,6 +26,8 @@ PLACEMENT = {
     "litigation.holiday_calendars": DISTRIBUTED,
     "litigation.holidays": DISTRIBUTED,
     "litigation.members": DISTRIBUTED,
+    "litigation.notification_defaults": DISTRIBUTED,
+    "litigation.notification_preferences": DISTRIBUTED,
     "litigation.tasks": DISTRIBUTED,
     "litigation.whatsapp_consents": DISTRIBUTED,
     # one row a firm, joined by every per-firm statement (its zone, its slot's local time)
@@ -38,6 +40,7 @@ PLACEMENT = {
     "gstjobs.annual_return_due_dates": REFERENCE,
     "gstjobs.case_event_kinds": REFERENCE,
     "gstjobs.deadline_rules": REFERENCE,
+    "gstjobs.notification_kinds": REFERENCE,
     "gstjobs.notified_dates": REFERENCE,
     # the registry and the ledger, which per-firm rows point to (slots.job, *.run_id)
     "gstjobs.jobs": REFERENCE,

@@ -9,6 +9,7 @@ from click.testing import CliRunner, Result
 from gstjobs.main import cli
 
 from tests.conftest import as_operator
+from tests.integration.conftest import firm  # noqa: F401  (the job scenarios' two firms)
 
 Invoke = Callable[..., Result]
 

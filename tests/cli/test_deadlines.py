@@ -8,14 +8,6 @@ import pytest
 
 from tests.cli.conftest import Invoke, as_json
 from tests.conftest import as_operator
-from tests.integration.conftest import FIRM
-
-
-@pytest.fixture
-def firm(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-    """The two firms of the job scenarios (tests/integration/conftest.py)."""
-    conn.execute(FIRM.encode())
-    return conn
 
 
 def audit(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:

@@ -9,17 +9,10 @@ import pytest
 
 from tests.cli.conftest import Invoke, as_json
 from tests.conftest import as_login, login_role
-from tests.integration.conftest import FIRM, LONDON, at, notifications, run
+from tests.integration.conftest import LONDON, at, notifications, run
 from tests.integration.test_firm_isolation import AS_OF, WORK
 
 PROVISIONER = "gstjobs_test_provisioner"
-
-
-@pytest.fixture
-def firm(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-    """The two firms of the job scenarios (tests/integration/conftest.py)."""
-    conn.execute(FIRM.encode())
-    return conn
 
 
 @pytest.fixture

@@ -53,6 +53,14 @@ def firm(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     return conn
 
 
+def as_firm(conn: psycopg.Connection[Any], tenant: int, statement: str, *args: Any) -> Any:
+    """A statement as the firm application of one firm, in a transaction of its own."""
+    with conn.transaction():
+        conn.execute("SET LOCAL ROLE gstjobs_app")
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
+        return conn.execute(statement, args)
+
+
 def at(text: str, zone: ZoneInfo = IST) -> datetime:
     """A local wall-clock time in a zone: at('2026-12-03 08:05')."""
     return datetime.fromisoformat(text).replace(tzinfo=zone)

@@ -8,15 +8,21 @@ import psycopg
 
 from tests.conftest import ROOT, as_login, login_role
 
-EXAMPLE = re.compile(r"<!-- example: firm application -->\s*```sql\n(.*?)```", re.S)
-CONSENT = re.compile(r"<!-- example: consent -->\s*```sql\n(.*?)```", re.S)
+
+def example(name: str, firm: str) -> str:
+    """docs/INTEGRATION.md's example of that name, for this database's firm (it names 42)."""
+    text = (ROOT / "docs" / "INTEGRATION.md").read_text(encoding="utf-8")
+    found = re.search(rf"<!-- example: {name} -->\s*```sql\n(.*?)```", text, re.S)
+    assert found is not None, f"docs/INTEGRATION.md lost its {name} example"
+    script = found.group(1).replace("'42'", f"'{firm}'").replace("(42,", f"({firm},")
+    return script.replace("tenant_id = 42 ", f"tenant_id = {firm} ").replace(
+        "id = 42;", f"id = {firm};"
+    )
 
 
 def test_the_integration_example_runs_as_documented(
     db: str, conn: psycopg.Connection[Any], server: str
 ) -> None:
-    example = EXAMPLE.search((ROOT / "docs" / "INTEGRATION.md").read_text(encoding="utf-8"))
-    assert example is not None, "docs/INTEGRATION.md lost its example"
     provisioner = login_role(server, "gstjobs_test_provisioner", "gstjobs_provisioner")
     application = login_role(server, "gstjobs_test_lawfirm_app", "gstjobs_app")
     with psycopg.connect(as_login(db, provisioner), autocommit=True) as onboarding:
@@ -24,8 +30,7 @@ def test_the_integration_example_runs_as_documented(
             "SELECT (gstjobs.add_firm('Mehta & Associates', 'Asia/Kolkata')) ->> 'id'"
         ).fetchone()
     assert firm is not None
-    # the example names firm 42; this database gave the firm another id
-    script = example.group(1).replace("'42'", f"'{firm[0]}'").replace("(42,", f"({firm[0]},")
+    script = example("firm application", firm[0])
     with psycopg.connect(as_login(db, application), autocommit=True) as app:
         app.execute(script.encode())
         # outside a transaction that names the firm, the application sees nothing
@@ -37,14 +42,25 @@ def test_the_integration_example_runs_as_documented(
     assert seen == [("sla-breach", "email", "priya@mehta.example.in")]
 
     # the WhatsApp consent example, as written: an opt-in, then an opt-out, kept
-    consent = CONSENT.search((ROOT / "docs" / "INTEGRATION.md").read_text(encoding="utf-8"))
-    assert consent is not None, "docs/INTEGRATION.md lost its consent example"
-    script = consent.group(1).replace("'42'", f"'{firm[0]}'").replace("(42,", f"({firm[0]},")
-    script = script.replace("tenant_id = 42 ", f"tenant_id = {firm[0]} ")
     with psycopg.connect(as_login(db, application), autocommit=True) as app:
-        app.execute(script.encode())
+        app.execute(example("consent", firm[0]).encode())
     told = conn.execute(
         "SELECT opted_in_how, opted_out_how, gstjobs.whatsapp_consented(c)"
         " FROM litigation.whatsapp_consents AS c"
     ).fetchall()
     assert told == [("settings page, WhatsApp reminders ticked", "replied STOP on WhatsApp", False)]
+
+    # the choices example, as written
+    with psycopg.connect(as_login(db, application), autocommit=True) as app:
+        app.execute(example("choices", firm[0]).encode())
+    chosen = conn.execute(
+        "SELECT member_id, kind, email, whatsapp, through_quiet_hours, chosen_by,"
+        " quiet_from::text, quiet_until::text FROM gstjobs.notification_choices"
+        " WHERE tenant_id = %s AND chosen_by <> 'default' ORDER BY member_id NULLS FIRST, kind",
+        (firm[0],),
+    ).fetchall()
+    assert chosen == [
+        (None, "analytics-anomaly", True, False, False, "firm", "21:30:00", "07:30:00"),
+        (1, "analytics-anomaly", True, False, False, "firm", "23:00:00", "06:00:00"),
+        (1, "sla-breach", True, True, True, "member", "23:00:00", "06:00:00"),
+    ]

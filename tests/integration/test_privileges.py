@@ -38,6 +38,9 @@ TABLES: dict[str, dict[str, str]] = {
     "gstjobs.event_list": {"gstjobs_operator": "SELECT"},
     "gstjobs.calendar_list": {"gstjobs_operator": "SELECT"},
     "gstjobs.notified_dates": READ_LAW,
+    # the kinds a member chooses channels for: the firm reads them, operators see them
+    "gstjobs.notification_kinds": {"gstjobs_app": "SELECT", "gstjobs_operator": "SELECT"},
+    "gstjobs.notification_choices": {"gstjobs_operator": "SELECT"},
     "gstjobs.firms": {"gstjobs_operator": "SELECT", "gstjobs_provisioner": "SELECT"},
     "gstjobs.health": {"gstjobs_operator": "SELECT"},
     "gstjobs.health_reports": {"gstjobs_operator": "SELECT"},
@@ -71,6 +74,9 @@ TABLES: dict[str, dict[str, str]] = {
     "litigation.holiday_calendars": APP_RW,
     "litigation.holidays": APP_RW,
     "litigation.members": APP_RW,
+    # a choice is set, changed (not moved to another member or kind) and removed
+    "litigation.notification_defaults": APP_RW,
+    "litigation.notification_preferences": APP_RW,
     "litigation.tasks": APP_RW,
     "litigation.tenants": {"gstjobs_app": "SELECT UPDATE"},
     # a member's word is corrected, never deleted (the opt-in is WhatsApp's proof)
@@ -105,6 +111,14 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.add_holidays(bigint,text,jsonb,text)": "gstjobs_operator",
     "gstjobs.remove_holidays(bigint,text,date[],text)": "gstjobs_operator",
     "gstjobs.set_closed_weekdays(bigint,text,smallint[],text)": "gstjobs_operator",
+    "gstjobs.set_notification_choice(bigint,bigint,text,jsonb,text)": "gstjobs_operator",
+    "gstjobs.set_quiet_hours(bigint,bigint,time without time zone,time without time zone,text)": (
+        "gstjobs_operator"
+    ),
+    "gstjobs.notification_choice(bigint,bigint,text)": "",
+    "gstjobs.quiet_hours_of(bigint,bigint)": "",
+    "gstjobs.check_choice_target(bigint,bigint,text)": "",
+    "gstjobs.quiet_hours_end(text,time without time zone,time without time zone,timestamp with time zone)": "",
     "gstjobs.known_case(bigint,bigint)": "",
     "gstjobs.event_outcome(bigint,bigint)": "",
     "gstjobs.delivery_problems(boolean)": "",
@@ -148,7 +162,8 @@ FUNCTIONS: dict[str, str] = {
     "litigation.calendar_changed()": "",
     "litigation.consent_changed()": "",
     "gstjobs.honour_consent(bigint,bigint)": "",
-    "gstjobs.whatsapp_consented(litigation.whatsapp_consents)": "",
+    # the consent rule over a row it is given: gstjobs.notification_choices calls it as its reader
+    "gstjobs.whatsapp_consented(litigation.whatsapp_consents)": "gstjobs_operator",
     "litigation.event_changed()": "",
     "litigation.forget_detection()": "",
     "litigation.gstin_check_character(text)": "gstjobs_app",

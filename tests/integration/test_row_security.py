@@ -52,6 +52,11 @@ INSERT INTO litigation.holidays (tenant_id, calendar_id, holiday_on, name)
 INSERT INTO litigation.case_events (tenant_id, case_id, kind, event_on)
     SELECT tenant_id, min(id), 'scn_73_issued', '2026-10-01' FROM litigation.cases
     WHERE tenant_id IN (1, 2) GROUP BY tenant_id;
+INSERT INTO litigation.notification_defaults (tenant_id, kind, email, whatsapp)
+VALUES (1, 'overdue', true, false), (2, 'overdue', true, false);
+INSERT INTO litigation.notification_preferences (tenant_id, member_id, kind, email, whatsapp)
+    SELECT tenant_id, min(id), 'overdue', false, true FROM litigation.members
+    WHERE tenant_id IN (1, 2) GROUP BY tenant_id;
 """
 
 

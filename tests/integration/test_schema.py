@@ -164,7 +164,8 @@ def test_generator_is_deterministic_and_realistic(db: str, server: str) -> None:
             conn.execute(
                 "TRUNCATE litigation.tenants, litigation.members, litigation.clients, litigation.cases,"
                 " litigation.hearings, litigation.tasks, litigation.deadlines, litigation.case_events,"
-                " litigation.holiday_calendars, litigation.holidays, litigation.whatsapp_consents"
+                " litigation.holiday_calendars, litigation.holidays, litigation.whatsapp_consents,"
+                " litigation.notification_defaults, litigation.notification_preferences"
             )
             generate(
                 conn,

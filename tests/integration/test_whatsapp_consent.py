@@ -7,18 +7,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.integration.conftest import at, notifications, run
+from tests.integration.conftest import as_firm, at, notifications, run
 from tests.integration.test_hearing_reminders import add_hearing
-
-APP = "gstjobs_app"
-
-
-def as_firm(conn: psycopg.Connection[Any], tenant: int, statement: str, *args: Any) -> Any:
-    """A statement as the firm application of one firm, in a transaction of its own."""
-    with conn.transaction():
-        conn.execute(f"SET LOCAL ROLE {APP}")
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant),))
-        return conn.execute(statement, args)
 
 
 def channels(conn: psycopg.Connection[Any]) -> set[tuple[int, str, str]]:

@@ -1,0 +1,251 @@
+-- What a member receives, and when (docs/DELIVERY.md, "What a member receives, and when"):
+-- quiet hours as the notifying statement applies them, the operators' view of every choice,
+-- and the audited functions `gstjobs prefs` changes them with. The tables are revision
+-- 0014's; the firm application writes them directly, under row-level security.
+-- Re-applied on every upgrade to head: edit here, then `alembic upgrade head`.
+
+SET ROLE gstjobs_owner;
+
+-- The end of the quiet hours [quiet_from, quiet_until) of the zone that `at` falls in, or NULL
+-- when `at` is outside them (equal times: none). Across midnight when quiet_from is later. A
+-- local end that does not exist (a clock moved forward) is the instant the clock shows after
+-- it; one that exists twice (moved back) is never before `at`. One expression, no subquery:
+-- the planner inlines it into the notifying statement.
+CREATE OR REPLACE FUNCTION gstjobs.quiet_hours_end(zone text, quiet_from time, quiet_until time, at timestamptz)
+    RETURNS timestamptz
+    LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE
+    WHEN quiet_from <> quiet_until
+     AND CASE WHEN quiet_from < quiet_until
+              THEN (at AT TIME ZONE zone)::time >= quiet_from
+                   AND (at AT TIME ZONE zone)::time < quiet_until
+              ELSE (at AT TIME ZONE zone)::time >= quiet_from
+                   OR (at AT TIME ZONE zone)::time < quiet_until END
+    THEN greatest(at, ((at AT TIME ZONE zone)::date
+                       -- after quiet_from, across midnight: tomorrow's quiet_until
+                       + CASE WHEN quiet_from > quiet_until
+                                   AND (at AT TIME ZONE zone)::time >= quiet_from THEN 1 ELSE 0 END
+                       + quiet_until) AT TIME ZONE zone)
+END;
+COMMENT ON FUNCTION gstjobs.quiet_hours_end(text, time, time, timestamptz) IS
+    'when the quiet hours that `at` falls in end, in the zone given; NULL outside them';
+
+-- Each firm's choice per kind (member NULL) and each member's, as they apply: the
+-- member's own, else the firm's, else the default (email and WhatsApp, email instead of
+-- WhatsApp that cannot go, held through quiet hours); and the quiet hours that apply.
+CREATE OR REPLACE VIEW gstjobs.notification_choices AS
+SELECT firm.id AS tenant_id, NULL::bigint AS member_id, NULL::text AS member, NULL::text AS role,
+       NULL::boolean AS active, k.kind,
+       coalesce(d.email, true) AS email, coalesce(d.whatsapp, true) AS whatsapp,
+       coalesce(d.email_instead, true) AS email_instead,
+       coalesce(d.through_quiet_hours, false) AS through_quiet_hours,
+       CASE WHEN d.kind IS NOT NULL THEN 'firm' ELSE 'default' END AS chosen_by,
+       firm.quiet_from, firm.quiet_until, 'firm' AS quiet_hours_by,
+       NULL::boolean AS has_email, NULL::boolean AS whatsapp_reaches
+FROM litigation.tenants AS firm
+CROSS JOIN gstjobs.notification_kinds AS k
+LEFT JOIN litigation.notification_defaults AS d ON d.tenant_id = firm.id AND d.kind = k.kind
+UNION ALL
+SELECT m.tenant_id, m.id, m.name, m.role, m.active, k.kind,
+       coalesce(p.email, d.email, true), coalesce(p.whatsapp, d.whatsapp, true),
+       coalesce(p.email_instead, d.email_instead, true),
+       coalesce(p.through_quiet_hours, d.through_quiet_hours, false),
+       CASE WHEN p.kind IS NOT NULL THEN 'member' WHEN d.kind IS NOT NULL THEN 'firm'
+            ELSE 'default' END,
+       coalesce(m.quiet_from, firm.quiet_from), coalesce(m.quiet_until, firm.quiet_until),
+       CASE WHEN m.quiet_from IS NOT NULL THEN 'member' ELSE 'firm' END,
+       m.email IS NOT NULL,
+       firm.whatsapp_enabled AND m.phone IS NOT NULL AND coalesce(gstjobs.whatsapp_consented(c), false)
+FROM litigation.members AS m
+JOIN litigation.tenants AS firm ON firm.id = m.tenant_id
+CROSS JOIN gstjobs.notification_kinds AS k
+LEFT JOIN litigation.notification_preferences AS p
+     ON p.tenant_id = m.tenant_id AND p.member_id = m.id AND p.kind = k.kind
+LEFT JOIN litigation.notification_defaults AS d ON d.tenant_id = m.tenant_id AND d.kind = k.kind
+LEFT JOIN litigation.whatsapp_consents AS c ON c.tenant_id = m.tenant_id AND c.member_id = m.id;
+COMMENT ON VIEW gstjobs.notification_choices IS
+    'per firm (member NULL) and member, and kind: the channels and quiet hours that apply, and whose choice they are';
+
+-- The firm's choice for a kind (member_id NULL) or a member's own, set by an operator: the
+-- fields given ({"email": true, "whatsapp": false, "email_instead": .., "through_quiet_hours":
+-- ..}) over the choice that applies now; NULL removes it (the member's: the firm's applies
+-- again; the firm's: the default). Audited, with what applied before and after.
+CREATE OR REPLACE FUNCTION gstjobs.set_notification_choice(
+    tenant_id bigint, member_id bigint, kind text, choice jsonb, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fields CONSTANT text[] := ARRAY['email', 'whatsapp', 'email_instead', 'through_quiet_hours'];
+    before jsonb;
+    after jsonb;
+    wanted jsonb;
+BEGIN
+    PERFORM gstjobs.check_choice_target(tenant_id, member_id, reason);
+    IF NOT EXISTS (SELECT FROM gstjobs.notification_kinds AS k WHERE k.kind = set_notification_choice.kind) THEN
+        RAISE EXCEPTION 'no kind of notification %', quote_literal(left(kind, 60))
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = (SELECT 'the kinds: ' || string_agg(k.kind, ', ' ORDER BY k.kind)
+                          FROM gstjobs.notification_kinds AS k);
+    END IF;
+    IF choice IS NOT NULL AND (
+           jsonb_typeof(choice) IS DISTINCT FROM 'object' OR choice = '{}'
+           OR EXISTS (SELECT FROM jsonb_each(choice) AS c (key, value)
+                      WHERE c.key <> ALL (fields) OR jsonb_typeof(c.value) <> 'boolean')) THEN
+        RAISE EXCEPTION 'a choice is a JSON object of true or false for any of %', array_to_string(fields, ', ')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    before := gstjobs.notification_choice(tenant_id, member_id, kind);
+    IF choice IS NULL THEN
+        DELETE FROM litigation.notification_defaults AS d
+        WHERE set_notification_choice.member_id IS NULL
+          AND d.tenant_id = set_notification_choice.tenant_id AND d.kind = set_notification_choice.kind;
+        DELETE FROM litigation.notification_preferences AS p
+        WHERE p.tenant_id = set_notification_choice.tenant_id
+          AND p.member_id = set_notification_choice.member_id AND p.kind = set_notification_choice.kind;
+    ELSE
+        wanted := (before - 'chosen_by') || choice;
+        IF member_id IS NULL THEN
+            INSERT INTO litigation.notification_defaults AS d
+                (tenant_id, kind, email, whatsapp, email_instead, through_quiet_hours)
+            SELECT set_notification_choice.tenant_id, set_notification_choice.kind, r.email,
+                   r.whatsapp, r.email_instead, r.through_quiet_hours
+            FROM jsonb_to_record(wanted) AS r (email boolean, whatsapp boolean,
+                                               email_instead boolean, through_quiet_hours boolean)
+            ON CONFLICT ON CONSTRAINT notification_defaults_pkey DO UPDATE
+            SET email = excluded.email, whatsapp = excluded.whatsapp,
+                email_instead = excluded.email_instead,
+                through_quiet_hours = excluded.through_quiet_hours, updated_at = now();
+        ELSE
+            INSERT INTO litigation.notification_preferences AS p
+                (tenant_id, member_id, kind, email, whatsapp, email_instead, through_quiet_hours)
+            SELECT set_notification_choice.tenant_id, set_notification_choice.member_id,
+                   set_notification_choice.kind, r.email, r.whatsapp, r.email_instead,
+                   r.through_quiet_hours
+            FROM jsonb_to_record(wanted) AS r (email boolean, whatsapp boolean,
+                                               email_instead boolean, through_quiet_hours boolean)
+            ON CONFLICT ON CONSTRAINT notification_preferences_pkey DO UPDATE
+            SET email = excluded.email, whatsapp = excluded.whatsapp,
+                email_instead = excluded.email_instead,
+                through_quiet_hours = excluded.through_quiet_hours, updated_at = now();
+        END IF;
+    END IF;
+    after := gstjobs.notification_choice(tenant_id, member_id, kind);
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('notification-choice.' || CASE WHEN choice IS NULL THEN 'reset' ELSE 'set' END,
+            jsonb_build_object('firm_id', tenant_id, 'member_id', member_id, 'kind', kind,
+                               'old', before, 'new', after),
+            reason);
+    RETURN jsonb_build_object('firm_id', tenant_id, 'member_id', member_id, 'kind', kind) || after;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.set_notification_choice(bigint, bigint, text, jsonb, text) IS
+    'sets (or, with NULL, removes) a firm''s or a member''s choice of channels for a kind of notification; audited';
+
+-- The choice that applies to a firm (member NULL) or member for a kind, as the view says it.
+CREATE OR REPLACE FUNCTION gstjobs.notification_choice(tenant_id bigint, member_id bigint, kind text)
+    RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT jsonb_build_object('email', v.email, 'whatsapp', v.whatsapp,
+                              'email_instead', v.email_instead,
+                              'through_quiet_hours', v.through_quiet_hours,
+                              'chosen_by', v.chosen_by)
+    FROM gstjobs.notification_choices AS v
+    WHERE v.tenant_id = notification_choice.tenant_id
+      AND v.member_id IS NOT DISTINCT FROM notification_choice.member_id
+      AND v.kind = notification_choice.kind);
+COMMENT ON FUNCTION gstjobs.notification_choice(bigint, bigint, text) IS
+    'the choice of channels that applies to a firm (member NULL) or a member for a kind';
+
+-- What an operator's change of choices names must exist: the firm, the member in it; and the
+-- reason fit the audit log.
+CREATE OR REPLACE FUNCTION gstjobs.check_choice_target(tenant_id bigint, member_id bigint, reason text)
+    RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM litigation.tenants AS t WHERE t.id = check_choice_target.tenant_id) THEN
+        RAISE EXCEPTION 'no firm %', tenant_id
+            USING ERRCODE = 'undefined_object', HINT = 'gstjobs firm list shows the firms';
+    END IF;
+    IF member_id IS NOT NULL AND NOT EXISTS (
+           SELECT FROM litigation.members AS m
+           WHERE m.tenant_id = check_choice_target.tenant_id AND m.id = check_choice_target.member_id) THEN
+        RAISE EXCEPTION 'firm % has no member %', tenant_id, member_id
+            USING ERRCODE = 'undefined_object', HINT = 'gstjobs prefs show --tenant N lists its members';
+    END IF;
+    IF length(reason) > 1000 THEN
+        RAISE EXCEPTION 'reason is % characters long; at most 1000 are kept', length(reason)
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.check_choice_target(bigint, bigint, text) IS
+    'raises unless the firm, and the member in it, exist and the reason fits the audit log';
+
+-- A firm's quiet hours (member NULL: two times; equal: none) or a member's own (NULL and NULL:
+-- the firm's again), set by an operator; audited.
+CREATE OR REPLACE FUNCTION gstjobs.set_quiet_hours(
+    tenant_id bigint, member_id bigint, quiet_from time, quiet_until time, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    before jsonb;
+    after jsonb;
+BEGIN
+    PERFORM gstjobs.check_choice_target(tenant_id, member_id, reason);
+    IF (quiet_from IS NULL) <> (quiet_until IS NULL) OR (member_id IS NULL AND quiet_from IS NULL) THEN
+        RAISE EXCEPTION 'quiet hours are two times, from and until (equal times: none)%',
+                        CASE WHEN member_id IS NOT NULL THEN '; or neither, for the firm''s' ELSE '' END
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    before := gstjobs.quiet_hours_of(tenant_id, member_id);
+    IF member_id IS NULL THEN
+        UPDATE litigation.tenants AS t
+        SET quiet_from = set_quiet_hours.quiet_from, quiet_until = set_quiet_hours.quiet_until
+        WHERE t.id = set_quiet_hours.tenant_id;
+    ELSE
+        UPDATE litigation.members AS m
+        SET quiet_from = set_quiet_hours.quiet_from, quiet_until = set_quiet_hours.quiet_until
+        WHERE m.tenant_id = set_quiet_hours.tenant_id AND m.id = set_quiet_hours.member_id;
+    END IF;
+    after := gstjobs.quiet_hours_of(tenant_id, member_id);
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('quiet-hours.set', jsonb_build_object('firm_id', tenant_id, 'member_id', member_id,
+                                                  'old', before, 'new', after), reason);
+    RETURN jsonb_build_object('firm_id', tenant_id, 'member_id', member_id) || after;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.set_quiet_hours(bigint, bigint, time, time, text) IS
+    'sets a firm''s quiet hours, or a member''s own (NULL, NULL: the firm''s); audited';
+
+CREATE OR REPLACE FUNCTION gstjobs.quiet_hours_of(tenant_id bigint, member_id bigint)
+    RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT jsonb_build_object('quiet_from', coalesce(m.quiet_from, firm.quiet_from),
+                              'quiet_until', coalesce(m.quiet_until, firm.quiet_until),
+                              'quiet_hours_by', CASE WHEN m.quiet_from IS NOT NULL THEN 'member' ELSE 'firm' END)
+    FROM litigation.tenants AS firm
+    LEFT JOIN litigation.members AS m
+           ON m.tenant_id = firm.id AND m.id = quiet_hours_of.member_id
+    WHERE firm.id = quiet_hours_of.tenant_id);
+COMMENT ON FUNCTION gstjobs.quiet_hours_of(bigint, bigint) IS
+    'the quiet hours that apply to a firm (member NULL) or member, and whose they are';
+
+RESET ROLE;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gstjobs.set_notification_choice(bigint, bigint, text, jsonb, text),
+                          gstjobs.set_quiet_hours(bigint, bigint, time, time, text)
+    TO gstjobs_operator;
+GRANT SELECT ON gstjobs.notification_choices TO gstjobs_operator;
+-- the view calls it as its reader: the consent rule, over the row it is given, and nothing else
+GRANT EXECUTE ON FUNCTION gstjobs.whatsapp_consented(litigation.whatsapp_consents) TO gstjobs_operator;
