@@ -52,13 +52,16 @@ WITH due AS (
 ), claimed AS (
     UPDATE gstjobs.notifications AS n SET claimed_by = $7
     FROM due WHERE n.id = due.id
-    RETURNING n.id, n.tenant_id, n.kind, n.channel, n.recipient, n.subject, n.body,
-              n.template::text AS template, n.dedupe_key, n.attempts, n.urgency,
+    RETURNING n.id, n.tenant_id, n.member_id, n.kind, n.channel, n.recipient, n.subject,
+              n.body, n.template::text AS template, n.dedupe_key, n.attempts, n.urgency,
               n.next_attempt_at
 )
-SELECT c.*, firm.email_from, firm.reply_to
+SELECT c.*, firm.name AS firm_name, firm.email_from, firm.reply_to, firm.preferences_url,
+       member.preferences_token::text AS preferences_token
 FROM claimed AS c
 LEFT JOIN litigation.tenants AS firm ON firm.id = c.tenant_id
+LEFT JOIN litigation.members AS member
+       ON member.tenant_id = c.tenant_id AND member.id = c.member_id
 ORDER BY c.urgency, c.next_attempt_at, c.id
 """
 

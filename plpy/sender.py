@@ -195,10 +195,13 @@ def one_line(text):
 
 def compose_email(note, settings, now):
     from email.message import EmailMessage
+    from email.policy import default
     from email.utils import format_datetime
 
     sender = note["email_from"] or settings["smtp.from"]
-    email = EmailMessage()
+    # lines up to RFC 5322's limit: folded at 78, a long List-Unsubscribe address would be
+    # encoded (RFC 2047) and no mail client would find it
+    email = EmailMessage(policy=default.clone(max_line_length=998))
     email["From"] = sender
     email["To"] = note["recipient"]
     reply_to = note["reply_to"] or settings["smtp.reply_to"]
@@ -208,8 +211,45 @@ def compose_email(note, settings, now):
     email["Date"] = format_datetime(now)
     # the same notification always has the same Message-ID: a copy can be recognised
     email["Message-ID"] = message_id(note["dedupe_key"], sender)
-    email.set_content(note["body"], charset="utf-8")
+    body = note["body"]
+    if note.get("member_id") is not None:
+        link = preferences_link(note)
+        if link:
+            # RFC 8058: a mail client's "unsubscribe" button POSTs to the firm's page
+            email["List-Unsubscribe"] = f"<{link}>"
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        body += footer(note, link)
+    email.set_content(body, charset="utf-8")
     return email
+
+
+def preferences_link(note):
+    """The firm's preferences page for this member and kind ({member}, {kind}, {token} filled
+    in, each quoted for a URL), or None when the firm gave none."""
+    from urllib.parse import quote
+
+    url = note.get("preferences_url")
+    if not url:
+        return None
+    values = {
+        "member": note["member_id"],
+        "kind": note["kind"],
+        "token": note.get("preferences_token") or "",
+    }
+    for name, value in values.items():
+        url = url.replace("{" + name + "}", quote(str(value), safe=""))
+    return url
+
+
+def footer(note, link):
+    """What every email to a member ends with: why they receive it, and where to change it."""
+    firm = one_line(note.get("firm_name") or "your firm")
+    where = (
+        f"choose what you receive, and how: {link}"
+        if link
+        else "change what you receive, ask your firm's administrator"
+    )
+    return f"\n\n-- \nYou receive this as a member of {firm}. To {where}"
 
 
 class Mailer:
@@ -324,8 +364,14 @@ PARAMETERS_CHARS = 600
 
 
 def template_parameters(params):
-    """The template's parameters as WhatsApp takes them, by name, in name order."""
-    texts = {key: " ".join(str(value).split()) for key, value in params.items()}
+    """The template's parameters as WhatsApp takes them, by name, in name order. An empty one
+    (an on-time slot's `late`, a deadline without a basis) is "-": WhatsApp refuses a template
+    message with an empty parameter (Twilio's error 63013 lists it among the channel's
+    policy violations)."""
+    texts = {
+        key: " ".join(("" if value is None else str(value)).split()) or "-"
+        for key, value in params.items()
+    }
     room = PARAMETERS_CHARS
     fitted = {}
     # the shortest first: each takes what it needs, up to an even share of what is left

@@ -204,6 +204,14 @@ CREATE OR REPLACE VIEW gstjobs.outbox_metrics AS
            (SELECT count(*) FROM gstjobs.notifications AS n
             WHERE n.status = 'sent' AND n.sent_at > now() - interval '24 hours'
               AND n.channel = ch.channel) AS sent_24h,
+           -- through notifications_suppressed_idx: ended unsent by an opt-out
+           (SELECT count(*) FROM gstjobs.notifications AS n
+            WHERE n.status = 'suppressed' AND n.suppressed_at > now() - interval '24 hours'
+              AND n.channel = ch.channel) AS suppressed_24h,
+           -- never tried and due later: held through quiet hours, or paused by a 429
+           (SELECT count(*) FROM gstjobs.notifications AS n
+            WHERE n.channel = ch.channel AND n.status = 'pending'
+              AND n.next_attempt_at > now()) AS held,
            coalesce((SELECT extract(epoch FROM now() - min(n.next_attempt_at))
                      FROM gstjobs.notifications AS n
                      WHERE n.channel = ch.channel AND n.status IN ('pending', 'failed')
@@ -213,7 +221,7 @@ CREATE OR REPLACE VIEW gstjobs.outbox_metrics AS
                  FROM gstjobs.setting_defaults AS d LEFT JOIN gstjobs.settings AS s ON s.key = d.key
                  WHERE d.key = 'health.backlog_minutes')::integer AS backlog_after_seconds
     FROM (VALUES ('email'), ('whatsapp')) AS ch (channel);
-COMMENT ON VIEW gstjobs.outbox_metrics IS 'per channel: notifications pending, failed (to retry), sending, dead, sent in 24 h, and how long the oldest due one has waited (Prometheus)';
+COMMENT ON VIEW gstjobs.outbox_metrics IS 'per channel: notifications pending (of which held: due later), failed (to retry), sending, dead, sent and suppressed in 24 h, and how long the oldest due one has waited (Prometheus)';
 
 CREATE OR REPLACE VIEW gstjobs.slot_metrics AS
     -- each firm's latest slot of each local-time job in the last 24 h, when it was late or

@@ -132,6 +132,10 @@ class WhatsAppApi(BaseHTTPRequestHandler):
             if self.script
             else (200, {}, {"messages": [{"id": f"wamid.{len(self.requests)}"}]})
         )
+        if status == 200 and self.empty_parameter(self.requests[-1]["json"]):
+            # as WhatsApp does: a template message with an empty parameter is refused
+            status, headers = 400, {}
+            body = {"error": {"code": 132000, "message": "(#132000) Parameter is empty"}}
         payload = json.dumps(body).encode()
         self.send_response(status)
         for name, value in {"Content-Type": "application/json", **headers}.items():
@@ -139,6 +143,15 @@ class WhatsAppApi(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    @staticmethod
+    def empty_parameter(payload: dict[str, Any]) -> bool:
+        components = payload.get("template", {}).get("components", [])
+        return any(
+            not str(parameter.get("text", "")).strip()
+            for component in components
+            for parameter in component.get("parameters", [])
+        )
 
     def log_message(self, *args: Any) -> None:
         pass

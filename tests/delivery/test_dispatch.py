@@ -367,6 +367,69 @@ def test_login_from_and_reply_to_per_firm(outbox: psycopg.Connection[Any], smtp:
     assert message["Reply-To"] == "desk@mehta.example.in"
 
 
+def test_an_email_to_a_member_says_where_to_choose_what_they_receive(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink, whatsapp: type[WhatsAppApi]
+) -> None:
+    """A plain footer on every email to a member; with the firm's preferences page, RFC 8058
+    one-click List-Unsubscribe to it for this member and kind, with the member's own token."""
+    add(outbox, 2)
+    add(outbox, 1, channel="whatsapp", start=10)
+    outbox.execute("UPDATE gstjobs.notifications SET member_id = 3")
+    add(outbox, 1, tenant=None, start=20)  # an operators' alert: no member, no footer
+    assert dispatch(outbox)["sent"] == 4
+    plain = {str(m["Subject"]): m for m in smtp.received}
+    body = plain["Hearing tomorrow: SCN/73/2025-26/1"].get_payload(decode=True).decode()
+    assert body.rstrip().endswith(
+        "IST.\n\n-- \nYou receive this as a member of Mehta & Associates, Mumbai. To change"
+        " what you receive, ask your firm's administrator"
+    )
+    assert plain["Hearing tomorrow: SCN/73/2025-26/1"]["List-Unsubscribe"] is None
+    alert = plain["Hearing tomorrow: SCN/73/2025-26/21"].get_payload(decode=True).decode()
+    assert "You receive this" not in alert
+
+    # the firm's page: filled in for the member and kind, the token theirs
+    outbox.execute(
+        "UPDATE litigation.tenants SET preferences_url ="
+        " 'https://app.mehta.example.in/prefs?m={member}&k={kind}&t={token}' WHERE id = 1"
+    )
+    token = outbox.execute(
+        "SELECT preferences_token FROM litigation.members WHERE tenant_id = 1 AND id = 3"
+    ).fetchone()
+    assert token is not None
+    smtp.received.clear()
+    add(outbox, 1, start=30)
+    outbox.execute(
+        "UPDATE gstjobs.notifications SET member_id = 3 WHERE dedupe_key = 'test:email:31'"
+    )
+    assert dispatch(outbox)["sent"] == 1
+    [message] = smtp.received
+    link = f"https://app.mehta.example.in/prefs?m=3&k=hearing-reminder&t={token[0]}"
+    assert message["List-Unsubscribe"] == f"<{link}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text = message.get_payload(decode=True).decode()
+    assert text.rstrip().endswith(f"To choose what you receive, and how: {link}")
+    # the WhatsApp message carried none of it
+    assert all("You receive this" not in str(r["json"]) for r in whatsapp.requests)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://app.mehta.example.in/prefs",  # not https
+        "https://app.mehta.example.in/prefs?a=b\r\nBcc: spy@evil.example",
+        "https://app.mehta.example.in/<script>",
+        "https://app.mehta.example.in/a b",
+        "javascript:alert(1)",
+        "https://" + "a" * 600 + ".example.in/",
+    ],
+)
+def test_a_preferences_page_that_is_not_a_plain_https_address_is_refused(
+    outbox: psycopg.Connection[Any], url: str
+) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation, match="tenants_preferences_url_https"):
+        outbox.execute("UPDATE litigation.tenants SET preferences_url = %s WHERE id = 1", (url,))
+
+
 def test_a_firm_limit_leaves_the_rest_for_the_next_run(
     outbox: psycopg.Connection[Any], smtp: SmtpSink
 ) -> None:

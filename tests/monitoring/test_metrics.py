@@ -123,7 +123,17 @@ def test_the_exporter_shows_each_job_channel_and_late_firm_after_known_runs(
         " (7, 'sla-breach', 'email', 'a@b.in', 'S', 'B', 'dead', 8, 'k1', now(), NULL),"
         " (7, 'sla-breach', 'email', 'c@b.in', 'S', 'B', 'pending', 0, 'k2',"
         "  now() - interval '10 min', NULL),"
-        " (7, 'sla-breach', 'whatsapp', '+919800000001', 'S', 'B', 'sent', 1, 'k3', now(), now())"
+        " (7, 'sla-breach', 'whatsapp', '+919800000001', 'S', 'B', 'sent', 1, 'k3', now(), now()),"
+        # held through quiet hours until 08:00; ended unsent by an opt-out
+        " (7, 'sla-breach', 'whatsapp', '+919800000002', 'S', 'B', 'pending', 0, 'k4',"
+        "  now() + interval '5 hours', NULL)"
+    )
+    conn.execute(
+        "INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, subject, body,"
+        " status, dedupe_key, suppressed_at) VALUES"
+        " (7, 'sla-breach', 'whatsapp', '+919800000005', 'S', 'B', 'suppressed', 'k5', now()),"
+        " (7, 'sla-breach', 'whatsapp', '+919800000006', 'S', 'B', 'suppressed', 'k6',"
+        "  now() - interval '2 days')"
     )
     # firm 7's 08:00 slot today taken 40 minutes late
     conn.execute(
@@ -183,6 +193,9 @@ def test_the_exporter_shows_each_job_channel_and_late_firm_after_known_runs(
     assert metric(found, "gstjobs_outbox_pending", channel="email") == 1
     assert metric(found, "gstjobs_outbox_dead", channel="whatsapp") == 0
     assert metric(found, "gstjobs_outbox_sent_24h", channel="whatsapp") == 1
+    assert metric(found, "gstjobs_outbox_held", channel="whatsapp") == 1
+    assert metric(found, "gstjobs_outbox_held", channel="email") == 0  # k2 is due: not held
+    assert metric(found, "gstjobs_outbox_suppressed_24h", channel="whatsapp") == 1
     assert 600 <= metric(found, "gstjobs_outbox_oldest_due_seconds", channel="email") < 700
     assert metric(found, "gstjobs_outbox_backlog_after_seconds", channel="email") == 1800
     # per firm: the late slot, 40 minutes

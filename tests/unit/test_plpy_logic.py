@@ -269,5 +269,8 @@ def test_whatsapp_parameters_are_one_line_and_fit_the_template() -> None:
     assert texts["client"] == "Mehta Traders" and texts["when"] == "tomorrow"
     assert texts["basis"] == "Section 107(1): three months from the order"
     assert texts["title"].startswith("Appeal against the order x") and texts["title"][-1] == "…"
+    # nothing is sent empty: WhatsApp refuses an empty parameter
+    blank = sender["template_parameters"]({"late": "", "basis": " \n ", "owner": None})
+    assert [p["text"] for p in blank] == ["-", "-", "-"]
     many = sender["template_parameters"]({f"p{i}": "y" * 300 for i in range(12)})
     assert sum(len(p["text"]) for p in many) <= sender["PARAMETERS_CHARS"]
