@@ -111,7 +111,10 @@ def brief(error):
 # message that can wait (urgency above 1, not marked through_quiet_hours) written in the quiet
 # hours of the member (else the firm) is due when they end, as of the run's time ($2). The
 # dedupe key is the target's dedupe plus recipient and channel, so no path (rerun, overlap,
-# crash, catch-up) writes one twice. Defines `messages` and `inserted`.
+# crash, catch-up) writes one twice. A kind the member takes in a digest (what can wait, for
+# a member with an email address) is written once, on channel `digest`, due at their next
+# digest time, and nothing else: dispatch-notifications gathers it into the digest email.
+# Defines `messages` and `inserted`.
 NOTIFY = """
 messages AS MATERIALIZED (
     -- materialized: the rendering below reads vars once per placeholder, and must not
@@ -119,7 +122,10 @@ messages AS MATERIALIZED (
     SELECT t.tenant_id, t.member_id, t.kind, t.dedupe, t.urgency,
            t.vars || jsonb_build_object('recipient', m.name) AS vars,
            channel.name AS channel, channel.address,
-           CASE WHEN t.urgency > 1
+           CASE WHEN channel.name = 'digest'
+                THEN gstjobs.next_digest_at(firm.timezone, coalesce(m.digest_at, firm.digest_at),
+                                            coalesce(m.digest_days, firm.digest_days), $2)
+                WHEN t.urgency > 1
                  AND NOT coalesce(own.through_quiet_hours, firms.through_quiet_hours, false)
                 THEN gstjobs.quiet_hours_end(firm.timezone, coalesce(m.quiet_from, firm.quiet_from),
                                              coalesce(m.quiet_until, firm.quiet_until), $2)
@@ -134,14 +140,19 @@ messages AS MATERIALIZED (
     LEFT JOIN litigation.notification_defaults AS firms
         ON firms.tenant_id = t.tenant_id AND firms.kind = t.kind
     CROSS JOIN LATERAL (
-        SELECT m.email IS NOT NULL
+        SELECT NOT digest.chosen AND m.email IS NOT NULL
                AND (coalesce(own.email, firms.email, true)
                     OR (coalesce(own.whatsapp, firms.whatsapp, true) AND NOT reach.whatsapp
                         AND coalesce(own.email_instead, firms.email_instead, true))) AS email,
-               reach.whatsapp AND coalesce(own.whatsapp, firms.whatsapp, true) AS whatsapp,
-               reach.whatsapp AS whatsapp_reaches
+               NOT digest.chosen AND reach.whatsapp
+               AND coalesce(own.whatsapp, firms.whatsapp, true) AS whatsapp,
+               reach.whatsapp AS whatsapp_reaches,
+               digest.chosen AS digest
         FROM (SELECT firm.whatsapp_enabled AND m.phone IS NOT NULL
-                     AND gstjobs.whatsapp_consented(consent) AS whatsapp) AS reach
+                     AND gstjobs.whatsapp_consented(consent) AS whatsapp) AS reach,
+             -- in the member's next digest instead: what can wait, for a member with an address
+             (SELECT t.urgency > 1 AND m.email IS NOT NULL
+                     AND coalesce(own.digest, firms.digest, false) AS chosen) AS digest
     ) AS chosen
     CROSS JOIN LATERAL (
         -- urgency 0 and 1 go, by every channel the member has, when the choice sends nothing
@@ -152,7 +163,8 @@ messages AS MATERIALIZED (
                                ('whatsapp', CASE WHEN chosen.whatsapp
                                                    OR (cannot_be_off.all_channels
                                                        AND chosen.whatsapp_reaches)
-                                                 THEN m.phone END))
+                                                 THEN m.phone END),
+                               ('digest', CASE WHEN chosen.digest THEN m.email END))
         AS channel (name, address)
     WHERE channel.address IS NOT NULL
 ),

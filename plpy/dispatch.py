@@ -87,6 +87,65 @@ SET claimed_by = NULL, next_attempt_at = greatest(next_attempt_at, $3),
 WHERE id = ANY ($1::bigint[]) AND claimed_by = $4
 """
 
+# Digests: the items due (channel `digest`, at or before the run's clock) become one email per
+# member, grouped by case in the order they came, each item's text without its greeting and
+# signature; each item is marked `digested` with its email's id, in this one statement, so an
+# item is in exactly one digest whatever crashes (nothing or all of it commits) or overlaps
+# (the items are locked in id order: a second run waits, then finds them digested). Asked
+# once a run, before its first claim, which then sends the digests.
+ASSEMBLE = """
+WITH due AS (
+    SELECT n.id, n.tenant_id, n.member_id, n.recipient, n.subject, n.urgency,
+           n.template -> 'params' ->> 'case_reference' AS case_reference,
+           regexp_replace(regexp_replace(n.body, '^Dear [^' || chr(10) || ']*,\\s*', ''),
+                          '\\s*' || chr(10) || '[^' || chr(10) || ']*sent by gstjobs\\s*$', '')
+           AS text
+    FROM gstjobs.notifications AS n
+    WHERE n.channel = 'digest' AND n.status = 'pending'
+      AND n.next_attempt_at <= $1 + (clock_timestamp() - $2)
+      AND ($3::bigint IS NULL OR n.tenant_id = $3)
+    ORDER BY n.id
+    FOR UPDATE OF n
+), cases AS (
+    SELECT tenant_id, member_id, case_reference, min(id) AS first,
+           string_agg('  * ' || subject || chr(10) || '    '
+                      || replace(text, chr(10), chr(10) || '    '), chr(10) ORDER BY id) AS items
+    FROM due GROUP BY tenant_id, member_id, case_reference
+), per_member AS (
+    SELECT tenant_id, member_id, min(recipient) AS recipient, min(urgency) AS urgency,
+           count(*) AS items, min(id) AS first
+    FROM due GROUP BY tenant_id, member_id
+), digests AS (
+    INSERT INTO gstjobs.notifications
+        (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
+         dedupe_key, run_id)
+    SELECT p.tenant_id, 'digest', 'email', p.recipient, p.member_id,
+           format('Your digest: %s notification(s)', p.items),
+           gstjobs.fit(format('Dear %s,%s%s notification(s) since your last digest, by case:%s%s%s%s, sent by gstjobs',
+                              m.name, chr(10) || chr(10), p.items, chr(10) || chr(10),
+                              (SELECT string_agg(coalesce(c.case_reference, 'The firm') || chr(10)
+                                                 || c.items, chr(10) || chr(10)
+                                                 ORDER BY c.case_reference NULLS LAST, c.first)
+                               FROM cases AS c
+                               WHERE c.tenant_id = p.tenant_id AND c.member_id = p.member_id),
+                              chr(10) || chr(10), firm.name), 20000, false),
+           jsonb_build_object('name', 'digest', 'params', jsonb_build_object('items', p.items)),
+           p.urgency, format('digest:%s:%s:%s', p.tenant_id, p.member_id, p.first), $4
+    FROM per_member AS p
+    JOIN litigation.members AS m ON m.tenant_id = p.tenant_id AND m.id = p.member_id
+    JOIN litigation.tenants AS firm ON firm.id = p.tenant_id
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, tenant_id, member_id
+), digested AS (
+    UPDATE gstjobs.notifications AS n
+    SET status = 'digested', digest_id = d.id
+    FROM due JOIN digests AS d ON d.tenant_id = due.tenant_id AND d.member_id = due.member_id
+    WHERE n.id = due.id AND n.tenant_id = due.tenant_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM digests) AS digests, (SELECT count(*) FROM digested) AS digested
+"""
+
 # Claims left by runs that are over (a crash, a killed session): their messages may or may not
 # have reached the server; they are sent again (same Message-ID). Asked once a run, after
 # start_run marked such runs crashed.
@@ -343,6 +402,7 @@ class Run:
         self.lingering = False  # waiting for a job at work to write notifications
         self.firms = {}
         self.problems = None
+        self.assembled = False  # the digests due were made (once a run, first)
 
     def elapsed(self):
         import time
@@ -429,6 +489,14 @@ def dispatch(run_id, as_of, tenant_id, dry_run):
     counts = {"sent": 0, "retried": 0, "dead": 0}
     try:
         record(state, counts)
+        if not state.assembled:
+            state.assembled = True
+            made = plpy.execute(
+                plan("assemble", ASSEMBLE, ["timestamptz", "timestamptz", "bigint", "bigint"]),
+                [state.as_of, state.started_at, tenant_id, run_id],
+            )[0]
+            if made["digests"]:
+                counts.update(made)
         more = claim_all(state, tenant_id, counts)
         if not more and not state.over():
             # Nothing to send now, but a job that writes notifications may be at work, or

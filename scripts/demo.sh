@@ -49,6 +49,25 @@ psql "$GSTJOBS_DSN" -Xq -o /dev/null \
   -c "SELECT gstjobs.set_setting('smtp.port', '${GSTJOBS_DEMO_SMTP_PORT:-2525}', 'make demo')" \
   -c "SELECT gstjobs.set_setting('smtp.from', 'reminders@gstjobs.example.in', 'make demo')"
 
+echo "== a digest: firm 1's partners take SLA breaches, overdue tasks and escalations in one email"
+# due two minutes from now in the firm's zone: pg_cron's dispatch-notifications gathers and sends it
+digest_at=$(psql "$GSTJOBS_DSN" -XAtq <<'SQL'
+INSERT INTO litigation.notification_preferences (tenant_id, member_id, kind, email, whatsapp, digest)
+SELECT m.tenant_id, m.id, k.kind, true, true, true
+FROM litigation.members AS m,
+     (VALUES ('sla-breach'), ('sla-breach-escalation'), ('overdue'), ('overdue-escalation')) AS k (kind)
+WHERE m.tenant_id = 1 AND m.role = 'partner'
+ON CONFLICT DO NOTHING;
+UPDATE litigation.members AS m
+SET digest_at = date_trunc('minute', (now() AT TIME ZONE t.timezone) + interval '2 minutes')::time,
+    digest_days = '{1,2,3,4,5,6,7}'
+FROM litigation.tenants AS t
+WHERE t.id = m.tenant_id AND m.tenant_id = 1 AND m.role = 'partner'
+RETURNING to_char(m.digest_at, 'HH24:MI') || ' ' || t.timezone;
+SQL
+)
+echo "   their digest is due at ${digest_at%%$'\n'*}"
+
 echo "== running every job once"
 # A local-time job runs as of the last time its slot came round in Mumbai (plus half an hour),
 # so the demo shows this morning's reminders whatever the hour; pg_cron carries on from there.
@@ -77,7 +96,8 @@ cat <<EOT
 
 Email arrives in the Maildir $mail/new ($(ls "$mail/new" 2>/dev/null | wc -l) messages so far;
 dispatch-notifications sends every minute, within smtp.rate_per_second). What can wait is held
-through each firm's quiet hours (21:00-08:00 its time: gstjobs prefs show --tenant 1).
+through each firm's quiet hours (21:00-08:00 its time: gstjobs prefs show --tenant 1). The
+partners' digest ("Your digest: N notification(s)") arrives there at ${digest_at%%$'\n'*}.
 WhatsApp waits until whatsapp.url and whatsapp.token are set: gstjobs config set whatsapp.url https://...
 
 pg_cron keeps running the jobs in this cluster ('make stop' stops it and the mail sink).

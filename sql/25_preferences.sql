@@ -30,6 +30,20 @@ END;
 COMMENT ON FUNCTION gstjobs.quiet_hours_end(text, time, time, timestamptz) IS
     'when the quiet hours that `at` falls in end, in the zone given; NULL outside them';
 
+-- The first digest time at or after `at`: digest_at on one of digest_days (ISO weekdays), in
+-- the zone given; a time the clock skips that day is the instant after the change.
+CREATE OR REPLACE FUNCTION gstjobs.next_digest_at(zone text, digest_at time, digest_days smallint[], at timestamptz)
+    RETURNS timestamptz
+    LANGUAGE sql STABLE PARALLEL SAFE
+RETURN (
+    SELECT min(moment)
+    FROM generate_series(0, 7) AS ahead,
+         LATERAL (SELECT (at AT TIME ZONE zone)::date + ahead AS day) AS d,
+         LATERAL (SELECT (d.day + digest_at) AT TIME ZONE zone AS moment) AS m
+    WHERE m.moment >= at AND extract(isodow FROM d.day)::smallint = ANY (digest_days));
+COMMENT ON FUNCTION gstjobs.next_digest_at(text, time, smallint[], timestamptz) IS
+    'the first digest time at or after `at`: digest_at on one of the ISO weekdays given, in the zone given';
+
 -- Each firm's choice per kind (member NULL) and each member's, as they apply: the
 -- member's own, else the firm's, else the default (email and WhatsApp, email instead of
 -- WhatsApp that cannot go, held through quiet hours); and the quiet hours that apply.
@@ -39,8 +53,10 @@ SELECT firm.id AS tenant_id, NULL::bigint AS member_id, NULL::text AS member, NU
        coalesce(d.email, true) AS email, coalesce(d.whatsapp, true) AS whatsapp,
        coalesce(d.email_instead, true) AS email_instead,
        coalesce(d.through_quiet_hours, false) AS through_quiet_hours,
+       coalesce(d.digest, false) AS digest,
        CASE WHEN d.kind IS NOT NULL THEN 'firm' ELSE 'default' END AS chosen_by,
        firm.quiet_from, firm.quiet_until, 'firm' AS quiet_hours_by,
+       firm.digest_at, firm.digest_days,
        NULL::boolean AS has_email, NULL::boolean AS whatsapp_reaches
 FROM litigation.tenants AS firm
 CROSS JOIN gstjobs.notification_kinds AS k
@@ -50,10 +66,12 @@ SELECT m.tenant_id, m.id, m.name, m.role, m.active, k.kind,
        coalesce(p.email, d.email, true), coalesce(p.whatsapp, d.whatsapp, true),
        coalesce(p.email_instead, d.email_instead, true),
        coalesce(p.through_quiet_hours, d.through_quiet_hours, false),
+       coalesce(p.digest, d.digest, false),
        CASE WHEN p.kind IS NOT NULL THEN 'member' WHEN d.kind IS NOT NULL THEN 'firm'
             ELSE 'default' END,
        coalesce(m.quiet_from, firm.quiet_from), coalesce(m.quiet_until, firm.quiet_until),
        CASE WHEN m.quiet_from IS NOT NULL THEN 'member' ELSE 'firm' END,
+       coalesce(m.digest_at, firm.digest_at), coalesce(m.digest_days, firm.digest_days),
        m.email IS NOT NULL,
        firm.whatsapp_enabled AND m.phone IS NOT NULL AND coalesce(gstjobs.whatsapp_consented(c), false)
 FROM litigation.members AS m
@@ -77,7 +95,7 @@ CREATE OR REPLACE FUNCTION gstjobs.set_notification_choice(
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    fields CONSTANT text[] := ARRAY['email', 'whatsapp', 'email_instead', 'through_quiet_hours'];
+    fields CONSTANT text[] := ARRAY['email', 'whatsapp', 'email_instead', 'through_quiet_hours', 'digest'];
     before jsonb;
     after jsonb;
     wanted jsonb;
@@ -108,27 +126,32 @@ BEGIN
         wanted := (before - 'chosen_by') || choice;
         IF member_id IS NULL THEN
             INSERT INTO litigation.notification_defaults AS d
-                (tenant_id, kind, email, whatsapp, email_instead, through_quiet_hours)
+                (tenant_id, kind, email, whatsapp, email_instead, through_quiet_hours, digest)
             SELECT set_notification_choice.tenant_id, set_notification_choice.kind, r.email,
-                   r.whatsapp, r.email_instead, r.through_quiet_hours
+                   r.whatsapp, r.email_instead, r.through_quiet_hours, r.digest
             FROM jsonb_to_record(wanted) AS r (email boolean, whatsapp boolean,
-                                               email_instead boolean, through_quiet_hours boolean)
+                                               email_instead boolean, through_quiet_hours boolean,
+                                               digest boolean)
             ON CONFLICT ON CONSTRAINT notification_defaults_pkey DO UPDATE
             SET email = excluded.email, whatsapp = excluded.whatsapp,
                 email_instead = excluded.email_instead,
-                through_quiet_hours = excluded.through_quiet_hours, updated_at = now();
+                through_quiet_hours = excluded.through_quiet_hours, digest = excluded.digest,
+                updated_at = now();
         ELSE
             INSERT INTO litigation.notification_preferences AS p
-                (tenant_id, member_id, kind, email, whatsapp, email_instead, through_quiet_hours)
+                (tenant_id, member_id, kind, email, whatsapp, email_instead, through_quiet_hours,
+                 digest)
             SELECT set_notification_choice.tenant_id, set_notification_choice.member_id,
                    set_notification_choice.kind, r.email, r.whatsapp, r.email_instead,
-                   r.through_quiet_hours
+                   r.through_quiet_hours, r.digest
             FROM jsonb_to_record(wanted) AS r (email boolean, whatsapp boolean,
-                                               email_instead boolean, through_quiet_hours boolean)
+                                               email_instead boolean, through_quiet_hours boolean,
+                                               digest boolean)
             ON CONFLICT ON CONSTRAINT notification_preferences_pkey DO UPDATE
             SET email = excluded.email, whatsapp = excluded.whatsapp,
                 email_instead = excluded.email_instead,
-                through_quiet_hours = excluded.through_quiet_hours, updated_at = now();
+                through_quiet_hours = excluded.through_quiet_hours, digest = excluded.digest,
+                updated_at = now();
         END IF;
     END IF;
     after := gstjobs.notification_choice(tenant_id, member_id, kind);
@@ -152,6 +175,7 @@ RETURN (
     SELECT jsonb_build_object('email', v.email, 'whatsapp', v.whatsapp,
                               'email_instead', v.email_instead,
                               'through_quiet_hours', v.through_quiet_hours,
+                              'digest', v.digest,
                               'chosen_by', v.chosen_by)
     FROM gstjobs.notification_choices AS v
     WHERE v.tenant_id = notification_choice.tenant_id

@@ -227,9 +227,11 @@ SELECT gstjobs.set_closed_weekdays(%(tenant_id)s, %(forum)s, %(weekdays)s::small
 
 -- name: prefs-show
 -- The choices that apply to a firm (member NULL) or one of its members, per kind.
-SELECT kind, email, whatsapp, email_instead, through_quiet_hours, chosen_by,
+SELECT kind, email, whatsapp, email_instead, through_quiet_hours, digest, chosen_by,
        to_char(quiet_from, 'HH24:MI') || '-' || to_char(quiet_until, 'HH24:MI') AS quiet_hours,
-       quiet_hours_by, member, role, active, has_email, whatsapp_reaches
+       quiet_hours_by, to_char(digest_at, 'HH24:MI') AS digest_at,
+       array_to_string(digest_days, ',') AS digest_days,
+       member, role, active, has_email, whatsapp_reaches
 FROM gstjobs.notification_choices
 WHERE tenant_id = %(tenant_id)s AND member_id IS NOT DISTINCT FROM %(member_id)s
 ORDER BY kind;

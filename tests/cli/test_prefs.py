@@ -54,7 +54,14 @@ def test_set_changes_the_firm_and_a_member_and_each_change_is_audited(
     assert "member 3, sla-breach: whatsapp" in done.stdout and "through quiet hours" in done.stdout
     assert "member 3: quiet hours 22:30-06:45 (member's)" in done.stdout
 
+    done = gstjobs("prefs", "set", "--tenant", "1", "3", "--kind", "deadline-overdue", "--digest")
+    assert "in the digest" in done.stdout, done.output
     rows = kinds_of(as_json(gstjobs("prefs", "show", "--tenant", "1", "3", "--format", "json")))
+    assert rows["deadline-overdue"]["digest"] and rows["deadline-overdue"]["chosen_by"] == "member"
+    assert (
+        rows["overdue"]["digest_at"] == "08:00"
+        and rows["overdue"]["digest_days"] == "1,2,3,4,5,6,7"
+    )
     assert (rows["sla-breach"]["email"], rows["sla-breach"]["whatsapp"]) == (False, True)
     assert rows["sla-breach"]["chosen_by"] == "member" and rows["sla-breach"]["through_quiet_hours"]
     assert (
@@ -67,7 +74,11 @@ def test_set_changes_the_firm_and_a_member_and_each_change_is_audited(
     assert firm.execute(
         "SELECT kind, email, whatsapp, through_quiet_hours FROM litigation.notification_preferences"
         " ORDER BY kind"
-    ).fetchall() == [("overdue", False, True, True), ("sla-breach", False, True, True)]
+    ).fetchall() == [
+        ("deadline-overdue", True, True, False),
+        ("overdue", False, True, True),
+        ("sla-breach", False, True, True),
+    ]
 
     trail = audit(firm)
     assert [(a[0], a[1]) for a in trail] == [
@@ -75,6 +86,7 @@ def test_set_changes_the_firm_and_a_member_and_each_change_is_audited(
         ("gstjobs_test_operator", "notification-choice.set"),
         ("gstjobs_test_operator", "notification-choice.set"),
         ("gstjobs_test_operator", "quiet-hours.set"),
+        ("gstjobs_test_operator", "notification-choice.set"),
     ]
     assert trail[0][3] == "partners asked"
     assert trail[1][2]["old"]["chosen_by"] == "default" and trail[1][2]["new"]["email"] is False
@@ -88,7 +100,7 @@ def test_set_changes_the_firm_and_a_member_and_each_change_is_audited(
     rows = kinds_of(as_json(gstjobs("prefs", "show", "--tenant", "1", "3", "--format", "json")))
     assert {r["chosen_by"] for r in rows.values()} == {"default", "firm"}
     assert {r["quiet_hours"] for r in rows.values()} == {"21:00-08:00"}
-    assert len(audit(firm)) == 4 + 9 + 1
+    assert len(audit(firm)) == 5 + 9 + 1
 
 
 @pytest.mark.parametrize(

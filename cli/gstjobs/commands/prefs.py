@@ -20,7 +20,7 @@ from gstjobs.shared import (
     with_context,
 )
 
-FIELDS = ("email", "whatsapp", "email_instead", "through_quiet_hours")
+FIELDS = ("email", "whatsapp", "email_instead", "through_quiet_hours", "digest")
 
 
 def member_of(value: str) -> int | None:
@@ -124,6 +124,11 @@ MEMBER_FACTS = ("member", "role", "active", "has_email", "whatsapp_reaches")
     help="Send it during quiet hours too, instead of holding it until they end.",
 )
 @click.option(
+    "--digest/--no-digest",
+    default=None,
+    help="Gather it into the member's digest email instead (what can wait; urgency 0-1 never).",
+)
+@click.option(
     "--reset",
     is_flag=True,
     help="Remove the choice for the kinds (a member's: the firm's applies; the firm's: default).",
@@ -196,6 +201,7 @@ def prefs_set(
                 f"{who}, {result['kind']}: {' and '.join(channels)}"
                 f"{', email instead of WhatsApp that cannot go' if result['email_instead'] else ''}"
                 f"{', through quiet hours' if result['through_quiet_hours'] else ''}"
+                f"{', in the digest' if result['digest'] else ''}"
                 f" ({result['chosen_by']}'s choice)"
             )
         else:
