@@ -1,4 +1,5 @@
-"""The outbox: notifications waiting, sent, failed, dead or suppressed; one of them; a retry."""
+"""The outbox: notifications waiting, sent, failed, dead, suppressed or digested; one of them;
+a retry."""
 
 import click
 
@@ -14,7 +15,7 @@ from gstjobs.shared import (
     with_context,
 )
 
-OUTBOX_STATUSES = ("pending", "sent", "failed", "dead", "suppressed")
+OUTBOX_STATUSES = ("pending", "sent", "failed", "dead", "suppressed", "digested")
 # what a table shows of a notification; --format json and csv have every field
 TABLE_FIELDS = (
     "id",
@@ -46,8 +47,8 @@ def outbox(
     fmt: str,
     tz: str | None,
 ) -> None:
-    """Notifications waiting, sent, failed, dead or suppressed (never sent: the recipient
-    opted out of the channel), newest first.
+    """Notifications waiting, sent, failed, dead, suppressed (never sent: the recipient
+    opted out of the channel) or digested (gathered into a digest email), newest first.
 
     \b
     Example:
