@@ -2,8 +2,9 @@
 
 Run history (the ledger and pg_cron's rows of the toolkit's jobs), sent notifications, old
 slots and health reports go after retention.run_history_days / retention.notifications_days;
-the audit log after retention.audit_days (years). A notification that is not sent is never
-purged, whatever its age. The body returns {"more": true} while a batch came back full, and
+the audit log after retention.audit_days (years); a digest's items as they get as old. A
+notification that is not sent (or gathered into a digest) is never purged, whatever its age.
+The body returns {"more": true} while a batch came back full, and
 the runner commits between calls, so no transaction grows with the backlog.
 """
 
@@ -41,6 +42,14 @@ notifications AS (
         WHERE n.status = 'sent' AND n.sent_at < limits.sent LIMIT (SELECT batch FROM limits))
     RETURNING 1
 ),
+-- a digest's items, as old: what they said is in the digest email (notifications_digested_idx)
+digested AS (
+    DELETE FROM gstjobs.notifications WHERE id IN (
+        SELECT n.id FROM gstjobs.notifications AS n, limits
+        WHERE n.status = 'digested' AND n.created_at < limits.sent
+        LIMIT (SELECT batch FROM limits))
+    RETURNING 1
+),
 slots AS (
     DELETE FROM gstjobs.slots WHERE (job, tenant_id, local_date) IN (
         SELECT s.job, s.tenant_id, s.local_date FROM gstjobs.slots AS s, limits
@@ -62,6 +71,7 @@ audit AS (
 SELECT (SELECT count(*) FROM runs) AS runs,
        (SELECT count(*) FROM cron_runs) AS cron_runs,
        (SELECT count(*) FROM notifications) AS notifications,
+       (SELECT count(*) FROM digested) AS digest_items,
        (SELECT count(*) FROM slots) AS slots,
        (SELECT count(*) FROM reports) AS health_reports,
        (SELECT count(*) FROM audit) AS audit_log,

@@ -135,6 +135,7 @@ UPDATE gstjobs.notifications SET channel = 'email', next_attempt_at = now(),
 WHERE channel = 'digest' AND status = 'pending';
 UPDATE gstjobs.notifications SET status = 'sent', sent_at = coalesce(sent_at, now()), digest_id = NULL
 WHERE status = 'digested';
+DROP INDEX gstjobs.notifications_digested_idx;
 ALTER TABLE gstjobs.notifications DROP CONSTRAINT notifications_digested_check;
 ALTER TABLE gstjobs.notifications DROP COLUMN digest_id;
 ALTER TABLE gstjobs.notifications DROP CONSTRAINT notifications_status_check;

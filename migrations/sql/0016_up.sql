@@ -18,6 +18,10 @@ ALTER TABLE gstjobs.notifications ADD CONSTRAINT notifications_digested_check
 COMMENT ON COLUMN gstjobs.notifications.digest_id IS
     'the digest email that carries this item (status digested)';
 
+-- purge-history takes a digest's items as they get old (their words are in the digest email)
+CREATE INDEX notifications_digested_idx ON gstjobs.notifications (created_at)
+    WHERE status = 'digested';
+
 ALTER TABLE litigation.notification_defaults ADD COLUMN digest boolean NOT NULL DEFAULT false;
 ALTER TABLE litigation.notification_preferences ADD COLUMN digest boolean NOT NULL DEFAULT false;
 

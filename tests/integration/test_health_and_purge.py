@@ -339,6 +339,14 @@ def test_purge_keeps_what_it_must_and_works_in_batches(
             sent_at=old if status == "sent" else None,
         )
     add_notification(conn, "recent", "sent", sent_at=datetime.now(UTC) - timedelta(days=10))
+    # a digest's items go as they get as old (their words are in the digest email); a
+    # suppressed message, never sent, stays
+    for key, status, age in (("d-old", "digested", 100), ("d-new", "digested", 10),
+                             ("s-old", "suppressed", 100)):  # fmt: skip
+        at_ = datetime.now(UTC) - timedelta(days=age)
+        extra = {"digest_id": 1} if status == "digested" else {"suppressed_at": at_}
+        add_notification(conn, key, status, channel="digest" if status == "digested" else "email",
+                         created_at=at_, **extra)  # fmt: skip
     conn.execute(
         "INSERT INTO gstjobs.audit_log (action, at) VALUES ('pause', now() - interval '1000 days'),"
         " ('pause', now() - interval '3000 days')"
@@ -356,9 +364,9 @@ def test_purge_keeps_what_it_must_and_works_in_batches(
     counts = run(conn, "purge-history", datetime.now(UTC))
     assert counts["runs"] == 5 and counts["notifications"] == 3 and counts["audit_log"] == 1
     assert counts["cron_runs"] == 2  # 120 and 90... days: those older than 90
-    left = {r[0] for r in conn.execute("SELECT status FROM gstjobs.notifications")}
-    assert left == {"pending", "failed", "dead", "sent"}
-    assert conn.execute("SELECT count(*) FROM gstjobs.notifications").fetchone() == (4,)
+    assert counts["digest_items"] == 1
+    left = {r[0] for r in conn.execute("SELECT dedupe_key FROM gstjobs.notifications")}
+    assert left == {"n3", "n4", "n5", "recent", "d-new", "s-old"}
     assert conn.execute(
         "SELECT count(*) FROM gstjobs.audit_log WHERE action = 'pause'"
     ).fetchone() == (1,)
