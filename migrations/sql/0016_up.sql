@@ -1,4 +1,4 @@
--- Digests (docs/DELIVERY.md, "Digests"): a member may choose, per kind, one email at a time of
+-- Digests (docs/DELIVERY.md, "What a member receives, and when"): a member may choose, per kind, one email at a time of
 -- their choosing, in the firm's zone, that lists what came since the last one, instead of a
 -- message each. The notifying statement writes each such item to the outbox on channel
 -- `digest`, due at the member's next digest time; dispatch-notifications turns the items due

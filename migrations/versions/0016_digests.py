@@ -1,5 +1,6 @@
 """Digests: per kind, a member may have one email at a time of their choosing that lists what
-came since the last one, instead of a message each (docs/DELIVERY.md, "Digests").
+came since the last one, instead of a message each (docs/DELIVERY.md, "What a member
+receives, and when").
 
 Revision ID: 0016
 Revises: 0015
