@@ -1,9 +1,10 @@
 -- Digests (docs/DELIVERY.md, "What a member receives, and when"): a member may choose, per
 -- kind, one email at a time of their choosing, in the firm's zone, that lists what came since
--- the last one, instead of a message each. The notifying statement writes each such item to the outbox on channel
--- `digest`, due at the member's next digest time; dispatch-notifications turns the items due
--- into one email per member in one statement, marking each item `digested` with the id of the
--- email that carries it: each item in exactly one digest, whatever crashes or overlaps.
+-- the last one, instead of a message each. The notifying statement writes each such item to
+-- the outbox on channel `digest`, due at the member's next digest time; dispatch-notifications
+-- turns the items due into one email per member in one statement, marking each item
+-- `digested` with the id of the email that carries it: each item in exactly one digest,
+-- whatever crashes or overlaps.
 SET ROLE gstjobs_owner;
 
 ALTER TABLE gstjobs.notifications DROP CONSTRAINT notifications_channel_check;
