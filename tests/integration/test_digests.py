@@ -35,7 +35,7 @@ def digesting(firm: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
         "UPDATE litigation.members SET digest_at = '18:00', digest_days = '{1,2,3,4,5}'"
         " WHERE id = 3",
     )
-    firm.execute("UPDATE litigation.cases SET owner_id = 3")
+    firm.execute("UPDATE litigation.cases SET owner_id = 3 WHERE tenant_id = 1")
     add_task(firm, 1, sla_due_at=at("2026-11-13 10:00"))
     add_task(firm, 2, sla_due_at=at("2026-11-13 11:00"), case_id=2)
     run(firm, "sla-check", at("2026-11-13 10:05"))
