@@ -195,13 +195,15 @@ def one_line(text):
 
 def compose_email(note, settings, now):
     from email.message import EmailMessage
-    from email.policy import default
+    from email.policy import SMTP
     from email.utils import format_datetime
 
     sender = note["email_from"] or settings["smtp.from"]
-    # lines up to RFC 5322's limit: folded at 78, a long List-Unsubscribe address would be
-    # encoded (RFC 2047) and no mail client would find it
-    email = EmailMessage(policy=default.clone(max_line_length=998))
+    # Lines end in CRLF: smtplib sends bytes as they are, and a server counts lines by CRLF
+    # (with bare LFs, a message over 1,000 bytes was one line too long: refused). Lines up to
+    # RFC 5322's 998: folded at 78, a long List-Unsubscribe address would be encoded (RFC
+    # 2047) and no mail client would find it; a longer body line is quoted-printable.
+    email = EmailMessage(policy=SMTP.clone(max_line_length=998))
     email["From"] = sender
     email["To"] = note["recipient"]
     reply_to = note["reply_to"] or settings["smtp.reply_to"]

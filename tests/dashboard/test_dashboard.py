@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from gstjobs.dashboard import create_app
 from gstjobs.main import cli
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -257,7 +258,11 @@ def sign_in(browser: WebDriver, token: str) -> None:
     form = browser.find_element(By.CSS_SELECTOR, "form.login")
     form.find_element(By.NAME, "token").send_keys(token)
     form.find_element(By.TAG_NAME, "button").click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(form))
+    # while the page is replaced, chromedriver may answer a look at the old form with an
+    # "unknown error" (its node no longer in the document) before "stale": look again
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(
+        expected_conditions.staleness_of(form)
+    )
 
 
 def test_the_command_refuses_another_address_without_a_token_and_serves_loopback(

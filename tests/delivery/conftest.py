@@ -31,6 +31,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.port = free_port()
         self.received: list[Message] = []
+        self.raw: list[bytes] = []  # each accepted message as it came, line endings and all
         self.answer = "250 2.0.0 Ok: queued"
         self.block = threading.Event()  # set: DATA waits until unblock() (a slow server)
         self.blocked = threading.Event()  # set by the server once a DATA is waiting
@@ -60,6 +61,7 @@ class SmtpSink:
                 await asyncio.sleep(0.05)
         if self.answer.startswith("250"):
             self.received.append(message_from_bytes(envelope.content))
+            self.raw.append(envelope.original_content or envelope.content)
             self.accepted_at.append(time.monotonic())
             return f"{self.answer} as {len(self.received)}"
         return self.answer

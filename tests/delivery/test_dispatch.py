@@ -379,6 +379,7 @@ def test_an_email_to_a_member_says_where_to_choose_what_they_receive(
     assert dispatch(outbox)["sent"] == 4
     plain = {str(m["Subject"]): m for m in smtp.received}
     body = plain["Hearing tomorrow: SCN/73/2025-26/1"].get_payload(decode=True).decode()
+    body = body.replace("\r\n", "\n")
     assert body.rstrip().endswith(
         "IST.\n\n-- \nYou receive this as a member of Mehta & Associates, Mumbai. To change"
         " what you receive, ask your firm's administrator"
@@ -406,10 +407,30 @@ def test_an_email_to_a_member_says_where_to_choose_what_they_receive(
     link = f"https://app.mehta.example.in/prefs?m=3&k=hearing-reminder&t={token[0]}"
     assert message["List-Unsubscribe"] == f"<{link}>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    text = message.get_payload(decode=True).decode()
+    text = message.get_payload(decode=True).decode().replace("\r\n", "\n")
     assert text.rstrip().endswith(f"To choose what you receive, and how: {link}")
     # the WhatsApp message carried none of it
     assert all("You receive this" not in str(r["json"]) for r in whatsapp.requests)
+
+
+def test_a_long_email_goes_with_crlf_line_ends_and_every_line_within_the_limit(
+    outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """Once, every email went with bare LFs: a server counts lines by CRLF (aiosmtpd, as this
+    sink is, and Postfix 3.9 refusing bare newlines), so a message over 1,000 bytes was one
+    line too long and refused: a digest, first. Now CRLF, and a body line over 998 characters
+    goes quoted-printable, whole once decoded."""
+    add(outbox, 1)
+    paragraph = "Case SCN/73/2025-26/1: " + "the department's order " * 60  # ~1,400 characters
+    body = "\n".join([paragraph, *(f"line {i}: a hearing, a deadline" for i in range(80))])
+    outbox.execute("UPDATE gstjobs.notifications SET body = %s", (body,))
+    assert dispatch(outbox)["sent"] == 1
+    [raw] = smtp.raw
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # no bare LF
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    [message] = smtp.received
+    text = message.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert text.startswith(paragraph + "\n") and "line 79: a hearing, a deadline" in text
 
 
 @pytest.mark.parametrize(
