@@ -149,7 +149,9 @@ messages AS MATERIALIZED (
                reach.whatsapp AS whatsapp_reaches,
                digest.chosen AS digest
         FROM (SELECT firm.whatsapp_enabled AND m.phone IS NOT NULL
-                     AND gstjobs.whatsapp_consented(consent) AS whatsapp) AS reach,
+                     AND gstjobs.whatsapp_consented(consent)
+                     -- a list is not a template message: the weekly summary goes by email
+                     AND t.kind <> 'deadlines-ahead' AS whatsapp) AS reach,
              -- in the member's next digest instead: what can wait, for a member with an address
              (SELECT t.urgency > 1 AND m.email IS NOT NULL
                      AND coalesce(own.digest, firms.digest, false) AS chosen) AS digest

@@ -92,8 +92,10 @@ WHERE id = ANY ($1::bigint[]) AND claimed_by = $4
 # signature; each item is marked `digested` with its email's id, in this one statement, so an
 # item is in exactly one digest whatever crashes (nothing or all of it commits) or overlaps
 # (the items are locked in id order: a second run waits, then finds them digested). Asked
-# once a run, before its first claim, which then sends the digests.
-ASSEMBLE = """
+# once a run, before its first claim, which then sends the digests. A member's items past
+# DIGEST_PART characters go on in another email ("part 2 of 3"): a digest is split, never cut.
+DIGEST_PART = 18000
+ASSEMBLE = f"""
 WITH due AS (
     SELECT n.id, n.tenant_id, n.member_id, n.recipient, n.subject, n.urgency,
            n.template -> 'params' ->> 'case_reference' AS case_reference,
@@ -106,41 +108,64 @@ WITH due AS (
       AND ($3::bigint IS NULL OR n.tenant_id = $3)
     ORDER BY n.id
     FOR UPDATE OF n
+), placed AS (
+    -- the part of the member's digest each item is in: by the length of what comes before it,
+    -- in the order the digest lists them (by case, then as they came), as it is indented, with
+    -- room for its case's heading
+    SELECT due.*, min(id) OVER (PARTITION BY tenant_id, member_id, part) AS part_first
+    FROM (SELECT due.*,
+                 (sum(length(subject) + length(replace(text, chr(10), chr(10) || '    ')) + 60)
+                      OVER (PARTITION BY tenant_id, member_id
+                            ORDER BY case_reference NULLS LAST, id) - 1) / {DIGEST_PART} AS part
+          FROM due) AS due
 ), cases AS (
-    SELECT tenant_id, member_id, case_reference, min(id) AS first,
+    SELECT tenant_id, member_id, part_first, case_reference, min(id) AS first,
            string_agg('  * ' || subject || chr(10) || '    '
                       || replace(text, chr(10), chr(10) || '    '), chr(10) ORDER BY id) AS items
-    FROM due GROUP BY tenant_id, member_id, case_reference
-), per_member AS (
-    SELECT tenant_id, member_id, min(recipient) AS recipient, min(urgency) AS urgency,
-           count(*) AS items, min(id) AS first
-    FROM due GROUP BY tenant_id, member_id
+    FROM placed GROUP BY tenant_id, member_id, part_first, case_reference
+), parts AS (
+    SELECT tenant_id, member_id, part_first, min(recipient) AS recipient,
+           min(urgency) AS urgency, count(*) AS items,
+           row_number() OVER (PARTITION BY tenant_id, member_id ORDER BY min(part)) AS part,
+           count(*) OVER (PARTITION BY tenant_id, member_id) AS parts
+    FROM placed GROUP BY tenant_id, member_id, part_first
 ), digests AS (
     INSERT INTO gstjobs.notifications
         (tenant_id, kind, channel, recipient, member_id, subject, body, template, urgency,
          dedupe_key, run_id)
     SELECT p.tenant_id, 'digest', 'email', p.recipient, p.member_id,
-           format('Your digest: %s notification(s)', p.items),
-           gstjobs.fit(format('Dear %s,%s%s notification(s) since your last digest, by case:%s%s%s%s, sent by gstjobs',
-                              m.name, chr(10) || chr(10), p.items, chr(10) || chr(10),
+           format('Your digest: %s notification(s)%s', p.items, numbered.part),
+           gstjobs.fit(format('Dear %s,%s%s notification(s) since your last digest%s, by case:%s%s%s%s, sent by gstjobs',
+                              m.name, chr(10) || chr(10), p.items, numbered.part, chr(10) || chr(10),
                               (SELECT string_agg(coalesce(c.case_reference, 'The firm') || chr(10)
                                                  || c.items, chr(10) || chr(10)
                                                  ORDER BY c.case_reference NULLS LAST, c.first)
                                FROM cases AS c
-                               WHERE c.tenant_id = p.tenant_id AND c.member_id = p.member_id),
+                               WHERE c.tenant_id = p.tenant_id AND c.member_id = p.member_id
+                                 AND c.part_first = p.part_first),
                               chr(10) || chr(10), firm.name), 20000, false),
-           jsonb_build_object('name', 'digest', 'params', jsonb_build_object('items', p.items)),
-           p.urgency, format('digest:%s:%s:%s', p.tenant_id, p.member_id, p.first), $4
-    FROM per_member AS p
+           jsonb_build_object('name', 'digest',
+                              'params', jsonb_build_object('items', p.items, 'part', p.part,
+                                                           'parts', p.parts)),
+           p.urgency, format('digest:%s:%s:%s', p.tenant_id, p.member_id, p.part_first), $4
+    FROM parts AS p
+    CROSS JOIN LATERAL (SELECT CASE WHEN p.parts > 1
+                                    THEN format(' (part %s of %s)', p.part, p.parts)
+                                    ELSE '' END AS part) AS numbered
     JOIN litigation.members AS m ON m.tenant_id = p.tenant_id AND m.id = p.member_id
     JOIN litigation.tenants AS firm ON firm.id = p.tenant_id
+    -- the parts in order: sent in that order (of one urgency, the claim takes the oldest first)
+    ORDER BY p.tenant_id, p.member_id, p.part
     ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING id, tenant_id, member_id
+    RETURNING id, tenant_id, dedupe_key
 ), digested AS (
     UPDATE gstjobs.notifications AS n
     SET status = 'digested', digest_id = d.id
-    FROM due JOIN digests AS d ON d.tenant_id = due.tenant_id AND d.member_id = due.member_id
-    WHERE n.id = due.id AND n.tenant_id = due.tenant_id
+    FROM placed JOIN digests AS d
+      ON d.tenant_id = placed.tenant_id
+     AND d.dedupe_key = format('digest:%s:%s:%s', placed.tenant_id, placed.member_id,
+                               placed.part_first)
+    WHERE n.id = placed.id AND n.tenant_id = placed.tenant_id
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM digests) AS digests, (SELECT count(*) FROM digested) AS digested

@@ -142,6 +142,30 @@ overdue AS (
               EXISTS (SELECT FROM gstjobs.deadline_rules AS r
                       WHERE r.key = d.rule_key AND r.binds = 'department') AS time_bar
 ),
+ahead AS (
+    -- the weekly summary, in Monday's slot: each member's open deadlines due in the next 14
+    -- days, a line each by due date; a partner's: the firm's
+    SELECT w.tenant_id, r.member_id, w.local_date, w.firm, w.late, count(*) AS deadlines,
+           string_agg(format('  %s  %s: %s (%s, section %s)%s', to_char(d.due_on, 'Dy DD Mon'),
+                             d.kind, c.reference, cl.name, c.section,
+                             ', owner ' || owner.name),
+                      chr(10) ORDER BY d.due_on, c.reference, d.id) AS list
+    FROM work AS w
+    JOIN litigation.deadlines AS d
+      ON d.tenant_id = w.tenant_id AND d.status = 'open'
+     AND d.due_on BETWEEN w.local_date AND w.local_date + 13
+    JOIN litigation.cases AS c ON c.tenant_id = d.tenant_id AND c.id = d.case_id
+    JOIN litigation.clients AS cl ON cl.tenant_id = c.tenant_id AND cl.id = c.client_id
+    LEFT JOIN litigation.members AS owner ON owner.tenant_id = d.tenant_id AND owner.id = d.owner_id
+    CROSS JOIN LATERAL (
+        SELECT d.owner_id
+        UNION
+        SELECT p.id FROM litigation.members AS p
+        WHERE p.tenant_id = d.tenant_id AND p.role = 'partner'
+    ) AS r (member_id)
+    WHERE extract(isodow FROM w.local_date) = 1 AND r.member_id IS NOT NULL
+    GROUP BY w.tenant_id, r.member_id, w.local_date, w.firm, w.late
+),
 targets AS (
     SELECT u.tenant_id, u.owner_id AS member_id, 'deadline-alert' AS kind,
            format('deadline-alert:%s:%s:%s:T-%s', u.tenant_id, u.deadline_id, u.due_on,
@@ -176,11 +200,21 @@ targets AS (
         WHERE p.tenant_id = o.tenant_id AND p.role = 'partner' AND NOT o.time_bar
     ) AS r (id)
     JOIN litigation.members AS m ON m.tenant_id = o.tenant_id AND m.id = r.id AND m.active
+    UNION ALL
+    SELECT a.tenant_id, a.member_id, 'deadlines-ahead',
+           format('deadlines-ahead:%s:%s', a.tenant_id, a.local_date), 5,
+           jsonb_build_object('firm', a.firm, 'count', a.deadlines, 'list', a.list, 'late', a.late,
+               'whose', CASE WHEN m.role = 'partner' THEN 'The firm''s' ELSE 'Your' END,
+               'from_local', to_char(a.local_date, 'Dy DD Mon YYYY'),
+               'until_local', to_char(a.local_date + 13, 'Dy DD Mon YYYY'))
+    FROM ahead AS a
+    JOIN litigation.members AS m ON m.tenant_id = a.tenant_id AND m.id = a.member_id
 ),
 {NOTIFY}
 SELECT {SLOT_COUNTS},
     (SELECT count(*) FROM upcoming) AS found,
     (SELECT count(*) FROM overdue) AS overdue,
+    (SELECT count(*) FROM ahead) AS summaries,
     (SELECT count(*) FROM inserted) AS notified,
     (SELECT count(DISTINCT dedupe) FROM targets) - (SELECT count(DISTINCT dedupe) FROM messages)
         AS skipped

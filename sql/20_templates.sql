@@ -48,6 +48,12 @@ CREATE OR REPLACE VIEW gstjobs.templates (kind, subject, body) AS VALUES
      E'Dear {recipient},\n\n{deadline} on case {case_reference} ({client}, section {section}) '
      || E'was {due_local}. What the department does under that provision after it is open to '
      || E'challenge as time-barred.{basis}{late}\n\n{firm}, sent by gstjobs'),
+    -- the weekly summary, Mondays: firm, recipient, whose ('Your' or 'The firm''s'), count,
+    -- from_local, until_local, list (a line a deadline, by due date), late
+    ('deadlines-ahead',
+     'Deadlines in the next 14 days: {count}',
+     E'Dear {recipient},\n\n{whose} open deadlines due from {from_local} to {until_local}, '
+     || E'{count} in all, by due date:\n\n{list}{late}\n\n{firm}, sent by gstjobs'),
     -- firm, recipient, local_date, anomalies
     ('analytics-anomaly',
      'Unusual figures for {firm} on {local_date}',

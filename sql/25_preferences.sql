@@ -264,11 +264,93 @@ RETURN (
 COMMENT ON FUNCTION gstjobs.quiet_hours_of(bigint, bigint) IS
     'the quiet hours that apply to a firm (member NULL) or member, and whose they are';
 
+-- A firm's digest time (member NULL) or a member's own, set by an operator: the fields given,
+-- {"digest_at": "07:30", "digest_days": [1, 2, 3, 4, 5]} (ISO weekdays, 1 Monday); a member's
+-- null: the firm's again. Audited, with what applied before and after.
+CREATE OR REPLACE FUNCTION gstjobs.set_digest_time(
+    tenant_id bigint, member_id bigint, times jsonb, reason text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_at time;
+    new_days smallint[];
+    before jsonb;
+    after jsonb;
+BEGIN
+    PERFORM gstjobs.check_choice_target(tenant_id, member_id, reason);
+    IF jsonb_typeof(times) IS DISTINCT FROM 'object' OR times = '{}'
+       OR EXISTS (SELECT FROM jsonb_object_keys(times) AS k WHERE k NOT IN ('digest_at', 'digest_days')) THEN
+        RAISE EXCEPTION 'digest times are {"digest_at": "HH:MM", "digest_days": [1..7]}, one or both, not %',
+                        left(times::text, 200)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF member_id IS NULL AND (times -> 'digest_at' = 'null' OR times -> 'digest_days' = 'null') THEN
+        RAISE EXCEPTION 'a firm''s digest time and days are values, not null (null is a member''s: the firm''s)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(times -> 'digest_at') NOT IN ('string', 'null')
+       OR jsonb_typeof(times -> 'digest_days') NOT IN ('array', 'null')
+       OR EXISTS (SELECT FROM jsonb_array_elements(CASE jsonb_typeof(times -> 'digest_days')
+                                                       WHEN 'array' THEN times -> 'digest_days' END) AS d
+                  WHERE jsonb_typeof(d) <> 'number' OR d::text !~ '^[1-7]$') THEN
+        RAISE EXCEPTION 'digest_at is a time ("07:30"), digest_days ISO weekdays (1 Monday .. 7 Sunday), not %',
+                        left(times::text, 200)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    new_at := (times ->> 'digest_at')::time;
+    SELECT array_agg(DISTINCT d::smallint ORDER BY d::smallint) INTO new_days
+    FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(times -> 'digest_days') = 'array'
+                                        THEN times -> 'digest_days' END) AS d;
+    IF jsonb_typeof(times -> 'digest_days') = 'array' AND new_days IS NULL THEN
+        RAISE EXCEPTION 'digest_days names at least one day'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    before := gstjobs.digest_time_of(tenant_id, member_id);
+    IF member_id IS NULL THEN
+        UPDATE litigation.tenants AS t
+        SET digest_at = CASE WHEN times ? 'digest_at' THEN new_at ELSE t.digest_at END,
+            digest_days = CASE WHEN times ? 'digest_days' THEN new_days ELSE t.digest_days END
+        WHERE t.id = set_digest_time.tenant_id;
+    ELSE
+        UPDATE litigation.members AS m
+        SET digest_at = CASE WHEN times ? 'digest_at' THEN new_at ELSE m.digest_at END,
+            digest_days = CASE WHEN times ? 'digest_days' THEN new_days ELSE m.digest_days END
+        WHERE m.tenant_id = set_digest_time.tenant_id AND m.id = set_digest_time.member_id;
+    END IF;
+    after := gstjobs.digest_time_of(tenant_id, member_id);
+    INSERT INTO gstjobs.audit_log (action, details, reason)
+    VALUES ('digest-time.set', jsonb_build_object('firm_id', tenant_id, 'member_id', member_id,
+                                                  'old', before, 'new', after), reason);
+    RETURN jsonb_build_object('firm_id', tenant_id, 'member_id', member_id) || after;
+END
+$$;
+COMMENT ON FUNCTION gstjobs.set_digest_time(bigint, bigint, jsonb, text) IS
+    'sets a firm''s digest time and days, or a member''s own (null: the firm''s); audited';
+
+CREATE OR REPLACE FUNCTION gstjobs.digest_time_of(tenant_id bigint, member_id bigint)
+    RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT jsonb_build_object('digest_at', coalesce(m.digest_at, firm.digest_at),
+                              'digest_days', coalesce(m.digest_days, firm.digest_days),
+                              'digest_at_by', CASE WHEN m.digest_at IS NOT NULL THEN 'member' ELSE 'firm' END,
+                              'digest_days_by', CASE WHEN m.digest_days IS NOT NULL THEN 'member' ELSE 'firm' END)
+    FROM litigation.tenants AS firm
+    LEFT JOIN litigation.members AS m
+           ON m.tenant_id = firm.id AND m.id = digest_time_of.member_id
+    WHERE firm.id = digest_time_of.tenant_id);
+COMMENT ON FUNCTION gstjobs.digest_time_of(bigint, bigint) IS
+    'the digest time and days that apply to a firm (member NULL) or member, and whose they are';
+
 RESET ROLE;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA gstjobs FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION gstjobs.set_notification_choice(bigint, bigint, text, jsonb, text),
-                          gstjobs.set_quiet_hours(bigint, bigint, time, time, text)
+                          gstjobs.set_quiet_hours(bigint, bigint, time, time, text),
+                          gstjobs.set_digest_time(bigint, bigint, jsonb, text)
     TO gstjobs_operator;
 GRANT SELECT ON gstjobs.notification_choices TO gstjobs_operator;
 -- the view calls it as its reader: the consent rule, over the row it is given, and nothing else

@@ -244,6 +244,10 @@ SELECT gstjobs.set_notification_choice(%(tenant_id)s, %(member_id)s, %(kind)s, %
 -- Set a firm's or a member's quiet hours (a member's NULL, NULL: the firm's again).
 SELECT gstjobs.set_quiet_hours(%(tenant_id)s, %(member_id)s, %(quiet_from)s, %(quiet_until)s, %(reason)s) AS result;
 
+-- name: prefs-digest-set
+-- Set a firm's or a member's digest time and/or days (a member's null: the firm's again).
+SELECT gstjobs.set_digest_time(%(tenant_id)s, %(member_id)s, %(times)s, %(reason)s) AS result;
+
 -- name: notification-kinds
 -- The kinds of notification a member may choose channels for.
 SELECT kind, about FROM gstjobs.notification_kinds ORDER BY kind;

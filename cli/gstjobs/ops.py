@@ -514,6 +514,21 @@ def set_choice(
     )
 
 
+def set_digest_time(
+    conn: Connection, tenant_id: int, member_id: int | None, times: Row, reason: str | None = None
+) -> Row:
+    """Set a firm's (member None) or a member's digest time and/or days, {"digest_at": "07:30",
+    "digest_days": [1, 2, 3, 4, 5]}; a member's None: the firm's again (audited)."""
+    return answer(
+        conn,
+        "prefs-digest-set",
+        tenant_id=tenant_id,
+        member_id=member_id,
+        times=Jsonb(times),
+        reason=reason,
+    )
+
+
 def set_quiet_hours(
     conn: Connection,
     tenant_id: int,

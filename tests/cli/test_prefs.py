@@ -27,7 +27,7 @@ def test_show_says_what_applies_and_whose_choice_it_is(
     assert "Aarav Shah (associate): an email address, WhatsApp reaches them" in shown.stdout
     assert "hearing-reminder" in shown.stdout and "21:00-08:00" in shown.stdout
     rows = kinds_of(as_json(gstjobs("prefs", "show", "--tenant", "1", "3", "--format", "json")))
-    assert len(rows) == 9
+    assert len(rows) == 10
     assert {(r["email"], r["whatsapp"], r["chosen_by"]) for r in rows.values()} == {
         (True, True, "default")
     }
@@ -100,7 +100,41 @@ def test_set_changes_the_firm_and_a_member_and_each_change_is_audited(
     rows = kinds_of(as_json(gstjobs("prefs", "show", "--tenant", "1", "3", "--format", "json")))
     assert {r["chosen_by"] for r in rows.values()} == {"default", "firm"}
     assert {r["quiet_hours"] for r in rows.values()} == {"21:00-08:00"}
-    assert len(audit(firm)) == 5 + 9 + 1
+    assert len(audit(firm)) == 5 + 10 + 1
+
+
+def test_digest_times_as_the_operator_sets_them(
+    gstjobs: Invoke, firm: psycopg.Connection[Any]
+) -> None:
+    """A member's own time and days over the firm's; 'firm' gives the firm's back; audited."""
+    done = gstjobs(
+        "prefs", "set", "--tenant", "1", "3", "--digest-at", "18:30", "--digest-days", "mon-fri",
+        "--reason", "evening digest",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "member 3: digest at 18:30 (member's) on mon,tue,wed,thu,fri (member's)" in done.stdout
+    done = gstjobs("prefs", "set", "--tenant", "1", "firm", "--digest-days", "1,3,5")
+    assert "the firm: digest at 08:00 (firm's) on mon,wed,fri (firm's)" in done.stdout, done.output
+    aarav = as_json(gstjobs("prefs", "show", "--tenant", "1", "3", "--format", "json"))[0]
+    rohan = as_json(gstjobs("prefs", "show", "--tenant", "1", "2", "--format", "json"))[0]
+    assert (aarav["digest_at"], aarav["digest_days"]) == ("18:30", "1,2,3,4,5")
+    assert (rohan["digest_at"], rohan["digest_days"]) == ("08:00", "1,3,5")
+    # only the days back to the firm's: his time stays his
+    done = gstjobs("prefs", "set", "--tenant", "1", "3", "--digest-days", "firm")
+    assert "digest at 18:30 (member's) on mon,wed,fri (firm's)" in done.stdout, done.output
+    assert firm.execute(
+        "SELECT digest_at::text, digest_days FROM litigation.members WHERE id = 3"
+    ).fetchone() == ("18:30:00", None)
+    trail = audit(firm)
+    assert [a[1] for a in trail] == ["digest-time.set"] * 3
+    assert trail[0][3] == "evening digest"
+    assert trail[0][2]["old"] == {
+        "digest_at": "08:00:00",
+        "digest_days": [1, 2, 3, 4, 5, 6, 7],
+        "digest_at_by": "firm",
+        "digest_days_by": "firm",
+    }
+    assert trail[2][2]["new"]["digest_days"] == [1, 3, 5]
 
 
 @pytest.mark.parametrize(
@@ -125,6 +159,16 @@ def test_set_changes_the_firm_and_a_member_and_each_change_is_audited(
         (("set", "--tenant", "1", "3", "--quiet", "25:00-08:00"), "--quiet is HH:MM-HH:MM"),
         (("set", "--tenant", "1", "3", "--quiet", "9pm-8am"), "--quiet is HH:MM-HH:MM"),
         (("set", "--tenant", "1", "firm", "--quiet", "firm"), "--quiet firm is for a member"),
+        (("set", "--tenant", "1", "3", "--digest-at", "24:00"), "--digest-at is a time of day"),
+        (("set", "--tenant", "1", "3", "--digest-at", "7.30"), "--digest-at is a time of day"),
+        (("set", "--tenant", "1", "3", "--digest-days", "0,1"), "--digest-days is 'daily'"),
+        (("set", "--tenant", "1", "3", "--digest-days", "mon-xyz"), "--digest-days is 'daily'"),
+        (("set", "--tenant", "1", "3", "--digest-days", "fri-mon"), "runs backwards"),
+        (("set", "--tenant", "1", "firm", "--digest-at", "firm"), "is for a member"),
+        (
+            ("set", "--tenant", "1", "3", "--digest-at", "07:00", "--digest-days", "8"),
+            "--digest-days is 'daily'",
+        ),
         # checked before anything is changed
         (
             ("set", "--tenant", "1", "3", "--kind", "overdue", "--no-email", "--quiet", "x"),
@@ -158,6 +202,7 @@ def test_bad_input_is_refused_and_changes_nothing(
     )
     assert firm.execute(
         "SELECT count(*) FROM litigation.members WHERE quiet_from IS NOT NULL"
+        " OR digest_at IS NOT NULL OR digest_days IS NOT NULL"
     ).fetchone() == (0,)
 
 
@@ -174,6 +219,29 @@ def test_the_functions_refuse_what_the_command_would_not_send(
     for quiet in (("21:00", None), (None, None)):
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="quiet hours are two times"):
             operator.execute("SELECT gstjobs.set_quiet_hours(1, NULL, %s, %s)", quiet)
+    for times in (
+        "[]",
+        "{}",
+        '"07:30"',
+        '{"digest_hour": 7}',
+        '{"digest_at": 730}',
+        '{"digest_days": 1}',
+        '{"digest_days": [0]}',
+        '{"digest_days": [8]}',
+        '{"digest_days": [1.5]}',
+        '{"digest_days": ["1"]}',
+        '{"digest_days": [1, null]}',
+        '{"digest_days": []}',
+    ):
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="digest"):
+            operator.execute("SELECT gstjobs.set_digest_time(1, 3, %s::jsonb)", (times,))
+    for times in ('{"digest_at": null}', '{"digest_days": null}'):  # the firm's are values
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="not null"):
+            operator.execute("SELECT gstjobs.set_digest_time(1, NULL, %s::jsonb)", (times,))
+    with pytest.raises(psycopg.errors.DatetimeFieldOverflow):
+        operator.execute("""SELECT gstjobs.set_digest_time(1, 3, '{"digest_at": "25:00"}')""")
+    with pytest.raises(psycopg.errors.UndefinedObject, match="firm 1 has no member 6"):
+        operator.execute("""SELECT gstjobs.set_digest_time(1, 6, '{"digest_at": "07:00"}')""")
     # nor can an operator write the tables themselves
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         operator.execute(

@@ -4,6 +4,8 @@ dispatcher killed while it gathers them."""
 
 import contextlib
 import threading
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -127,44 +129,132 @@ def test_the_next_digest_time_in_the_zone(
     assert found == (at(expected, tz),)
 
 
-def test_a_dispatcher_killed_while_gathering_leaves_every_item_for_one_digest(
-    db: str, digesting: psycopg.Connection[Any]
-) -> None:
-    """Killed as it writes the digest: nothing of the statement stays (the items wait); the
-    next run makes the one digest."""
-    digesting.execute(TRIPWIRE.encode())
-    digesting.execute(
+@contextlib.contextmanager
+def gathering(db: str, conn: psycopg.Connection[Any], as_of: datetime) -> Iterator[int]:
+    """A dispatch run stopped inside its gathering statement, the items due locked and no digest
+    written yet, until the block ends (or the test kills it); yields its backend's pid."""
+    conn.execute(TRIPWIRE.encode())
+    conn.execute(
         "CREATE TRIGGER tripwire BEFORE INSERT ON gstjobs.notifications FOR EACH ROW"
         " WHEN (NEW.kind = 'digest') EXECUTE FUNCTION tripwire.trip('1')"
     )
     holder = psycopg.connect(db, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (TRIP_LOCK,))
-    victim = psycopg.connect(db, autocommit=True)
-    pid = victim.info.backend_pid
+    dispatcher = psycopg.connect(db, autocommit=True)
+    pid = dispatcher.info.backend_pid
 
-    def doomed() -> None:
+    def dispatch() -> None:
         with contextlib.suppress(psycopg.Error):
-            victim.execute(
-                "CALL gstjobs.run_job('dispatch-notifications', as_of => %s)",
-                (at("2026-11-13 18:00"),),
+            dispatcher.execute(
+                "CALL gstjobs.run_job('dispatch-notifications', as_of => %s)", (as_of,)
             )
 
-    thread = threading.Thread(target=doomed)
+    thread = threading.Thread(target=dispatch)
     thread.start()
-    wait_until(
-        db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'advisory'", (pid,)
-    )
-    digesting.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    thread.join(30)
-    victim.close()
-    holder.close()
-    digesting.execute("DROP TRIGGER tripwire ON gstjobs.notifications")
+    try:
+        wait_until(
+            db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'advisory'", (pid,)
+        )
+        yield pid
+    finally:
+        holder.close()  # the run goes on, if it is still there
+        thread.join(30)
+        dispatcher.close()
+        conn.execute("DROP TRIGGER tripwire ON gstjobs.notifications")
+        conn.execute("DROP SCHEMA tripwire CASCADE")
+
+
+def test_a_dispatcher_killed_while_gathering_leaves_every_item_for_one_digest(
+    db: str, digesting: psycopg.Connection[Any]
+) -> None:
+    """Killed as it writes the digest: nothing of the statement stays (the items wait); the
+    next run makes the one digest."""
+    with gathering(db, digesting, at("2026-11-13 18:00")) as pid:
+        digesting.execute("SELECT pg_terminate_backend(%s)", (pid,))
     assert "email" not in by_channel(digesting)
     assert {r["status"] for r in notifications(digesting)} == {"pending"}
 
     counts = run(digesting, "dispatch-notifications", at("2026-11-13 18:02"))
     assert (counts["digests"], counts["digested"]) == (1, 2)
     assert len(by_channel(digesting)["email"]) == 1
+
+
+def test_an_opt_out_while_a_digest_is_gathered(db: str, digesting: psycopg.Connection[Any]) -> None:
+    """Aarav replies STOP to WhatsApp while his digest is being gathered: the opt-out takes effect
+    at once (it waits for nothing the digest holds): the WhatsApp reminder waiting for him ends
+    suppressed and goes by email instead; the digest, an email, goes with both items."""
+    # a hearing tomorrow: a reminder by WhatsApp (and one by email, removed here so that the
+    # email instead of the WhatsApp one is seen), both still unsent at 18:00
+    add_hearing(digesting, 1, at("2026-11-14 10:30"))
+    run(digesting, "hearing-reminders", at("2026-11-13 08:05"))
+    digesting.execute(
+        "DELETE FROM gstjobs.notifications WHERE kind = 'hearing-reminder' AND channel = 'email'"
+    )
+    # waiting for a lock the gathering holds would be the fault: an error, not a hung test
+    digesting.execute("SET lock_timeout = '10s'")
+    with gathering(db, digesting, at("2026-11-13 18:00")):
+        as_firm(
+            digesting,
+            1,
+            "UPDATE litigation.whatsapp_consents SET opted_out_at = '2026-11-13 18:00+05:30',"
+            " opted_out_how = 'replied STOP' WHERE member_id = 3",
+        )
+        reminder = {r["channel"]: r for r in notifications(digesting, "hearing-reminder")}
+        assert reminder["whatsapp"]["status"] == "suppressed"
+        assert reminder["email"]["status"] == "pending"
+        assert {r["status"] for r in by_channel(digesting)["digest"]} == {"pending"}
+    runs = digesting.execute(
+        "SELECT status, counts ->> 'digested' FROM gstjobs.runs"
+        " WHERE job = 'dispatch-notifications' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert runs == ("succeeded", "2")
+    [digest] = [r for r in notifications(digesting, "digest")]
+    assert digest["channel"] == "email" and digest["subject"] == "Your digest: 2 notification(s)"
+    assert {r["status"] for r in by_channel(digesting)["digest"]} == {"digested"}
+    assert [r["status"] for r in by_channel(digesting)["whatsapp"]] == ["suppressed"]
+
+
+def test_a_digest_too_long_for_one_email_goes_in_parts_never_cut(
+    digesting: psycopg.Connection[Any],
+) -> None:
+    """Thirty items of 1,500 characters each (a firm's long task notes): three emails, "part k of
+    3", every item whole in exactly one of them, none cut."""
+    digesting.execute("DELETE FROM gstjobs.notifications")
+    digesting.execute(
+        "INSERT INTO gstjobs.notifications (tenant_id, kind, channel, recipient, member_id,"
+        " subject, body, template, urgency, dedupe_key, next_attempt_at)"
+        " SELECT 1, 'sla-breach', 'digest', 'aarav@mehta.example.in', 3, 'item ' || i,"
+        "  'Dear Aarav Shah,' || chr(10) || chr(10) || 'marker-' || i || '-start '"
+        "   || repeat('word ', 290) || 'marker-' || i || '-end' || chr(10) || chr(10)"
+        "   || 'Mehta & Associates, Mumbai, sent by gstjobs',"
+        "  jsonb_build_object('name', 'sla-breach', 'params',"
+        "   jsonb_build_object('case_reference', 'SCN/' || (i %% 3))),"
+        "  5, 'long:' || i, %s FROM generate_series(1, 30) AS i",
+        (at("2026-11-13 18:00"),),
+    )
+    counts = run(digesting, "dispatch-notifications", at("2026-11-13 18:00"))
+    assert (counts["digests"], counts["digested"]) == (3, 30)
+    parts = sorted(by_channel(digesting)["email"], key=lambda r: r["id"])
+    assert [r["subject"] for r in parts] == [
+        f"Your digest: {r['template']['params']['items']} notification(s) (part {k} of 3)"
+        for k, r in enumerate(parts, 1)
+    ]
+    assert sum(r["template"]["params"]["items"] for r in parts) == 30
+    carried: dict[int, int] = {}
+    for part in parts:
+        assert len(part["body"]) <= 20000 and "…" not in part["body"]
+        assert part["body"].endswith("Mehta & Associates, Mumbai, sent by gstjobs")
+        for i in range(1, 31):
+            if f"marker-{i}-start " in part["body"]:
+                assert f"marker-{i}-end" in part["body"]  # whole
+                assert i not in carried  # once
+                carried[i] = part["id"]
+    assert sorted(carried) == list(range(1, 31))
+    # each item marked with the email that carries it
+    items = {
+        int(r["subject"].split()[1]): r["digest_id"] for r in by_channel(digesting)["digest"]
+    }
+    assert items == carried
 
 
 def test_the_firm_sets_digest_times_of_its_own_only(firm: psycopg.Connection[Any]) -> None:
@@ -178,4 +268,87 @@ def test_the_firm_sets_digest_times_of_its_own_only(firm: psycopg.Connection[Any
     assert (
         as_firm(firm, 1, "UPDATE litigation.tenants SET digest_at = '07:00' WHERE id = 2").rowcount
         == 0
+    )
+
+
+# ------------------------------------------------------------------ the weekly summary -----
+def add_deadline(
+    conn: psycopg.Connection[Any], deadline_id: int, due_on: str, owner: int = 3, **more: Any
+) -> None:
+    values = {"tenant_id": 1, "case_id": 1, "status": "open", **more}
+    conn.execute(
+        "INSERT INTO litigation.deadlines (tenant_id, id, case_id, kind, due_on, status, owner_id)"
+        " VALUES (%(tenant_id)s, %(id)s, %(case_id)s, %(kind)s, %(due_on)s, %(status)s, %(owner)s)",
+        {"id": deadline_id, "due_on": due_on, "owner": owner, "kind": f"Reply {deadline_id}"}
+        | values,
+    )
+
+
+@pytest.fixture
+def deadlines(firm: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """Deadlines around Monday 16 Nov 2026: Aarav's (member 3) on its first and 13th day and
+    one a day past the 14; one met; Rohan's (member 2) on case 2; the London desk's."""
+    add_deadline(firm, 1, "2026-11-29")
+    add_deadline(firm, 2, "2026-11-16")
+    add_deadline(firm, 3, "2026-11-30")
+    add_deadline(firm, 4, "2026-11-20", status="met")
+    add_deadline(firm, 5, "2026-11-18", owner=2, case_id=2)
+    add_deadline(firm, 6, "2026-11-17", owner=6, case_id=3, tenant_id=2)
+    return firm
+
+
+def test_the_weekly_summary_lists_each_members_deadlines_of_the_next_14_days(
+    deadlines: psycopg.Connection[Any],
+) -> None:
+    """Monday's deadline-alerts slot: one email each, by due date; a partner's lists the firm's;
+    never by WhatsApp (Aarav and Priya have it), once a week."""
+    counts = run(deadlines, "deadline-alerts", at("2026-11-16 09:05"))
+    assert counts["summaries"] == 3
+    summaries = {r["member_id"]: r for r in notifications(deadlines, "deadlines-ahead")}
+    assert {(m, r["channel"]) for m, r in summaries.items()} == {
+        (1, "email"),
+        (2, "email"),
+        (3, "email"),
+    }
+    aarav = summaries[3]
+    assert aarav["subject"] == "Deadlines in the next 14 days: 2"
+    assert aarav["urgency"] == 5
+    assert (
+        "Your open deadlines due from Mon 16 Nov 2026 to Sun 29 Nov 2026, 2 in all, by due date:"
+        "\n\n  Mon 16 Nov  Reply 2: SCN/73/2025-26/00042 (Balaji Steel Traders Pvt Ltd,"
+        " section 73), owner Aarav Shah\n  Sun 29 Nov  Reply 1:" in aarav["body"]
+    )
+    assert "Reply 3" not in aarav["body"] and "Reply 4" not in aarav["body"]
+    assert "Reply 5" not in aarav["body"]
+    priya = summaries[1]["body"]
+    assert "The firm's open deadlines due from Mon 16 Nov 2026" in priya and "3 in all" in priya
+    assert priya.index("Reply 2") < priya.index("Reply 5") < priya.index("Reply 1")
+    assert "owner Rohan Iyer" in priya and "Reply 6" not in priya
+    assert "Reply 5: APL/107/2025-26/00007" in summaries[2]["body"]
+
+    # once: the slot is taken; Tuesday is not the summary's day
+    assert run(deadlines, "deadline-alerts", at("2026-11-16 09:35"))["summaries"] == 0
+    assert run(deadlines, "deadline-alerts", at("2026-11-17 09:05"))["summaries"] == 0
+    assert len(notifications(deadlines, "deadlines-ahead")) == 3
+
+
+def test_the_weekly_summary_in_the_digest_where_chosen(
+    deadlines: psycopg.Connection[Any],
+) -> None:
+    """Aarav chose it for his digest (07:30 daily): it goes in Tuesday's, under the firm."""
+    as_firm(
+        deadlines,
+        1,
+        "INSERT INTO litigation.notification_preferences (tenant_id, member_id, kind, email,"
+        " whatsapp, digest) VALUES (1, 3, 'deadlines-ahead', true, false, true)",
+    )
+    as_firm(deadlines, 1, "UPDATE litigation.members SET digest_at = '07:30' WHERE id = 3")
+    run(deadlines, "deadline-alerts", at("2026-11-16 09:05"))
+    [item] = [r for r in notifications(deadlines, "deadlines-ahead") if r["member_id"] == 3]
+    assert (item["channel"], item["next_attempt_at"]) == ("digest", at("2026-11-17 07:30"))
+    counts = run(deadlines, "dispatch-notifications", at("2026-11-17 07:30"))
+    assert (counts["digests"], counts["digested"]) == (1, 1)
+    [digest] = notifications(deadlines, "digest")
+    assert "The firm\n  * Deadlines in the next 14 days: 2\n    Your open deadlines" in (
+        digest["body"]
     )

@@ -117,6 +117,8 @@ FUNCTIONS: dict[str, str] = {
     ),
     "gstjobs.notification_choice(bigint,bigint,text)": "",
     "gstjobs.quiet_hours_of(bigint,bigint)": "",
+    "gstjobs.set_digest_time(bigint,bigint,jsonb,text)": "gstjobs_operator",
+    "gstjobs.digest_time_of(bigint,bigint)": "",
     "gstjobs.next_digest_at(text,time without time zone,smallint[],timestamp with time zone)": "",
     "gstjobs.check_choice_target(bigint,bigint,text)": "",
     "gstjobs.quiet_hours_end(text,time without time zone,time without time zone,timestamp with time zone)": "",

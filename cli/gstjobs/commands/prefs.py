@@ -1,6 +1,6 @@
 """What a firm's members receive, and when (docs/DELIVERY.md, "What a member receives, and
-when"): per kind of notification, the channels, and the quiet hours through which what can
-wait is held. The firm application sets them for its own members; an operator here, audited."""
+when"): per kind of notification, the channels or the digest, the quiet hours through which
+what can wait is held, and when the digest goes. The firm application sets them for its own members; an operator here, audited."""
 
 import re
 from datetime import time
@@ -47,6 +47,43 @@ def quiet_hours(value: str) -> tuple[time, time] | None:
     fail(f"--quiet is HH:MM-HH:MM, from-until (e.g. 21:00-08:00), 'none' or 'firm', not {value!r}")
 
 
+def time_of_day(value: str, option: str) -> str:
+    """HH:MM, checked."""
+    found = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
+    if not found or int(found[1]) > 23 or int(found[2]) > 59:
+        fail(f"{option} is a time of day, HH:MM (e.g. 07:30), or 'firm', not {value!r}")
+    return f"{int(found[1]):02}:{found[2]}"
+
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def weekdays(value: str) -> list[int]:
+    """--digest-days: 'daily', 'weekdays', or days and ranges, 'mon-fri', '1,3,5', 'mon,thu'
+    (ISO: 1 Monday .. 7 Sunday)."""
+    named = {"daily": "1-7", "weekdays": "1-5"}.get(value.lower(), value.lower())
+
+    def day(token: str) -> int:
+        token = token.strip()
+        if token in DAY_NAMES:
+            return DAY_NAMES.index(token) + 1
+        if token.isdigit() and 1 <= int(token) <= 7:
+            return int(token)
+        fail(
+            f"--digest-days is 'daily', 'weekdays', or days and ranges such as mon-fri, 1,3,5"
+            f" (1 Monday .. 7 Sunday), or 'firm'; not {value!r}"
+        )
+
+    days: set[int] = set()
+    for part in named.split(","):
+        first, _, last = part.partition("-")
+        start, end = day(first), day(last) if last else day(first)
+        if end < start:
+            fail(f"--digest-days: {part!r} runs backwards (write e.g. mon-fri)")
+        days.update(range(start, end + 1))
+    return sorted(days)
+
+
 @click.group()
 def prefs() -> None:
     """What a firm's members receive, and when: the channels per kind of notification and the
@@ -58,6 +95,7 @@ def prefs() -> None:
       gstjobs prefs show --tenant 1 3
       gstjobs prefs set --tenant 1 3 --kind sla-breach --no-whatsapp --reason "asked by email"
       gstjobs prefs set --tenant 1 firm --quiet 21:30-07:30
+      gstjobs prefs set --tenant 1 3 --kind sla-breach-escalation --digest --digest-at 18:00
     """
 
 
@@ -138,6 +176,16 @@ MEMBER_FACTS = ("member", "role", "active", "has_email", "whatsapp_reaches")
     metavar="HH:MM-HH:MM|none|firm",
     help="Quiet hours in the firm's zone, e.g. 21:00-08:00; 'none'; 'firm' (a member: the firm's).",
 )
+@click.option(
+    "--digest-at",
+    metavar="HH:MM|firm",
+    help="When the digest goes, in the firm's zone; 'firm' (a member: the firm's).",
+)
+@click.option(
+    "--digest-days",
+    metavar="DAYS|firm",
+    help="On which days: daily, weekdays, mon-fri, 1,3,5 (1 Monday); 'firm' (a member: the firm's).",
+)
 @reason_option
 @format_option
 @with_context
@@ -148,6 +196,8 @@ def prefs_set(
     kinds: tuple[str, ...],
     reset: bool,
     quiet: str | None,
+    digest_at: str | None,
+    digest_days: str | None,
     reason: str | None,
     fmt: str,
     **fields: bool | None,
@@ -172,11 +222,18 @@ def prefs_set(
         fail("name the kinds with --kind (or --kind all)")
     if kinds and not (choice or reset):
         fail("say what to set for the kinds: --email/--no-email, --whatsapp/--no-whatsapp, ...")
-    if not kinds and quiet is None:
-        fail("nothing to set: give --kind with channels, or --quiet")
+    if not kinds and quiet is None and digest_at is None and digest_days is None:
+        fail("nothing to set: give --kind with channels, --quiet, --digest-at or --digest-days")
     if quiet == "firm" and member_id is None:
         fail("--quiet firm is for a member (the firm's own hours are two times, or none)")
+    if member_id is None and "firm" in (digest_at, digest_days):
+        fail("--digest-at/--digest-days firm is for a member (the firm's own are values)")
     hours = quiet_hours(quiet) if quiet is not None else None
+    times: dict[str, Any] = {}
+    if digest_at is not None:
+        times["digest_at"] = None if digest_at == "firm" else time_of_day(digest_at, "--digest-at")
+    if digest_days is not None:
+        times["digest_days"] = None if digest_days == "firm" else weekdays(digest_days)
     results: list[dict[str, Any]] = []
     with ctx.database() as conn:
         known = ops.notification_kinds(conn)
@@ -191,6 +248,8 @@ def prefs_set(
                 results.append(ops.set_choice(conn, tenant_id, member_id, kind, wanted, reason))
             if quiet is not None:
                 results.append(ops.set_quiet_hours(conn, tenant_id, member_id, hours, reason))
+            if times:
+                results.append(ops.set_digest_time(conn, tenant_id, member_id, times, reason))
     if echo_json_result({"changed": results}, fmt):
         return
     who = "the firm" if member_id is None else f"member {member_id}"
@@ -204,10 +263,16 @@ def prefs_set(
                 f"{', in the digest' if result['digest'] else ''}"
                 f" ({result['chosen_by']}'s choice)"
             )
-        else:
+        elif "quiet_from" in result:
             click.echo(
                 f"{who}: quiet hours {result['quiet_from'][:5]}-{result['quiet_until'][:5]}"
                 f" ({result['quiet_hours_by']}'s)"
+            )
+        else:
+            days = ",".join(DAY_NAMES[day - 1] for day in result["digest_days"])
+            click.echo(
+                f"{who}: digest at {result['digest_at'][:5]} ({result['digest_at_by']}'s)"
+                f" on {days} ({result['digest_days_by']}'s)"
             )
 
 
