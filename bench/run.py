@@ -1,6 +1,6 @@
 """make bench: each job against the bare-SQL limit and the replaced fetch-and-loop client.
 
-    .venv/bin/python bench/run.py [--size tiny|seed|m|l ...] [--only JOB] [--repeat 5]
+    .venv/bin/python bench/run.py [--size tiny|seed|m|l|xl ...] [--only JOB] [--repeat 5]
 
 Sets up its own cluster (scripts/cluster.sh bench, port 54322), generates the data with the
 shared generator, and for each job measures, from the same starting state each time:
@@ -16,7 +16,9 @@ shared generator, and for each job measures, from the same starting state each t
             (loopback alone: ~0.05 ms a round trip)
 health-check is measured as the job only, against the replaced system's own time.
 The effects of all ways are compared (a digest of the notifications and state they leave),
-not assumed. Medians of --repeat runs; results go to bench/results.json (see docs/BENCHMARKS.md).
+not assumed, and the shared buffers each job's statements touch are counted (the work itself,
+whatever the machine's load). Medians of --repeat runs (at xl one run, and of the replaced
+ways only `replaced`); results go to bench/results.json (see docs/BENCHMARKS.md).
 """
 
 import argparse
@@ -138,7 +140,7 @@ SNAPSHOT_DAYS = 90
 # Days of run history by size: L is a network in production, with 90 days of it (and of
 # snapshots); tiny has some, for the harness's test; seed is the replaced system's own load
 # test, on a fresh install.
-HISTORY_DAYS = {"l": 90, "tiny": 2}
+HISTORY_DAYS = {"l": 90, "xl": 90, "tiny": 2}
 
 
 def snapshot_history(base: datetime) -> int:
@@ -249,17 +251,14 @@ class Case:
     def __init__(self, job: str, as_of: datetime, reset: str, state: str = "SELECT ''") -> None:
         self.job, self.as_of, self.reset_sql, self.state = job, as_of, reset, state
 
-    def ways(self) -> dict[str, Callable[[psycopg.Connection[Any]], None]]:
-        job, as_of = self.job, self.as_of
-        found: dict[str, Callable[[psycopg.Connection[Any]], None]] = {
-            "job": lambda c: c.execute("CALL gstjobs.run_job(%s, as_of => %s)", (job, as_of)),
-        }
-        if job == "health-check":
-            # measured as the job only: against the replaced system's own time (issue 6)
-            return found
-        # the limit: the job's statements as (prepared name, parameter types, text, batch size)
-        if job == "sla-check":
-            statements = [
+    def statements(self) -> list[tuple[str, str, str, str]]:
+        """The job's statements, as the limit runs them: (prepared name, parameter types, text,
+        batch size); none for health-check (measured as the job only, against the replaced
+        system's own time: issue 6)."""
+        if self.job == "health-check":
+            return []
+        if self.job == "sla-check":
+            return [
                 (
                     f"sla{i}",
                     "bigint, timestamptz, bigint, integer, bigint, bigint",
@@ -268,16 +267,24 @@ class Case:
                 )
                 for i, (_, statement) in enumerate(sla_check.statements())
             ]
-        else:
-            name = job.replace("-", "_")
-            statements = [
-                (
-                    name,
-                    "bigint, timestamptz, bigint, bigint, bigint",
-                    getattr(local_jobs, name.upper()),
-                    "",
-                )
-            ]
+        name = self.job.replace("-", "_")
+        return [
+            (
+                name,
+                "bigint, timestamptz, bigint, bigint, bigint",
+                getattr(local_jobs, name.upper()),
+                "",
+            )
+        ]
+
+    def ways(self) -> dict[str, Callable[[psycopg.Connection[Any]], None]]:
+        job, as_of = self.job, self.as_of
+        found: dict[str, Callable[[psycopg.Connection[Any]], None]] = {
+            "job": lambda c: c.execute("CALL gstjobs.run_job(%s, as_of => %s)", (job, as_of)),
+        }
+        statements = self.statements()
+        if not statements:
+            return found
 
         def limit(c: psycopg.Connection[Any]) -> None:
             bare(c)
@@ -339,19 +346,27 @@ def explained(
         return cursor.fetchall()
 
 
-def sla_buffers(as_of: datetime) -> int:
-    """The shared buffers sla-check's statements touch at as_of, hit or read: the work itself,
-    which the machine's load does not change as it changes the time a run takes. Counted by
-    the plans' nodes: the foreign-key checks, triggers fired after a plan, are not in it."""
+def buffers(case: "Case") -> int | None:
+    """The shared buffers the job's statements touch at the case's moment, hit or read, each
+    once, in one transaction rolled back: the work itself, which the machine's load does not
+    change as it changes the time a run takes. Counted by the plans' nodes: the foreign-key
+    checks, triggers fired after a plan, are not in it. None for health-check."""
+    statements = case.statements()
+    if not statements:
+        return None
     touched = 0
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        for _, sql in sla_check.statements():
-            [[[plan]]] = explained(
-                conn,
-                "ANALYZE, BUFFERS, FORMAT JSON",
-                sql,
-                (None, as_of, None, SLA_BATCH, *EVERY_FIRM),
-            )
+    with (
+        psycopg.connect(DSN) as conn,
+        conn.transaction(force_rollback=True),
+        psycopg.RawCursor(conn) as cursor,
+    ):
+        bare(conn)
+        run = conn.execute(LIMIT_RUN, (case.job, case.as_of)).fetchone()
+        assert run is not None
+        for _, _, sql, batch in statements:
+            params = (run[0], case.as_of, None, *([SLA_BATCH] if batch else []), *EVERY_FIRM)
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}".encode(), params)
+            [[[plan]]] = cursor.fetchall()
             touched += plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"]
     return touched
 
@@ -456,6 +471,13 @@ def measure(
                     statements[way] = conn.statements
                     if way == "job":
                         memory = memory_mb(conn.info.backend_pid)
+                        # what the run did, as its ledger says (slots taken, found, notified)
+                        ledger = admin.execute(
+                            "SELECT counts FROM gstjobs.runs WHERE job = %s"
+                            " ORDER BY id DESC LIMIT 1",
+                            (case.job,),
+                        ).fetchone()
+                        result["counts"] = ledger[0] if ledger else {}
                 effects[way].add(digest(admin, mark, case.state))
                 case.reset(admin, mark)
     for way in selected:
@@ -699,9 +721,9 @@ def growth(repeat: int, scale: float) -> dict[str, Any]:
             conn.execute("VACUUM ANALYZE litigation.tasks")
         sla = sla_case(base + timedelta(seconds=1))
         # before the measured runs, whose undoing leaves dead index entries behind
-        buffers = sla_buffers(sla.as_of)
+        touched = buffers(sla)
         entry["sla-check"] = measure(sla, repeat, ("job", "limit"))
-        entry["sla-check"]["buffers"] = buffers
+        entry["sla-check"]["buffers"] = touched
         entry["hearing-reminders"] = measure(
             cases(base)["hearing-reminders"], repeat, ("job", "limit")
         )
@@ -710,7 +732,7 @@ def growth(repeat: int, scale: float) -> dict[str, Any]:
         entry["sla-check"]["notifications"] = notified
         print(
             f"  sla-check {entry['sla-check']['ways']['job']['median_ms']} ms"
-            f" ({detected} tasks, {notified} notifications, {buffers} buffers),"
+            f" ({detected} tasks, {notified} notifications, {touched} buffers),"
             f" hearing-reminders {entry['hearing-reminders']['ways']['job']['median_ms']} ms",
             flush=True,
         )
@@ -724,7 +746,7 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=(*JOBS, "dispatch-notifications", "purge-history", "peak")
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, help="runs of each way (default 5; at xl, 1)")
     parser.add_argument("--output", default=str(ROOT / "bench/results.json"))
     parser.add_argument(
         "--growth",
@@ -743,18 +765,20 @@ def main() -> None:
             "platform": platform.platform(),
         },
         "started_at": datetime.now(UTC).isoformat(),
-        "repeat": args.repeat,
+        "repeat": args.repeat or {size: REPEAT.get(size, 5) for size in sizes},
         "sizes": {},
     }
     # the replaced client's network: a delay on loopback, started once, for every size
     with DelayProxy(PORT, NETWORK_RTT_MS) as proxy:
         for size_name in sizes:
             results["sizes"][size_name] = run_size(size_name, args, proxy)
+            # what is measured so far, should a later size fail or the run be stopped
+            Path(args.output).write_text(json.dumps(results, indent=2, default=str))
     with psycopg.connect(ADMIN) as conn:
         version = conn.execute("SHOW server_version").fetchone()
         results["machine"]["postgresql"] = version[0] if version else None
     if args.growth:
-        results["growth"] = growth(args.repeat, args.growth_scale)
+        results["growth"] = growth(args.repeat or 5, args.growth_scale)
     results["targets"] = targets(results)
     Path(args.output).write_text(json.dumps(results, indent=2, default=str))
     print_table(results)
@@ -773,6 +797,12 @@ def prepare(size_name: str) -> tuple[datetime, dict[str, Any]]:
     return base, entry
 
 
+# At XL, each job once (its replaced ways take minutes each), and the replaced client over one
+# connection only: the two other replaced ways cost as much again and say what L says already.
+REPEAT = {"xl": 1}
+WAYS: dict[str, tuple[str, ...]] = {"xl": ("job", "limit", "replaced")}
+
+
 def run_size(size_name: str, args: argparse.Namespace, proxy: DelayProxy) -> dict[str, Any]:
     """Set up one size and measure what args ask for at it."""
     print(f"size {size_name}: {BENCH_SIZES[size_name]}", flush=True)
@@ -786,13 +816,18 @@ def run_size(size_name: str, args: argparse.Namespace, proxy: DelayProxy) -> dic
         "proxy_rtt_ms": round_trip_ms(net_dsn),
     }
     print(f"  round trips: {entry['network']}", flush=True)
-    entry["fixed_cost"] = fixed_cost(base, args.repeat)
+    entry["fixed_cost"] = fixed_cost(base, args.repeat or 5)
     print(f"  fixed cost of a run: {entry['fixed_cost']}", flush=True)
+    repeat = args.repeat or REPEAT.get(size_name, 5)
     for job, case in cases(base).items():
         if args.only and args.only != case.job:
             continue
         relayed = proxy.relayed.value
-        entry["jobs"][job] = measure(case, args.repeat, net_dsn=net_dsn)
+        # before the measured runs, whose undoing leaves dead index entries behind
+        touched = buffers(case)
+        entry["jobs"][job] = measure(case, repeat, WAYS.get(size_name), net_dsn=net_dsn) | {
+            "buffers": touched
+        }
         # what went through the proxy meanwhile: the network way's requests, nothing else
         entry["jobs"][job]["proxy_chunks"] = proxy.relayed.value - relayed
         print(
@@ -848,7 +883,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         heartbeat = entry["fixed_cost"]["heartbeat_ms"]
         # judged on a fresh install (seed), where nothing but the run is measured; at L the
         # same run reads a ledger of 90 days, and is reported (docs/BENCHMARKS.md)
-        if size_name != "l":
+        if size_name not in ("l", "xl"):
             check(
                 f"{size_name} fixed cost: a run with nothing to do (heartbeat) <="
                 f" {FIXED_COST_MS} ms",
@@ -872,9 +907,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     after,
                     after <= JOB_OVER_LIMIT,
                 )
-            elif "job_over_limit" in measured and size_name == "l":
+            elif "job_over_limit" in measured and size_name in ("l", "xl"):
                 check(
-                    f"l {job}: job/limit <= {JOB_OVER_LIMIT}",
+                    f"{size_name} {job}: job/limit <= {JOB_OVER_LIMIT}",
                     measured["job_over_limit"],
                     measured["job_over_limit"] <= JOB_OVER_LIMIT,
                 )
@@ -990,6 +1025,49 @@ def peak_targets(size_name: str, measured: dict[str, Any] | None) -> list[dict[s
     return found
 
 
+def size_growth(results: dict[str, Any]) -> list[list[Any]]:
+    """Each job at each size measured (seed, L, XL), with what it did and what it touched, and
+    the factor over the size before: time, buffers, and work (firms in the slot for the slot
+    jobs, tasks found for sla-check). A job whose buffers grow faster than its work is a
+    finding (docs/BENCHMARKS.md, "Growth: seed, L, XL")."""
+    sizes = [s for s in ("seed", "l", "xl") if s in results["sizes"]]
+    if len(sizes) < 2:
+        return []
+    rows: list[list[Any]] = []
+    for job in results["sizes"][sizes[0]]["jobs"]:
+        before: tuple[float, int | None, float] | None = None
+        for size in sizes:
+            measured = results["sizes"][size]["jobs"].get(job)
+            if measured is None:
+                continue
+            counts = measured.get("counts", {})
+            slots = counts.get("slots")
+            found = counts.get("found", counts.get("snapshots"))
+            work = float(slots if slots is not None else found or 0)
+            ms = measured["ways"]["job"]["median_ms"]
+            touched = measured.get("buffers")
+
+            def factor(now: float | None, then: float | None) -> Any:
+                return round(now / then, 1) if now and then else ""
+
+            rows.append(
+                [
+                    job,
+                    size,
+                    slots if slots is not None else "",
+                    found if found is not None else "",
+                    counts.get("notified", ""),
+                    ms,
+                    touched if touched is not None else "",
+                    factor(ms, before[0]) if before else "",
+                    factor(touched, before[1]) if before else "",
+                    factor(work, before[2]) if before else "",
+                ]
+            )
+            before = (ms, touched, work)
+    return rows
+
+
 def print_table(results: dict[str, Any]) -> None:
     from tabulate import tabulate
 
@@ -1010,6 +1088,7 @@ def print_table(results: dict[str, Any]) -> None:
                     ways.get("replaced", {}).get("statements", ""),
                     measured.get("replaced_net_over_job", ""),
                     measured["same_effects"],
+                    measured.get("buffers", ""),
                     ways["job"].get("backend_peak_mb", ""),
                     ways["job"].get("backend_heap_mb", ""),
                 ]
@@ -1031,6 +1110,7 @@ def print_table(results: dict[str, Any]) -> None:
                 "replaced statements",
                 "replaced net/job",
                 "same effects",
+                "buffers",
                 "VmHWM MB",
                 "RssAnon MB",
             ],
@@ -1064,6 +1144,26 @@ def print_table(results: dict[str, Any]) -> None:
                     "hearings",
                     "reminders job ms",
                     "reminders limit ms",
+                ],
+            )
+        )
+    by_size = size_growth(results)
+    if by_size:
+        print()
+        print(
+            tabulate(
+                by_size,
+                headers=[
+                    "growth by size",
+                    "size",
+                    "firms in the slot",
+                    "found",
+                    "notified",
+                    "job ms",
+                    "buffers",
+                    "x ms",
+                    "x buffers",
+                    "x work",
                 ],
             )
         )

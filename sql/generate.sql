@@ -1,6 +1,6 @@
 -- Deterministic demo, test and benchmark data for a network of GST litigation practices.
 -- Read by gstjobs.datagen (`python -m gstjobs.datagen --help`), which sets its parameters:
---   gstjobs_gen.seed, .firms, .tasks, .hearings, .deadlines, .anchor (a timestamptz)
+--   gstjobs_gen.seed, .firms, .tasks, .hearings, .deadlines, .events, .anchor (a timestamptz)
 -- Everything is a set-based INSERT ... SELECT over generate_series; "random" choices are
 -- hashes of (seed, stream, row number), so the same parameters give the same rows every time.
 -- The litigation tables must be empty.
@@ -166,6 +166,20 @@ FROM gen, generate_series(1, gen.deadlines) AS i,
      LATERAL (SELECT (gen.anchor AT TIME ZONE 'Asia/Kolkata')::date
                      + (floor(pg_temp.rnd('due-on', i) * 61)::int - 20) AS due_on) AS d;
 
+-- Case events, one for every ten deadlines where asked (gstjobs_gen.events): notices and
+-- orders of the last 60 days, each recorded as the firm's application records it, so the
+-- deadlines it gives are computed (sql/60_deadlines.sql, a row at a time: the trigger), on top
+-- of the deadlines above, with ids after theirs.
+SELECT setval(pg_get_serial_sequence('litigation.deadlines', 'id'), greatest((SELECT max(id) FROM litigation.deadlines), 1));
+INSERT INTO litigation.case_events (tenant_id, id, case_id, kind, event_on, document_ref, financial_year)
+SELECT t.tenant_id, i,
+       (t.tenant_id - 1) * gen.cases_per_firm + 1 + ((i - 1) / gen.firms) % gen.cases_per_firm,
+       pg_temp.pick('{scrutiny_notice_served,scn_73_issued,scn_74_issued,order_communicated,order_communicated,appellate_order_communicated}', 'event-kind', i),
+       (gen.anchor AT TIME ZONE 'Asia/Kolkata')::date - floor(pg_temp.rnd('event-on', i) * 60)::int,
+       'DIN ' || (20260000000000 + i), '2022-23'
+FROM gen, generate_series(1, coalesce(current_setting('gstjobs_gen.events', true)::int, 0)) AS i,
+     LATERAL (SELECT 1 + (i - 1) % gen.firms AS tenant_id) AS t;
+
 -- Rows were given explicit ids: move each identity past them.
 SELECT setval(pg_get_serial_sequence('litigation.tenants', 'id'), greatest((SELECT max(id) FROM litigation.tenants), 1)),
        setval(pg_get_serial_sequence('litigation.members', 'id'), greatest((SELECT max(id) FROM litigation.members), 1)),
@@ -173,8 +187,10 @@ SELECT setval(pg_get_serial_sequence('litigation.tenants', 'id'), greatest((SELE
        setval(pg_get_serial_sequence('litigation.cases', 'id'), greatest((SELECT max(id) FROM litigation.cases), 1)),
        setval(pg_get_serial_sequence('litigation.hearings', 'id'), greatest((SELECT max(id) FROM litigation.hearings), 1)),
        setval(pg_get_serial_sequence('litigation.tasks', 'id'), greatest((SELECT max(id) FROM litigation.tasks), 1)),
-       setval(pg_get_serial_sequence('litigation.deadlines', 'id'), greatest((SELECT max(id) FROM litigation.deadlines), 1));
+       setval(pg_get_serial_sequence('litigation.deadlines', 'id'), greatest((SELECT max(id) FROM litigation.deadlines), 1)),
+       setval(pg_get_serial_sequence('litigation.case_events', 'id'), greatest((SELECT max(id) FROM litigation.case_events), 1));
 
 DROP TABLE gen;
 ANALYZE litigation.tenants, litigation.members, litigation.clients, litigation.cases,
-        litigation.hearings, litigation.tasks, litigation.deadlines, litigation.whatsapp_consents;
+        litigation.hearings, litigation.tasks, litigation.deadlines, litigation.whatsapp_consents,
+        litigation.case_events;

@@ -19,13 +19,19 @@ class Size:
     deadlines: int
     # the share of tasks still open or in progress (the benchmark's growth series varies it)
     open_share: float = 0.30
+    # case events (notices, orders), whose deadlines are computed on top of `deadlines`
+    events: int = 0
 
 
 SIZES = {
     # the replaced system's own load test
     "seed": Size(firms=10, tasks=500, hearings=100, deadlines=200),
-    "m": Size(firms=100, tasks=100_000, hearings=10_000, deadlines=20_000),
-    "l": Size(firms=1_000, tasks=1_000_000, hearings=100_000, deadlines=200_000),
+    "m": Size(firms=100, tasks=100_000, hearings=10_000, deadlines=20_000, events=2_000),
+    "l": Size(firms=1_000, tasks=1_000_000, hearings=100_000, deadlines=200_000, events=20_000),
+    # ten times L: the size of a platform serving the country's practices (docs/SCALING.md)
+    "xl": Size(
+        firms=10_000, tasks=10_000_000, hearings=1_000_000, deadlines=2_000_000, events=200_000
+    ),
 }
 
 

@@ -8,8 +8,11 @@ key and foreign key to what its place allows.
   matches `tenant_id` to `tenant_id` (the two are co-located: the join stays on one node).
 - reference: small, shared, read with per-firm rows (rules, the firms themselves, the job
   registry and ledger the per-firm rows point to): a copy on every node.
-- coordinator: read and written only by the runner on the coordinator, where pg_cron runs,
-  never in a statement with a distributed table.
+- coordinator: on the coordinator, where pg_cron and the runner run. The runner's own tables
+  are never in a statement with a distributed table. The outbox is the one that is, by design
+  (docs/SCALING.md, "The outbox stays on the coordinator"): the jobs write it from the firms'
+  rows (Citus pulls those rows to the coordinator), and dispatch claims from it across every
+  firm, most urgent first, FOR UPDATE SKIP LOCKED, which Citus allows on one node only.
 """
 
 DISTRIBUTED = "distributed"
@@ -34,7 +37,6 @@ PLACEMENT = {
     "litigation.tenants": REFERENCE,
     # what the jobs write per firm
     "gstjobs.analytics_snapshots": DISTRIBUTED,
-    "gstjobs.notifications": DISTRIBUTED,
     "gstjobs.slots": DISTRIBUTED,
     # statutory rules and dates, the same for every firm
     "gstjobs.annual_return_due_dates": REFERENCE,
@@ -45,6 +47,8 @@ PLACEMENT = {
     # the registry and the ledger, which per-firm rows point to (slots.job, *.run_id)
     "gstjobs.jobs": REFERENCE,
     "gstjobs.runs": REFERENCE,
+    # the outbox: written from the firms' rows, claimed across every firm by dispatch
+    "gstjobs.notifications": COORDINATOR,
     # the runner's own
     "gstjobs.audit_log": COORDINATOR,
     "gstjobs.health_reports": COORDINATOR,
@@ -63,3 +67,7 @@ MAY_REFER_TO = {
     REFERENCE: {REFERENCE},
     COORDINATOR: {COORDINATOR, REFERENCE},
 }
+
+# The coordinator table that statements may join with distributed tables (Citus moves the
+# rows it needs between the nodes: citus.local_table_join_policy); no other may be.
+MEETS_FIRM_ROWS = {"gstjobs.notifications"}

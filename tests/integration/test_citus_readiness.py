@@ -10,20 +10,16 @@ from typing import Any
 import psycopg
 import pytest
 from gstjobs.datagen import SIZES, generate
-from gstjobs.placement import DISTRIBUTED, MAY_REFER_TO, PLACEMENT
+from gstjobs.placement import COORDINATOR, DISTRIBUTED, MAY_REFER_TO, MEETS_FIRM_ROWS, PLACEMENT
 
 from tests.conftest import database
 
 SCHEMAS = "('gstjobs'::regnamespace, 'litigation'::regnamespace)"
 
-# Known and not yet mended (issue 25): the outbox is keyed by its own id and by the dedupe key
-# alone, and holds the installation's own messages (health-check's, to the operators) with no
-# firm. Each entry must still be found: mending one means removing it here.
-NOT_YET = {
-    ("gstjobs.notifications", "tenant_id may be NULL"),
-    ("gstjobs.notifications", "PRIMARY KEY (id)"),
-    ("gstjobs.notifications", "UNIQUE (dedupe_key)"),
-}
+# Known and not yet mended: none. (Until the outbox was placed on the coordinator, its keys
+# without tenant_id and its NULL firm for the operators' alerts were listed here.) Each entry
+# must still be found: mending one means removing it here.
+NOT_YET: set[tuple[str, str]] = set()
 
 
 def tables(conn: psycopg.Connection[Any]) -> set[str]:
@@ -161,19 +157,10 @@ JOINS = {"Nested Loop", "Hash Join", "Merge Join"}
 CONDITIONS = ("Hash Cond", "Merge Cond", "Join Filter", "Index Cond", "Recheck Cond", "Filter")
 
 # Joins of distributed tables not on the firm, known, with the reason: (a fragment of the
-# statement's text, the join) -> why. Both are the outbox joined with itself by id (each row
-# with itself): they join on (tenant_id, id) once its tenant_id may not be NULL (NOT_YET
-# above). On Citus a claim across every firm's shard FOR UPDATE SKIP LOCKED is not a router
-# query, which is why docs/SCALING.md is to weigh keeping the outbox on the coordinator.
-SELF_BY_ID = "Nested Loop of ['gstjobs.notifications'] and ['gstjobs.notifications']"
-CROSS_FIRM = {
-    ("UPDATE gstjobs.notifications AS n SET claimed_by = $7", SELF_BY_ID): (
-        "dispatch claims the most urgent messages due, of any firm, then marks them by id"
-    ),
-    ("DELETE FROM gstjobs.notifications WHERE id IN", SELF_BY_ID): (
-        "purge-history deletes a batch of the oldest sent messages, of any firm, by id"
-    ),
-}
+# statement's text, the join) -> why. None now: the two there were (the outbox joined with
+# itself by id, in dispatch's claim and purge-history's batch) went with the outbox to the
+# coordinator (gstjobs.placement).
+CROSS_FIRM: dict[tuple[str, str], str] = {}
 
 
 def plans_of_the_jobs(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
@@ -323,6 +310,109 @@ def test_every_statement_of_the_jobs_joins_firm_tables_on_the_firm(
     assert excused == CROSS_FIRM.keys(), "an exception no longer needed: remove it"
     # the check saw joins between firm tables (a rule that saw none would prove nothing)
     assert joined.count("Nested Loop") + joined.count("Hash Join") >= 10, joined
+
+
+def tables_in(node: dict[str, Any], ctes: dict[str, set[str]]) -> set[str]:
+    """Every table a plan node reads or writes, through CTEs too (not through its subplans)."""
+    found = {f"{node['Schema']}.{node['Relation Name']}"} if "Relation Name" in node else set()
+    if node.get("Node Type") == "CTE Scan":
+        found |= ctes.get(node.get("CTE Name", ""), set())
+    for child in node.get("Plans", []):
+        if child.get("Parent Relationship") not in ("InitPlan", "SubPlan"):
+            found |= tables_in(child, ctes)
+    return found
+
+
+def rows_exchanged(plan: dict[str, Any]) -> set[str]:
+    """The coordinator tables whose rows a plan brings together with a distributed table's:
+    joined (or compared in a subquery run per row), or one written from the other's rows.
+    Tables that only share a statement, in CTEs of their own, exchange nothing."""
+    ctes: dict[str, set[str]] = {}
+    found: set[str] = set()
+
+    def meet(one: set[str], other: set[str]) -> None:
+        for here, there in ((one, other), (other, one)):
+            if any(PLACEMENT.get(t) == DISTRIBUTED for t in here):
+                found.update(t for t in there if PLACEMENT.get(t) == COORDINATOR)
+
+    def walk(node: dict[str, Any]) -> None:
+        for child in node.get("Plans", []):
+            walk(child)  # CTEs are InitPlans, planned before the nodes that scan them
+            name = child.get("Subplan Name", "")
+            if name.startswith("CTE "):
+                ctes[name[4:]] = tables_in(child, ctes)
+        inputs = [
+            tables_in(child, ctes)
+            for child in node.get("Plans", [])
+            if child.get("Parent Relationship") not in ("InitPlan", "SubPlan")
+        ]
+        if node.get("Node Type") in JOINS and len(inputs) == 2:
+            meet(*inputs)
+        if node.get("Node Type") == "ModifyTable":
+            meet({f"{node['Schema']}.{node['Relation Name']}"}, set().union(*inputs))
+        for child in node.get("Plans", []):
+            if child.get("Parent Relationship") == "SubPlan":
+                meet(set().union(*inputs), tables_in(child, ctes))
+
+    walk(plan)
+    return found
+
+
+def test_only_the_outbox_of_the_coordinator_tables_meets_firm_rows(
+    seeded: psycopg.Connection[Any],
+) -> None:
+    """The runner's own tables (settings, secrets, rates, the audit log, health reports) never
+    exchange rows with a distributed table; the outbox does (the jobs write it from the firms'
+    rows, digests are gathered with the member's name), which Citus plans by moving rows."""
+    meeting: dict[str, set[str]] = {}
+    for plan in plans_of_the_jobs(seeded):
+        exchanged = rows_exchanged(plan["Plan"])
+        if exchanged:
+            meeting.setdefault(plan["Query Text"], set()).update(exchanged)
+    assert {t for tables in meeting.values() for t in tables} == MEETS_FIRM_ROWS, meeting
+    # the notifying statements were seen: sla-check's, the three local-time jobs', digests'
+    assert len(meeting) >= 5, [text[-300:] for text in meeting]
+
+
+def test_a_runners_table_joined_with_firm_rows_is_found() -> None:
+    """The rule itself, on two hand-made plans: settings joined with tasks is found; the audit
+    log deleted beside a firm table, in a CTE of its own, is not."""
+    scan = {"Node Type": "Seq Scan", "Parent Relationship": "Outer"}
+    joined = {
+        "Node Type": "Hash Join",
+        "Plans": [
+            scan | {"Schema": "litigation", "Relation Name": "tasks"},
+            scan
+            | {"Schema": "gstjobs", "Relation Name": "settings", "Parent Relationship": "Inner"},
+        ],
+    }
+    assert rows_exchanged(joined) == {"gstjobs.settings"}
+    beside = {
+        "Node Type": "Result",
+        "Plans": [
+            {
+                "Node Type": "ModifyTable",
+                "Schema": "gstjobs",
+                "Relation Name": "audit_log",
+                "Parent Relationship": "InitPlan",
+                "Subplan Name": "CTE audit",
+                "Plans": [scan | {"Schema": "gstjobs", "Relation Name": "audit_log"}],
+            },
+            {
+                "Node Type": "ModifyTable",
+                "Schema": "gstjobs",
+                "Relation Name": "slots",
+                "Parent Relationship": "InitPlan",
+                "Subplan Name": "CTE slots",
+                "Plans": [scan | {"Schema": "gstjobs", "Relation Name": "slots"}],
+            },
+        ],
+    }
+    assert rows_exchanged(beside) == set()
+    written = beside["Plans"][0] | {  # type: ignore[index, operator]
+        "Plans": [scan | {"Schema": "litigation", "Relation Name": "tasks"}]
+    }
+    assert rows_exchanged(written) == {"gstjobs.audit_log"}
 
 
 def test_a_join_across_firms_is_found(seeded: psycopg.Connection[Any]) -> None:

@@ -251,9 +251,7 @@ def test_a_digest_too_long_for_one_email_goes_in_parts_never_cut(
                 carried[i] = part["id"]
     assert sorted(carried) == list(range(1, 31))
     # each item marked with the email that carries it
-    items = {
-        int(r["subject"].split()[1]): r["digest_id"] for r in by_channel(digesting)["digest"]
-    }
+    items = {int(r["subject"].split()[1]): r["digest_id"] for r in by_channel(digesting)["digest"]}
     assert items == carried
 
 
@@ -349,6 +347,7 @@ def test_the_weekly_summary_in_the_digest_where_chosen(
     counts = run(deadlines, "dispatch-notifications", at("2026-11-17 07:30"))
     assert (counts["digests"], counts["digested"]) == (1, 1)
     [digest] = notifications(deadlines, "digest")
-    assert "The firm\n  * Deadlines in the next 14 days: 2\n    Your open deadlines" in (
-        digest["body"]
+    assert (
+        "The firm\n  * Deadlines in the next 14 days: 2\n    Your open deadlines"
+        in (digest["body"])
     )

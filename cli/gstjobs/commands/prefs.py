@@ -1,6 +1,7 @@
 """What a firm's members receive, and when (docs/DELIVERY.md, "What a member receives, and
 when"): per kind of notification, the channels or the digest, the quiet hours through which
-what can wait is held, and when the digest goes. The firm application sets them for its own members; an operator here, audited."""
+what can wait is held, and when the digest goes. The firm application sets them for its own
+members; an operator here, audited."""
 
 import re
 from datetime import time
@@ -184,7 +185,7 @@ MEMBER_FACTS = ("member", "role", "active", "has_email", "whatsapp_reaches")
 @click.option(
     "--digest-days",
     metavar="DAYS|firm",
-    help="On which days: daily, weekdays, mon-fri, 1,3,5 (1 Monday); 'firm' (a member: the firm's).",
+    help="Days: daily, weekdays, mon-fri, 1,3,5 (1 Monday); 'firm' (a member: the firm's).",
 )
 @reason_option
 @format_option
