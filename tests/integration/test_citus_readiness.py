@@ -197,18 +197,50 @@ def plans_of_the_jobs(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     return found
 
 
-def distributed_in(node: dict[str, Any], ctes: dict[str, set[str]]) -> set[str]:
-    """The distributed tables a plan node reads, through CTEs too (not through its subplans)."""
-    found: set[str] = set()
-    relation = f"{node.get('Schema')}.{node.get('Relation Name')}"
-    if PLACEMENT.get(relation) == DISTRIBUTED:
-        found.add(relation)
+def tables_in(node: dict[str, Any], ctes: dict[str, set[str]]) -> set[str]:
+    """Every table a plan node reads or writes, through CTEs too (not through its subplans)."""
+    found = {f"{node['Schema']}.{node['Relation Name']}"} if "Relation Name" in node else set()
     if node.get("Node Type") == "CTE Scan":
         found |= ctes.get(node.get("CTE Name", ""), set())
     for child in node.get("Plans", []):
         if child.get("Parent Relationship") not in ("InitPlan", "SubPlan"):
-            found |= distributed_in(child, ctes)
+            found |= tables_in(child, ctes)
     return found
+
+
+def distributed(tables: set[str]) -> set[str]:
+    return {t for t in tables if PLACEMENT.get(t) == DISTRIBUTED}
+
+
+Walked = tuple[dict[str, Any], set[str], list[set[str]], list[tuple[dict[str, Any], set[str]]]]
+
+
+def walked(plan: dict[str, Any]) -> Iterator[Walked]:
+    """Each node of a plan, its children first (a CTE is an InitPlan, planned before the nodes
+    that scan it), with the tables it reads (through CTEs), those each of its inputs reads, and
+    each correlated subquery it runs per row, with the tables that reads."""
+    ctes: dict[str, set[str]] = {}
+
+    def walk(node: dict[str, Any]) -> Iterator[Walked]:
+        for child in node.get("Plans", []):
+            yield from walk(child)
+            name = child.get("Subplan Name", "")
+            if name.startswith("CTE "):
+                ctes[name[4:]] = tables_in(child, ctes)
+        children = node.get("Plans", [])
+        inputs = [
+            tables_in(child, ctes)
+            for child in children
+            if child.get("Parent Relationship") not in ("InitPlan", "SubPlan")
+        ]
+        subplans = [
+            (child, tables_in(child, ctes))
+            for child in children
+            if child.get("Parent Relationship") == "SubPlan"
+        ]
+        yield node, tables_in(node, ctes), inputs, subplans
+
+    yield from walk(plan)
 
 
 def conditions(node: dict[str, Any]) -> str:
@@ -245,37 +277,23 @@ def same_firm(text: str, firms: set[str]) -> bool:
 def cross_firm_joins(plan: dict[str, Any], joined: list[str]) -> list[str]:
     """The joins in a plan between distributed tables on anything but equal tenant_id; each
     join between distributed tables checked is added to joined."""
-    ctes: dict[str, set[str]] = {}
     bad: list[str] = []
     firms = aliases_of_the_firms(plan)
-
-    def walk(node: dict[str, Any]) -> None:
-        for child in node.get("Plans", []):
-            walk(child)  # CTEs are InitPlans, planned before the nodes that scan them
-            name = child.get("Subplan Name", "")
-            if name.startswith("CTE "):
-                ctes[name[4:]] = distributed_in(child, ctes)
-        sides = [
-            distributed_in(child, ctes)
-            for child in node.get("Plans", [])
-            if child.get("Parent Relationship") in ("Outer", "Inner")
-        ]
+    for node, reads, inputs, subplans in walked(plan):
+        sides = [distributed(tables) for tables in inputs]
         if node.get("Node Type") in JOINS and len(sides) == 2 and all(sides):
             joined.append(node["Node Type"])
             if not same_firm(conditions(node), firms):
                 bad.append(f"{node['Node Type']} of {sorted(sides[0])} and {sorted(sides[1])}")
         # a correlated subquery reading a distributed table for a row of another: the same
         # rule, on the conditions inside it that name the outer row
-        here = distributed_in(node, ctes)
-        for child in node.get("Plans", []):
-            if child.get("Parent Relationship") == "SubPlan" and here:
-                inside = distributed_in(child, ctes)
-                if inside:
-                    joined.append("SubPlan")
-                    if not same_firm(conditions(child), firms):
-                        bad.append(f"SubPlan of {sorted(inside)} for {sorted(here)}")
-
-    walk(plan)
+        here = distributed(reads)
+        for child, tables in subplans:
+            inside = distributed(tables)
+            if here and inside:
+                joined.append("SubPlan")
+                if not same_firm(conditions(child), firms):
+                    bad.append(f"SubPlan of {sorted(inside)} for {sorted(here)}")
     return bad
 
 
@@ -312,49 +330,24 @@ def test_every_statement_of_the_jobs_joins_firm_tables_on_the_firm(
     assert joined.count("Nested Loop") + joined.count("Hash Join") >= 10, joined
 
 
-def tables_in(node: dict[str, Any], ctes: dict[str, set[str]]) -> set[str]:
-    """Every table a plan node reads or writes, through CTEs too (not through its subplans)."""
-    found = {f"{node['Schema']}.{node['Relation Name']}"} if "Relation Name" in node else set()
-    if node.get("Node Type") == "CTE Scan":
-        found |= ctes.get(node.get("CTE Name", ""), set())
-    for child in node.get("Plans", []):
-        if child.get("Parent Relationship") not in ("InitPlan", "SubPlan"):
-            found |= tables_in(child, ctes)
-    return found
-
-
 def rows_exchanged(plan: dict[str, Any]) -> set[str]:
     """The coordinator tables whose rows a plan brings together with a distributed table's:
     joined (or compared in a subquery run per row), or one written from the other's rows.
     Tables that only share a statement, in CTEs of their own, exchange nothing."""
-    ctes: dict[str, set[str]] = {}
     found: set[str] = set()
 
     def meet(one: set[str], other: set[str]) -> None:
         for here, there in ((one, other), (other, one)):
-            if any(PLACEMENT.get(t) == DISTRIBUTED for t in here):
+            if distributed(here):
                 found.update(t for t in there if PLACEMENT.get(t) == COORDINATOR)
 
-    def walk(node: dict[str, Any]) -> None:
-        for child in node.get("Plans", []):
-            walk(child)  # CTEs are InitPlans, planned before the nodes that scan them
-            name = child.get("Subplan Name", "")
-            if name.startswith("CTE "):
-                ctes[name[4:]] = tables_in(child, ctes)
-        inputs = [
-            tables_in(child, ctes)
-            for child in node.get("Plans", [])
-            if child.get("Parent Relationship") not in ("InitPlan", "SubPlan")
-        ]
+    for node, reads, inputs, subplans in walked(plan):
         if node.get("Node Type") in JOINS and len(inputs) == 2:
             meet(*inputs)
         if node.get("Node Type") == "ModifyTable":
             meet({f"{node['Schema']}.{node['Relation Name']}"}, set().union(*inputs))
-        for child in node.get("Plans", []):
-            if child.get("Parent Relationship") == "SubPlan":
-                meet(set().union(*inputs), tables_in(child, ctes))
-
-    walk(plan)
+        for _, tables in subplans:
+            meet(reads, tables)
     return found
 
 
