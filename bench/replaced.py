@@ -259,8 +259,15 @@ def basis(deadline: dict[str, Any]) -> str:
 
 
 def deadline_alerts(conn: psycopg.Connection[Any], as_of: datetime) -> int:
-    """Each firm whose 09:00 has come today: deadlines 7, 3, 1, 0 days ahead; overdue once."""
+    """Each firm whose 09:00 has come today: deadlines 7, 3, 1, 0 days ahead; overdue once (a
+    department's own time limit passed: a time bar, to the owner only)."""
     client, sent = Client(conn), 0
+    department = {
+        r["key"]
+        for r in client.cur.execute(
+            "SELECT key FROM gstjobs.deadline_rules WHERE binds = 'department'"
+        ).fetchall()
+    }
     for firm in client.cur.execute("SELECT * FROM litigation.tenants ORDER BY id").fetchall():
         slot = slot_due(firm, as_of, time(9))
         if slot is None:
@@ -312,17 +319,19 @@ def deadline_alerts(conn: psycopg.Connection[Any], as_of: datetime) -> int:
                 "UPDATE litigation.deadlines SET overdue_alerted_at = %s WHERE tenant_id = %s AND id = %s",
                 (as_of, firm["id"], deadline["id"]),
             )
-            recipients = {m["id"]: m for m in partners}
+            time_bar = deadline["rule_key"] in department
+            kind = "deadline-time-bar" if time_bar else "deadline-overdue"
+            recipients = {} if time_bar else {m["id"]: m for m in partners}
             if owner is not None and owner["active"]:
                 recipients[owner["id"]] = owner
             for member in recipients.values():
                 sent += client.notify(
-                    "deadline-overdue",
+                    kind,
                     firm,
                     member,
                     {**values, "owner": owner["name"] if owner else "nobody"},
-                    0,
-                    f"deadline-overdue:{firm['id']}:{deadline['id']}:{deadline['due_on']}",
+                    3 if time_bar else 0,
+                    f"{kind}:{firm['id']}:{deadline['id']}:{deadline['due_on']}",
                 )
     conn.commit()
     return sent
