@@ -747,6 +747,12 @@ def main() -> None:
         "--only", choices=(*JOBS, "dispatch-notifications", "purge-history", "peak")
     )
     parser.add_argument("--repeat", type=int, help="runs of each way (default 5; at xl, 1)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the bench database as it is (generated earlier the same day, by a run"
+        " stopped after its set-up): no generating, history or backlog run",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench/results.json"))
     parser.add_argument(
         "--growth",
@@ -806,7 +812,11 @@ WAYS: dict[str, tuple[str, ...]] = {"xl": ("job", "limit", "replaced")}
 def run_size(size_name: str, args: argparse.Namespace, proxy: DelayProxy) -> dict[str, Any]:
     """Set up one size and measure what args ask for at it."""
     print(f"size {size_name}: {BENCH_SIZES[size_name]}", flush=True)
-    base, entry = prepare(size_name)
+    if args.reuse:
+        cluster("start")
+        base, entry = anchor(), {"size": BENCH_SIZES[size_name].__dict__, "reused": True}
+    else:
+        base, entry = prepare(size_name)
     entry["jobs"] = {}
     # what a round trip costs, direct and through the proxy: the delay actually added
     net_dsn = f"postgresql://postgres@127.0.0.1:{proxy.port}/{DB}"

@@ -215,6 +215,12 @@ def kill_once(target: str, job: str, table: str, k: int, how: str) -> int:
     assert not thread.is_alive() and "finished" not in started, started
     if not holder.closed:
         holder.close()
+    # the backend gone: one killed by SIGKILL stays in pg_stat_activity until the postmaster has
+    # restarted every backend, and a look before that (a busy machine: CI beside a benchmark)
+    # finds the server still up, then in recovery at the next connection
+    wait_until(
+        target, "SELECT 1 WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)", (pid,)
+    )
     # back up (after a SIGKILL the postmaster restarts every backend), and the run is gone
     run = wait_until(
         target,
