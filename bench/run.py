@@ -835,9 +835,9 @@ def run_size(size_name: str, args: argparse.Namespace, proxy: DelayProxy) -> dic
         relayed = proxy.relayed.value
         # before the measured runs, whose undoing leaves dead index entries behind
         touched = buffers(case)
-        entry["jobs"][job] = measure(case, repeat, WAYS.get(size_name), net_dsn=net_dsn) | {
-            "buffers": touched
-        }
+        # a reused database (--reuse): the job and the limit only
+        ways = ("job", "limit") if args.reuse else WAYS.get(size_name)
+        entry["jobs"][job] = measure(case, repeat, ways, net_dsn=net_dsn) | {"buffers": touched}
         # what went through the proxy meanwhile: the network way's requests, nothing else
         entry["jobs"][job]["proxy_chunks"] = proxy.relayed.value - relayed
         print(
