@@ -179,6 +179,14 @@ SELECT t.tenant_id, i,
        'DIN ' || (20260000000000 + i), '2022-23'
 FROM gen, generate_series(1, coalesce(current_setting('gstjobs_gen.events', true)::int, 0)) AS i,
      LATERAL (SELECT 1 + (i - 1) % gen.firms AS tenant_id) AS t;
+-- ... and the firm has acted on most of those already past, as on the manual ones above (replied,
+-- paid, appealed): without this, every computed deadline of an event 30-60 days old is still
+-- open, and deadline-alerts alerts twice what a practice would see.
+UPDATE litigation.deadlines AS d
+SET status = pg_temp.pick('{met,met,met,met,met,met,met,missed,waived,open}', 'computed-status', d.id)
+FROM gen
+WHERE d.origin = 'computed' AND d.status = 'open'
+  AND d.due_on < (gen.anchor AT TIME ZONE 'Asia/Kolkata')::date;
 
 -- Rows were given explicit ids: move each identity past them.
 SELECT setval(pg_get_serial_sequence('litigation.tenants', 'id'), greatest((SELECT max(id) FROM litigation.tenants), 1)),
