@@ -113,6 +113,10 @@ BASIS = """CASE d.origin
     WHEN 'overridden' THEN E'\\n\\nDate set by hand; the rule gave: ' || (d.computation ->> 'summary')
     ELSE '' END"""
 
+# The weekly summary's list goes on in another email after this many characters ("part 2 of
+# 3"), as a digest does (dispatch.DIGEST_PART): a summary is split, never cut.
+SUMMARY_PART = 18000
+
 DEADLINE_ALERTS = f"""
 WITH {TAKE_SLOTS.format(job="deadline-alerts")},
 upcoming AS (
@@ -142,14 +146,13 @@ overdue AS (
               EXISTS (SELECT FROM gstjobs.deadline_rules AS r
                       WHERE r.key = d.rule_key AND r.binds = 'department') AS time_bar
 ),
-ahead AS (
+ahead_lines AS (
     -- the weekly summary, in Monday's slot: each member's open deadlines due in the next 14
     -- days, a line each by due date; a partner's: the firm's
-    SELECT w.tenant_id, r.member_id, w.local_date, w.firm, w.late, count(*) AS deadlines,
-           string_agg(format('  %s  %s: %s (%s, section %s)%s', to_char(d.due_on, 'Dy DD Mon'),
-                             d.kind, c.reference, cl.name, c.section,
-                             ', owner ' || owner.name),
-                      chr(10) ORDER BY d.due_on, c.reference, d.id) AS list
+    SELECT w.tenant_id, r.member_id, w.local_date, w.firm, w.late, d.due_on, c.reference,
+           d.id AS deadline_id,
+           format('  %s  %s: %s (%s, section %s)%s', to_char(d.due_on, 'Dy DD Mon'),
+                  d.kind, c.reference, cl.name, c.section, ', owner ' || owner.name) AS line
     FROM work AS w
     JOIN litigation.deadlines AS d
       ON d.tenant_id = w.tenant_id AND d.status = 'open'
@@ -164,7 +167,24 @@ ahead AS (
         WHERE p.tenant_id = d.tenant_id AND p.role = 'partner'
     ) AS r (member_id)
     WHERE extract(isodow FROM w.local_date) = 1 AND r.member_id IS NOT NULL
-    GROUP BY w.tenant_id, r.member_id, w.local_date, w.firm, w.late
+),
+ahead_parted AS (
+    -- a list too long for one email (a partner of a large firm) goes in parts of at most
+    -- SUMMARY_PART characters, each line whole in one part, never cut
+    SELECT l.*, count(*) OVER member AS deadlines,
+           (sum(length(l.line) + 1) OVER (member ORDER BY l.due_on, l.reference, l.deadline_id)
+            - length(l.line) - 1) / {SUMMARY_PART} AS bucket
+    FROM ahead_lines AS l
+    WINDOW member AS (PARTITION BY l.tenant_id, l.member_id)
+),
+ahead AS (
+    SELECT a.tenant_id, a.member_id, a.local_date, a.firm, a.late, max(a.deadlines) AS deadlines,
+           string_agg(a.line, chr(10) ORDER BY a.due_on, a.reference, a.deadline_id) AS list,
+           row_number() OVER member AS part, count(*) OVER member AS parts
+    FROM ahead_parted AS a
+    GROUP BY a.tenant_id, a.member_id, a.local_date, a.firm, a.late, a.bucket
+    WINDOW member AS (PARTITION BY a.tenant_id, a.member_id ORDER BY a.bucket
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ),
 targets AS (
     SELECT u.tenant_id, u.owner_id AS member_id, 'deadline-alert' AS kind,
@@ -201,9 +221,13 @@ targets AS (
     ) AS r (id)
     JOIN litigation.members AS m ON m.tenant_id = o.tenant_id AND m.id = r.id AND m.active
     UNION ALL
+    -- the first part's key is the one a summary in one part has
     SELECT a.tenant_id, a.member_id, 'deadlines-ahead',
-           format('deadlines-ahead:%s:%s', a.tenant_id, a.local_date), 5,
+           format('deadlines-ahead:%s:%s', a.tenant_id, a.local_date)
+               || CASE WHEN a.part > 1 THEN ':part-' || a.part ELSE '' END, 5,
            jsonb_build_object('firm', a.firm, 'count', a.deadlines, 'list', a.list, 'late', a.late,
+               'part', CASE WHEN a.parts > 1 THEN format(' (part %s of %s)', a.part, a.parts)
+                            ELSE '' END,
                'whose', CASE WHEN m.role = 'partner' THEN 'The firm''s' ELSE 'Your' END,
                'from_local', to_char(a.local_date, 'Dy DD Mon YYYY'),
                'until_local', to_char(a.local_date + 13, 'Dy DD Mon YYYY'))
@@ -214,7 +238,8 @@ targets AS (
 SELECT {SLOT_COUNTS},
     (SELECT count(*) FROM upcoming) AS found,
     (SELECT count(*) FROM overdue) AS overdue,
-    (SELECT count(*) FROM ahead) AS summaries,
+    (SELECT count(*) FROM ahead WHERE part = 1) AS summaries,
+    (SELECT count(*) FROM ahead) AS summary_parts,
     (SELECT count(*) FROM inserted) AS notified,
     (SELECT count(DISTINCT dedupe) FROM targets) - (SELECT count(DISTINCT dedupe) FROM messages)
         AS skipped

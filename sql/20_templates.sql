@@ -49,11 +49,12 @@ CREATE OR REPLACE VIEW gstjobs.templates (kind, subject, body) AS VALUES
      || E'was {due_local}. What the department does under that provision after it is open to '
      || E'challenge as time-barred.{basis}{late}\n\n{firm}, sent by gstjobs'),
     -- the weekly summary, Mondays: firm, recipient, whose ('Your' or 'The firm''s'), count,
-    -- from_local, until_local, list (a line a deadline, by due date), late
+    -- from_local, until_local, list (a line a deadline, by due date), part ('' or ' (part 2
+    -- of 3)': a long list goes in parts), late
     ('deadlines-ahead',
-     'Deadlines in the next 14 days: {count}',
+     'Deadlines in the next 14 days: {count}{part}',
      E'Dear {recipient},\n\n{whose} open deadlines due from {from_local} to {until_local}, '
-     || E'{count} in all, by due date:\n\n{list}{late}\n\n{firm}, sent by gstjobs'),
+     || E'{count} in all, by due date{part}:\n\n{list}{late}\n\n{firm}, sent by gstjobs'),
     -- firm, recipient, local_date, anomalies
     ('analytics-anomaly',
      'Unusual figures for {firm} on {local_date}',

@@ -351,3 +351,47 @@ def test_the_weekly_summary_in_the_digest_where_chosen(
         "The firm\n  * Deadlines in the next 14 days: 2\n    Your open deadlines"
         in (digest["body"])
     )
+
+
+def test_a_weekly_summary_too_long_for_one_email_goes_in_parts_never_cut(
+    deadlines: psycopg.Connection[Any],
+) -> None:
+    """A large firm's partner: 400 more deadlines of Rohan's in the 14 days, lines of ~150
+    characters, make the firm's list ~60,000 characters: it goes in parts of about 18,000
+    characters, each line whole in exactly one, in due-date order, each part once."""
+    deadlines.execute(
+        "INSERT INTO litigation.deadlines (tenant_id, id, case_id, kind, due_on, status, owner_id)"
+        " SELECT 1, 100 + i, 2, 'Reply ' || 100 + i || ' to the show cause notice, with"
+        " annexures and ledger extracts', date '2026-11-16' + i % 14,"
+        " 'open', 2 FROM generate_series(1, 400) AS i"
+    )
+    counts = run(deadlines, "deadline-alerts", at("2026-11-16 09:05"))
+    priya = sorted(
+        (r for r in notifications(deadlines, "deadlines-ahead") if r["member_id"] == 1),
+        key=lambda r: r["id"],
+    )
+    total = len(priya)
+    assert total >= 3
+    # three members summarised; Priya's and Rohan's lists in parts, Aarav's in one
+    assert counts["summaries"] == 3
+    assert counts["summary_parts"] == 2 * total + 1
+    assert [r["subject"] for r in priya] == [
+        f"Deadlines in the next 14 days: 403 (part {k} of {total})" for k in range(1, total + 1)
+    ]
+    lines: list[str] = []
+    for k, part in enumerate(priya, 1):
+        body = part["body"]
+        assert len(body) <= 20000 and "…" not in body
+        assert f"403 in all, by due date (part {k} of {total}):" in body
+        assert body.endswith("Mehta & Associates, Mumbai, sent by gstjobs")
+        lines += [line for line in body.splitlines() if line.startswith("  ")]
+    # every deadline's line once, whole, in due-date order across the parts
+    replies = [int(line.split("  Reply ")[1].split(":")[0].split()[0]) for line in lines]
+    assert sorted(replies) == sorted([1, 2, 5, *range(101, 501)])
+    due = [datetime.strptime(" ".join(line.split()[1:3]) + " 2026", "%d %b %Y") for line in lines]
+    assert due == sorted(due)
+    # once: the same slot again writes no part twice
+    run(deadlines, "deadline-alerts", at("2026-11-16 09:35"))
+    assert len([r for r in notifications(deadlines, "deadlines-ahead") if r["member_id"] == 1]) == (
+        total
+    )
