@@ -61,9 +61,14 @@ COMMENT ON VIEW gstjobs.job_overview IS 'one row per toolkit job: schedule, acti
 CREATE OR REPLACE VIEW gstjobs.outbox AS
     SELECT id, tenant_id, kind, channel, recipient, member_id, subject, body, status, attempts,
            next_attempt_at, last_error, provider_reply, dedupe_key, urgency, created_at, sent_at,
-           run_id
+           run_id,
+           -- in a dispatcher's hands now (its status is still pending or failed until the
+           -- provider answers): the dispatch run sending it
+           claimed_by AS sending_run
     FROM gstjobs.notifications;
 COMMENT ON VIEW gstjobs.outbox IS 'the notification outbox as operators see it';
+COMMENT ON COLUMN gstjobs.outbox.sending_run IS
+    'the dispatch run sending it now (claimed, no answer yet), else null';
 
 CREATE OR REPLACE VIEW gstjobs.health AS
     SELECT id, created_at, healthy, problems, report, run_id

@@ -85,7 +85,7 @@ SELECT name, checksum FROM gstjobs.schema_objects ORDER BY name;
 -- Notifications, newest first, filtered.
 SELECT id, tenant_id, kind, channel, recipient, member_id, subject, body, status, attempts,
        next_attempt_at, last_error, provider_reply, dedupe_key, urgency, created_at, sent_at,
-       run_id
+       run_id, sending_run
 FROM gstjobs.outbox
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(tenant_id)s::bigint IS NULL OR tenant_id = %(tenant_id)s)

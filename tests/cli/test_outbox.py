@@ -78,3 +78,22 @@ def test_outbox_lists_shows_and_retries(gstjobs: Invoke, conn: psycopg.Connectio
     assert again.exit_code == 2 and "is pending, not dead or failed" in again.stderr
     assert gstjobs("outbox", "show", "999999").exit_code == 2
     assert len(audit(conn)) == 1
+
+
+def test_a_message_being_sent_shows_as_sending(
+    gstjobs: Invoke, conn: psycopg.Connection[Any]
+) -> None:
+    """Claimed by a dispatch run, its status is still pending until the provider answers: the
+    table says it is being sent, and by which run; json has the run."""
+    conn.execute(FIRM.encode())
+    waiting = add_notification(conn, "k1", "pending")
+    sending = add_notification(conn, "k2", "pending")
+    conn.execute("UPDATE gstjobs.notifications SET claimed_by = 4242 WHERE id = %s", (sending,))
+    table = gstjobs("outbox").stdout
+    [sending_line] = [line for line in table.splitlines() if "Subject k2" in line]
+    [waiting_line] = [line for line in table.splitlines() if "Subject k1" in line]
+    assert "sending (run 4242)" in sending_line
+    assert "pending" in waiting_line and "sending" not in waiting_line
+    rows = {r["id"]: r for r in as_json(gstjobs("outbox", "--format", "json"))}
+    assert (rows[sending]["status"], rows[sending]["sending_run"]) == ("pending", 4242)
+    assert rows[waiting]["sending_run"] is None

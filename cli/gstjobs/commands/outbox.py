@@ -48,7 +48,8 @@ def outbox(
     tz: str | None,
 ) -> None:
     """Notifications waiting, sent, failed, dead, suppressed (never sent: the recipient
-    opted out of the channel) or digested (gathered into a digest email), newest first.
+    opted out of the channel) or digested (gathered into a digest email), newest first. A
+    table shows one a dispatch run is sending now as "sending (run N)".
 
     \b
     Example:
@@ -64,10 +65,19 @@ def outbox(
         rows = ops.outbox(conn, status=status, tenant_id=tenant, kind=kind, limit=limit)
     if fmt == "table":
         rows = [
-            {k: row[k] for k in TABLE_FIELDS} | {"subject": (row["subject"] or "")[:60]}
+            {k: row[k] for k in TABLE_FIELDS}
+            | {"status": shown_status(row), "subject": (row["subject"] or "")[:60]}
             for row in rows
         ]
     click.echo(render(rows, fmt, zone, empty="no notifications"))
+
+
+def shown_status(row: dict[str, object]) -> object:
+    """A claimed message is being sent now: its status says pending (or failed) until the
+    provider answers, which a table would show as waiting."""
+    if row.get("sending_run") is not None:
+        return f"sending (run {row['sending_run']})"
+    return row["status"]
 
 
 @outbox.command("show")
