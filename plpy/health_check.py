@@ -127,6 +127,7 @@ SELECT EXISTS (SELECT FROM gstjobs.notifications
                WHERE channel = $1 AND status IN ('pending', 'failed')) AS waiting
 """
 
+# through slots_missed_idx (missed slots only), not a read of every slot of the days kept
 MISSED_SLOTS = """
 SELECT job, count(*) AS missed, min(local_date) AS first, max(local_date) AS last
 FROM gstjobs.slots WHERE status = 'missed' AND due_at >= $1 AND due_at < $2
