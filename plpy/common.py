@@ -100,6 +100,12 @@ def brief(error):
     return f"{error.sqlstate or 'XX000'}: {message}"
 
 
+# A long list (a digest, the weekly summary) goes on in another email past this many characters
+# ("part 2 of 3"), each item whole in one part, well under the 20,000 a body is fitted to below:
+# split, never cut.
+EMAIL_PART = 18000
+
+
 # The tail of every notifying statement. From a CTE `targets` (tenant_id, member_id, kind,
 # dedupe, urgency, vars): one notification per recipient and channel the member's choice for the
 # kind names (their own, else the firm's, else email and WhatsApp: litigation.

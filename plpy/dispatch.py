@@ -27,7 +27,7 @@ only the owner may call, and they appear in no error, log line or ledger row.
 # The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
 # these names come from there. Never run, so nothing is imported in a new session.
 if False:
-    from common import enter_run, one, plan
+    from common import EMAIL_PART, enter_run, one, plan
 
     SENDER_PROGRAM = ""  # plpy/sender.py's text, put here by the rendering (resources.py)
 
@@ -93,8 +93,7 @@ WHERE id = ANY ($1::bigint[]) AND claimed_by = $4
 # item is in exactly one digest whatever crashes (nothing or all of it commits) or overlaps
 # (the items are locked in id order: a second run waits, then finds them digested). Asked
 # once a run, before its first claim, which then sends the digests. A member's items past
-# DIGEST_PART characters go on in another email ("part 2 of 3"): a digest is split, never cut.
-DIGEST_PART = 18000
+# EMAIL_PART characters go on in another email ("part 2 of 3"): a digest is split, never cut.
 ASSEMBLE = f"""
 WITH due AS (
     SELECT n.id, n.tenant_id, n.member_id, n.recipient, n.subject, n.urgency,
@@ -116,7 +115,7 @@ WITH due AS (
     FROM (SELECT due.*,
                  (sum(length(subject) + length(replace(text, chr(10), chr(10) || '    ')) + 60)
                       OVER (PARTITION BY tenant_id, member_id
-                            ORDER BY case_reference NULLS LAST, id) - 1) / {DIGEST_PART} AS part
+                            ORDER BY case_reference NULLS LAST, id) - 1) / {EMAIL_PART} AS part
           FROM due) AS due
 ), cases AS (
     SELECT tenant_id, member_id, part_first, case_reference, min(id) AS first,

@@ -10,7 +10,7 @@ does is one statement per job: the slots it takes and the work for them go toget
 # The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
 # these names come from there. Never run, so nothing is imported in a new session.
 if False:
-    from common import NOTIFY, enter_run, for_every_firm, plan
+    from common import EMAIL_PART, NOTIFY, enter_run, for_every_firm, plan
 
 # $1 run_id, $2 as_of, $3 tenant_id (NULL: every firm), $4 and $5 the range of firm ids it
 # covers (every firm, unless a failure is being narrowed down to its firm:
@@ -113,10 +113,6 @@ BASIS = """CASE d.origin
     WHEN 'overridden' THEN E'\\n\\nDate set by hand; the rule gave: ' || (d.computation ->> 'summary')
     ELSE '' END"""
 
-# The weekly summary's list goes on in another email after this many characters ("part 2 of
-# 3"), as a digest does (dispatch.DIGEST_PART): a summary is split, never cut.
-SUMMARY_PART = 18000
-
 DEADLINE_ALERTS = f"""
 WITH {TAKE_SLOTS.format(job="deadline-alerts")},
 upcoming AS (
@@ -170,10 +166,10 @@ ahead_lines AS (
 ),
 ahead_parted AS (
     -- a list too long for one email (a partner of a large firm) goes in parts of at most
-    -- SUMMARY_PART characters, each line whole in one part, never cut
+    -- EMAIL_PART characters, each line whole in one part, never cut
     SELECT l.*, count(*) OVER member AS deadlines,
            (sum(length(l.line) + 1) OVER (member ORDER BY l.due_on, l.reference, l.deadline_id)
-            - length(l.line) - 1) / {SUMMARY_PART} AS bucket
+            - length(l.line) - 1) / {EMAIL_PART} AS bucket
     FROM ahead_lines AS l
     WINDOW member AS (PARTITION BY l.tenant_id, l.member_id)
 ),
