@@ -180,73 +180,84 @@ WHERE n.claimed_by IS NOT NULL
                   WHERE r.id = n.claimed_by AND r.status = 'running')
 """
 
-# Up to $2 grants within the channel's rate ($3 a second, times its pace): a sliding window of
-# the grants of the last 41 slots of 25 ms (a second and one slot, so that grants never
-# counted together are more than a second apart) kept within the rate, so that no second, the
-# window providers count in, gets more. A loop that comes back late takes what the window
-# still allows: nothing is lost to lateness (a token bucket holds only what it may grant at
-# once, and a shallow one lost a late loop's tokens). The pace, cut by a 429 (PAUSE), recovers
-# by $4 a second. Row-locked until the call's commit, a moment later, so that concurrent
-# dispatchers share the one rate; the time is taken once the row is locked ($5 replaces it in
-# tests). Answers how many were granted, in which slot, and, when none, how long until the
-# window's oldest grant leaves it.
-TAKE = """
+
+def pace_at(recovery, at):
+    """A channel's pace at time `at` (SQL): the share of its rate it was cut to at slowed_at by
+    the provider's 429s, regaining `recovery` (a parameter) a second since."""
+    return f"least(1, pace + {recovery}::float8 * coalesce(extract(epoch FROM {at} - slowed_at)::float8, 0))"
+
+
+# the share of its rate a channel's pace regains a second after a 429 (from 0.95: 10 s)
+PACE_RECOVERY = 0.005
+# the schedule keeps 2% under the rate: 80 a second becomes one every 12.75 ms, so that a send
+# a moment late beside one on time does not make a provider's second count one too many
+MARGIN = 1.02
+# how far ahead a run may take send times: enough for its sender to keep going while the run
+# records outcomes and commits (a loop that comes back late loses nothing), and no more than
+# a run draining at the tick holds the next one back
+HORIZON = 1.0
+
+# Up to $2 send times on channel $1, from the channel's schedule, shared by every dispatcher:
+# the first at its next_send_at (or now, if that has passed), then one every MARGIN / rate
+# seconds ($3 a second, times its pace), none further than HORIZON ($6) ahead. Each message
+# goes at its time, whichever run's sender sends it: two runs side by side (a tick's handover)
+# keep the one schedule, so no second, the window providers count in, gets more than the
+# rate. Row-locked until the call's commit, a moment later; the time is taken once the row
+# is locked ($5 replaces it in tests). Answers how many were taken, the first's time and the
+# interval (epoch seconds), the schedule's new next_send_at, and, when none, how long until
+# the schedule is within reach again.
+TAKE = f"""
 WITH locked AS (
-    SELECT channel, pace, window_slot, grants FROM gstjobs.send_rates
+    SELECT channel, next_send_at, pace, slowed_at FROM gstjobs.send_rates
     WHERE channel = $1
     FOR UPDATE
 ), clock AS (
-    SELECT locked.*, coalesce($5::timestamptz, clock_timestamp()) AS at,
-           floor(extract(epoch FROM coalesce($5::timestamptz, clock_timestamp())) * 40)::bigint
-           AS slot
-    FROM locked
-), moved AS (
-    -- the window moved on to this slot, the slots that left it dropped (never moved back: a
-    -- grant counts in the latest slot, which only delays its leaving)
-    SELECT channel, at, greatest(slot, window_slot) AS window_slot,
-           least(1, pace + $4::float8 * greatest(slot - window_slot, 0) / 40) AS pace,
-           grants[least(greatest(slot - window_slot, 0), 41) + 1 : 41]
-           || array_fill(0, ARRAY[least(greatest(slot - window_slot, 0), 41)::integer]) AS grants
+    SELECT locked.*, coalesce($5::timestamptz, clock_timestamp()) AS at FROM locked
+), spaced AS (
+    SELECT channel, extract(epoch FROM at)::float8 AS at,
+           greatest(extract(epoch FROM next_send_at)::float8, extract(epoch FROM at)::float8)
+           AS first_at,
+           {MARGIN} / ($3::float8 * {pace_at("$4", "at")}) AS spacing
     FROM clock
-), granted AS (
-    SELECT moved.*,
-           greatest(least($2, greatest(1, floor($3::float8 * pace))::integer
-                              - (SELECT sum(n) FROM unnest(moved.grants) AS n)::integer), 0)
-           AS granted
-    FROM moved
+), taken AS (
+    SELECT spaced.*,
+           CASE WHEN first_at > at + $6::float8 THEN 0
+                ELSE least($2, floor((at + $6::float8 - first_at) / spacing)::integer + 1)
+           END AS taken
+    FROM spaced
 )
-UPDATE gstjobs.send_rates AS b
-SET window_slot = g.window_slot, pace = g.pace,
-    grants = g.grants[1:40] || (g.grants[41] + g.granted)
-FROM granted AS g WHERE b.channel = g.channel
-RETURNING g.granted, g.window_slot AS slot,
-          CASE WHEN g.granted > 0 THEN 0 ELSE
-              ((g.window_slot + (SELECT min(i) FROM unnest(g.grants) WITH ORDINALITY AS w (n, i)
-                                 WHERE n > 0)) / 40.0 - extract(epoch FROM g.at))::float8
-          END AS wait_seconds
+UPDATE gstjobs.send_rates AS r
+SET next_send_at = CASE WHEN t.taken > 0
+                        THEN to_timestamp(ceil((t.first_at + t.taken * t.spacing) * 1e6) / 1e6)
+                        ELSE r.next_send_at END
+FROM taken AS t WHERE r.channel = t.channel
+RETURNING t.taken, t.first_at, t.spacing, r.next_send_at AS until,
+          CASE WHEN t.taken > 0 THEN 0 ELSE t.first_at - $6::float8 - t.at END AS wait_seconds
 """
-TAKE_TYPES = ["text", "integer", "float8", "float8", "timestamptz"]
-# the share of its rate a channel's pace regains a second after a 429 (from 0.95: 10 s)
-PACE_RECOVERY = 0.005
+TAKE_TYPES = ["text", "integer", "float8", "float8", "timestamptz", "float8"]
 
-# grants taken (in slot $3) for messages that were not there, given back
+# Send times taken for messages that were not there, given back: the schedule goes back to
+# the first unused one ($3, epoch seconds), unless another dispatcher has taken from it since
+# ($2: the next_send_at the take left), when the times stay unused, a moment lost.
 REFUND = """
 UPDATE gstjobs.send_rates
-SET grants[41 - (window_slot - $3)] = greatest(grants[41 - (window_slot - $3)] - $2, 0)
-WHERE channel = $1 AND window_slot - $3 BETWEEN 0 AND 40
+SET next_send_at = to_timestamp(ceil($3::float8 * 1e6) / 1e6)
+WHERE channel = $1 AND next_send_at = $2
 """
+REFUND_TYPES = ["text", "timestamptz", "float8"]
 
 # The provider said "too many" (HTTP 429): the channel's pace is cut by 5% (to no less than
-# half the rate), at most once a second however many answers said so at once. The window
-# being full, nothing more is granted until a twentieth of it has left.
-PAUSE = """
+# half the rate), at most once a second however many answers said so at once; the send times
+# already taken stand (at most a second of them), the next are spaced wider.
+PAUSE = f"""
 UPDATE gstjobs.send_rates
 SET pace = CASE WHEN slowed_at > clock_timestamp() - interval '1 second' THEN pace
-                ELSE greatest(0.5, pace * 0.95) END,
+                ELSE greatest(0.5, {pace_at("$2", "clock_timestamp()")} * 0.95) END,
     slowed_at = CASE WHEN slowed_at > clock_timestamp() - interval '1 second' THEN slowed_at
                      ELSE clock_timestamp() END
 WHERE channel = $1
 """
+PAUSE_TYPES = ["text", "float8"]
 
 # a secret is read only while the endpoint is the one it was set for (else NULL)
 SETTINGS = """
@@ -282,13 +293,14 @@ BEFORE_THE_TICK = 0.3
 
 def claiming_seconds(settings, to_next_tick):
     """How long a run claims: dispatch.run_seconds, and less if need be for the messages under
-    way to end (each within its channel's timeout) before the run's own timeout would cancel
-    it; a run pg_cron started stops just before the next tick (every minute, as shipped:
+    way to end (sent at their times, up to HORIZON ahead, each within its channel's timeout)
+    before the run's own timeout would cancel it; a run pg_cron started stops just before the next tick (every minute, as shipped:
     claiming until then, instead of for a fixed 58 s, left no second of each minute idle)."""
     seconds = min(
         int(settings["dispatch.run_seconds"]),
         int(settings["timeout.dispatch-notifications"])
         - max(int(settings["smtp.timeout_seconds"]), int(settings["whatsapp.timeout_seconds"]))
+        - HORIZON
         - 2,
     )
     if to_next_tick is not None and to_next_tick - BEFORE_THE_TICK >= 1:
@@ -602,27 +614,29 @@ def claim(channel, state, tenant_id, counts):
         return False  # most minutes: nothing is taken from the window, nothing is written
     taken = plpy.execute(
         plan("take", TAKE, TAKE_TYPES),
-        [channel.name, room, channel.rate, PACE_RECOVERY, None],
+        [channel.name, room, channel.rate, PACE_RECOVERY, None, HORIZON],
     )[0]
-    if not taken["granted"]:
+    if not taken["taken"]:
         channel.ready_at = time.monotonic() + taken["wait_seconds"]
-        # held back, unless nothing is granted before the run's time is up (a long pause)
+        # held back, unless no send time comes before the run's time is up (a long pause)
         return state.elapsed() + taken["wait_seconds"] < state.seconds
     channel.ready_at = 0.0
     notes = list(
         plpy.execute(
             plan("claim", CLAIM, CLAIM_TYPES),
-            [*arguments, taken["granted"], state.run_id],
+            [*arguments, taken["taken"], state.run_id],
         )
     )
-    unused = taken["granted"] - len(notes)
-    if unused:
+    first, spacing = taken["first_at"], taken["spacing"]
+    if len(notes) < taken["taken"]:
         plpy.execute(
-            plan("refund", REFUND, ["text", "integer", "bigint"]),
-            [channel.name, unused, taken["slot"]],
+            plan("refund", REFUND, REFUND_TYPES),
+            [channel.name, taken["until"], first + len(notes) * spacing],
         )
     if not notes:
         return False
+    for number, note in enumerate(notes):
+        note["send_at"] = first + number * spacing
     problem = channel_problem(channel.name, state)
     if problem:
         # nothing is attempted: the messages wait, and the run fails saying why
@@ -688,7 +702,7 @@ def record(state, counts):
             # the provider's rate, not the message: no attempt spent, the message waits as
             # long as it asked, and the channel slows down for every dispatcher
             give_back(channel, state, [note["id"]], detail, outcome.get("after") or 1)
-            plpy.execute(plan("pause", PAUSE, ["text"]), [channel.name])
+            plpy.execute(plan("pause", PAUSE, PAUSE_TYPES), [channel.name, PACE_RECOVERY])
             counts["throttled"] = counts.get("throttled", 0) + 1
             continue
         if kind == "sent":

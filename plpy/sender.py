@@ -10,10 +10,10 @@ pair of pipes; when the backend goes, the sender finishes the messages under way
 
 Protocol, one JSON object a line. In (stdin): {"settings": {...}} first (secrets included:
 never on a command line or in the environment, which other processes can read), then one
-notification a line. Out (stdout): one line a notification, in the order they finish:
-{"id", "outcome", "detail", "after", "down"}, outcome one of sent (detail: the server's
-answer), refused (permanent), retry, throttled (HTTP 429; after: its Retry-After), untried
-(the channel went down before its turn). Ends when stdin ends, after the messages under way
+notification a line, with its send_at: the time it may go (epoch seconds). Out (stdout): one
+line a notification, in the order they finish: {"id", "outcome", "detail", "after", "down"},
+outcome one of sent (detail: the server's answer), refused (permanent), retry, throttled
+(HTTP 429; after: its Retry-After), untried (the channel went down before its turn). Ends when stdin ends, after the messages under way
 (those handed over and not started are dropped: the run that handed them over is gone).
 Only the standard library: the database server's Python needs nothing installed.
 """
@@ -45,34 +45,21 @@ def main():
         channel.close()
 
 
-class Pacer:
-    """Spaces a channel's sends evenly, a little under its rate: the run's rate window grants
-    in the clumps its calls come in (a call that comes late takes what it missed at once),
-    and a provider counting per second would refuse a clump that crosses its limit.
+# the longest a message waits for its time: a run takes times at most a second ahead, so a
+# longer wait means the clock was set back, which must not hold messages for as long
+LONGEST_WAIT = 2.0
 
-    The schedule is kept, not restarted from each send: a thread that wakes late (the
-    interpreter lock, busy with the other channel's emails) sends at once and the next keeps
-    the schedule, up to one interval of lateness made up. Restarting from each late send lost
-    that lateness every time: 80 a second became 57 while emails went at full pace."""
 
-    MARGIN = 1.02  # 2% under the rate: 80 a second becomes one every 12.75 ms
+def wait_until(send_at):
+    """Wait for a message's time (epoch seconds, the database server's clock, which is this
+    process's): the channel's schedule, shared by every run's sender, spaces the sends a rate's
+    interval apart, so the provider never gets more than the rate in a second, whichever run
+    sends. A message whose time has passed (a thread busy with the one before) goes at once."""
+    import time
 
-    def __init__(self, rate):
-        import threading
-
-        self.interval = self.MARGIN / rate
-        self.lock = threading.Lock()
-        self.next = 0.0  # when the next send is due by the schedule
-
-    def wait(self):
-        import time
-
-        with self.lock:
-            now = time.monotonic()
-            at = max(self.next, now - self.interval)
-            self.next = at + self.interval
-        if at > now:
-            time.sleep(at - now)
+    delay = send_at - time.time()
+    if delay > 0:
+        time.sleep(min(delay, LONGEST_WAIT))
 
 
 class Senders:
@@ -91,16 +78,13 @@ class Senders:
         self.mailers = []
         self.lock = threading.Lock()
         self.down = False  # the server is gone or refuses the session: no more tries
-        rate = int(
-            settings["smtp.rate_per_second" if name == "email" else "whatsapp.rate_per_second"]
-        )
-        self.pacer = Pacer(rate)
 
     def submit(self, note):
         self.pool.submit(self.send, note)
 
     def send(self, note):
-        self.pacer.wait()
+        if not self.down:
+            wait_until(note["send_at"])
         outcome, detail, after = self.attempt(note)
         self.report(
             {

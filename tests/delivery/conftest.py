@@ -119,11 +119,13 @@ class WhatsAppApi(BaseHTTPRequestHandler):
     script: ClassVar[list[tuple[int, dict[str, str], dict[str, Any]]]] = []
     requests: ClassVar[list[dict[str, Any]]] = []
     url: ClassVar[str] = ""
+    delay: ClassVar[float] = 0.0  # seconds each answer takes, as a provider's does
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         self.requests.append(
             {
+                "at": time.monotonic(),
                 "path": self.path,
                 "headers": dict(self.headers),
                 "json": json.loads(self.rfile.read(length)),
@@ -139,6 +141,7 @@ class WhatsAppApi(BaseHTTPRequestHandler):
             status, headers = 400, {}
             body = {"error": {"code": 132000, "message": "(#132000) Parameter is empty"}}
         payload = json.dumps(body).encode()
+        time.sleep(self.delay)
         self.send_response(status)
         for name, value in {"Content-Type": "application/json", **headers}.items():
             self.send_header(name, value)
