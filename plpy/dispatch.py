@@ -1,13 +1,13 @@
 """dispatch-notifications: deliver the outbox by SMTP and by WhatsApp (Cloud-API-shaped HTTP).
 
 A run keeps delivering while messages are due, for at most dispatch.run_seconds, within each
-channel's rate (a sliding window in gstjobs.send_rates, shared by every dispatcher), with up to
-smtp.connections SMTP sessions and whatsapp.connections HTTP requests at once. The sending is
-done by a process the run starts (plpy/sender.py: why a process, not threads, is said there);
-only this backend touches the database. Each call of the body records the outcomes that came
-back, claims more messages (FOR UPDATE SKIP LOCKED, most urgent first, marked claimed_by this
-run and committed, so that a claim outlives the runner's commit after every call) and hands
-them to the sender.
+channel's rate (a schedule of send times in gstjobs.send_rates, shared by every dispatcher:
+each message goes at its time), with up to smtp.connections SMTP sessions and
+whatsapp.connections HTTP requests at once. The sending is done by a process the run starts
+(plpy/sender.py: why a process, not threads, is said there); only this backend touches the
+database. Each call of the body records the outcomes that came back, claims more messages
+(FOR UPDATE SKIP LOCKED, most urgent first, marked claimed_by this run and committed, so that
+a claim outlives the runner's commit after every call) and hands them to the sender.
 
 A notification is marked sent only after the server accepted it. The one way a message can go
 twice: the server accepted it and the run ended before recording it (a crash); the next run
@@ -184,7 +184,8 @@ WHERE n.claimed_by IS NOT NULL
 def pace_at(recovery, at):
     """A channel's pace at time `at` (SQL): the share of its rate it was cut to at slowed_at by
     the provider's 429s, regaining `recovery` (a parameter) a second since."""
-    return f"least(1, pace + {recovery}::float8 * coalesce(extract(epoch FROM {at} - slowed_at)::float8, 0))"
+    since = f"coalesce(extract(epoch FROM {at} - slowed_at)::float8, 0)"
+    return f"least(1, pace + {recovery}::float8 * {since})"
 
 
 # the share of its rate a channel's pace regains a second after a 429 (from 0.95: 10 s)
@@ -294,8 +295,9 @@ BEFORE_THE_TICK = 0.3
 def claiming_seconds(settings, to_next_tick):
     """How long a run claims: dispatch.run_seconds, and less if need be for the messages under
     way to end (sent at their times, up to HORIZON ahead, each within its channel's timeout)
-    before the run's own timeout would cancel it; a run pg_cron started stops just before the next tick (every minute, as shipped:
-    claiming until then, instead of for a fixed 58 s, left no second of each minute idle)."""
+    before the run's own timeout would cancel it; a run pg_cron started stops just before the
+    next tick (every minute, as shipped: claiming until then, instead of for a fixed 58 s,
+    left no second of each minute idle)."""
     seconds = min(
         int(settings["dispatch.run_seconds"]),
         int(settings["timeout.dispatch-notifications"])
