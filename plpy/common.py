@@ -156,8 +156,7 @@ messages AS MATERIALIZED (
                digest.chosen AS digest
         FROM (SELECT firm.whatsapp_enabled AND m.phone IS NOT NULL
                      AND gstjobs.whatsapp_consented(consent)
-                     -- a list is not a template message: the weekly summary goes by email
-                     AND t.kind <> 'deadlines-ahead' AS whatsapp) AS reach,
+                     AND gstjobs.goes_by_whatsapp(t.kind) AS whatsapp) AS reach,
              -- in the member's next digest instead: what can wait, for a member with an address
              (SELECT t.urgency > 1 AND m.email IS NOT NULL
                      AND coalesce(own.digest, firms.digest, false) AS chosen) AS digest

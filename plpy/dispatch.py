@@ -199,7 +199,8 @@ MARGIN = 1.02
 HORIZON = 1.0
 
 # Up to $2 send times on channel $1, from the channel's schedule, shared by every dispatcher:
-# the first at its next_send_at (or now, if that has passed), then one every MARGIN / rate
+# the first at its next_send_at (or now, if that has passed, or if it is further ahead than
+# a take reaches, as after the clock was set back), then one every MARGIN / rate
 # seconds ($3 a second, times its pace), none further than HORIZON ($6) ahead. Each message
 # goes at its time, whichever run's sender sends it: two runs side by side (a tick's handover)
 # keep the one schedule, so no second, the window providers count in, gets more than the
@@ -216,8 +217,13 @@ WITH locked AS (
     SELECT locked.*, coalesce($5::timestamptz, clock_timestamp()) AS at FROM locked
 ), spaced AS (
     SELECT channel, extract(epoch FROM at)::float8 AS at,
-           greatest(extract(epoch FROM next_send_at)::float8, extract(epoch FROM at)::float8)
-           AS first_at,
+           -- a schedule further ahead than a take leaves it (the horizon and an interval at
+           -- half pace, the slowest) is a clock set back: it starts again from now
+           CASE WHEN next_send_at
+                     > at + make_interval(secs => $6::float8 + 2 * {MARGIN} / $3::float8)
+                THEN extract(epoch FROM at)
+                ELSE greatest(extract(epoch FROM next_send_at), extract(epoch FROM at))
+           END::float8 AS first_at,
            {MARGIN} / ($3::float8 * {pace_at("$4", "at")}) AS spacing
     FROM clock
 ), taken AS (

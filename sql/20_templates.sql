@@ -154,6 +154,17 @@ $$;
 COMMENT ON FUNCTION gstjobs.format_local(timestamptz, text) IS
     'an instant as a firm reads it: format_local(''2026-12-08 05:00Z'', ''Asia/Kolkata'') = ''Tue 08 Dec 2026, 10:30 IST''';
 
+-- Whether a kind may go by WhatsApp: a WhatsApp message is one of the provider's templates
+-- with a few one-line parameters, and a list is not (the weekly summary goes by email or in the
+-- digest). The one home of that fact: the jobs' writing of notifications, the choices view
+-- and the setting of a choice ask here. A SQL-standard body, parsed once at creation, so that
+-- the planner inlines it with no caller's search_path to resolve it by.
+CREATE OR REPLACE FUNCTION gstjobs.goes_by_whatsapp(kind text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN kind <> 'deadlines-ahead';
+COMMENT ON FUNCTION gstjobs.goes_by_whatsapp(text) IS
+    'whether a kind of notification may go by WhatsApp (a list, the weekly summary, may not)';
+
 -- WhatsApp consent (litigation.whatsapp_consents, docs/DELIVERY.md): a member may be sent
 -- WhatsApp messages while their latest word is an opt-in. Inlined into every notifying
 -- statement (plpy/common.py NOTIFY).

@@ -50,7 +50,11 @@ COMMENT ON FUNCTION gstjobs.next_digest_at(text, time, smallint[], timestamptz) 
 CREATE OR REPLACE VIEW gstjobs.notification_choices AS
 SELECT firm.id AS tenant_id, NULL::bigint AS member_id, NULL::text AS member, NULL::text AS role,
        NULL::boolean AS active, k.kind,
-       coalesce(d.email, true) AS email, coalesce(d.whatsapp, true) AS whatsapp,
+       -- a kind that never goes by WhatsApp: WhatsApp chosen is email instead, if so chosen
+       coalesce(d.email, true)
+       OR (NOT gstjobs.goes_by_whatsapp(k.kind) AND coalesce(d.whatsapp, true)
+           AND coalesce(d.email_instead, true)) AS email,
+       coalesce(d.whatsapp, true) AND gstjobs.goes_by_whatsapp(k.kind) AS whatsapp,
        coalesce(d.email_instead, true) AS email_instead,
        coalesce(d.through_quiet_hours, false) AS through_quiet_hours,
        coalesce(d.digest, false) AS digest,
@@ -63,7 +67,10 @@ CROSS JOIN gstjobs.notification_kinds AS k
 LEFT JOIN litigation.notification_defaults AS d ON d.tenant_id = firm.id AND d.kind = k.kind
 UNION ALL
 SELECT m.tenant_id, m.id, m.name, m.role, m.active, k.kind,
-       coalesce(p.email, d.email, true), coalesce(p.whatsapp, d.whatsapp, true),
+       coalesce(p.email, d.email, true)
+       OR (NOT gstjobs.goes_by_whatsapp(k.kind) AND coalesce(p.whatsapp, d.whatsapp, true)
+           AND coalesce(p.email_instead, d.email_instead, true)),
+       coalesce(p.whatsapp, d.whatsapp, true) AND gstjobs.goes_by_whatsapp(k.kind),
        coalesce(p.email_instead, d.email_instead, true),
        coalesce(p.through_quiet_hours, d.through_quiet_hours, false),
        coalesce(p.digest, d.digest, false),
@@ -113,6 +120,11 @@ BEGIN
                       WHERE c.key <> ALL (fields) OR jsonb_typeof(c.value) <> 'boolean')) THEN
         RAISE EXCEPTION 'a choice is a JSON object of true or false for any of %', array_to_string(fields, ', ')
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF choice -> 'whatsapp' = 'true'::jsonb AND NOT gstjobs.goes_by_whatsapp(kind) THEN
+        RAISE EXCEPTION '% does not go by WhatsApp: it is a list, not a WhatsApp template message', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'choose email, or the digest';
     END IF;
     before := gstjobs.notification_choice(tenant_id, member_id, kind);
     IF choice IS NULL THEN
@@ -353,5 +365,8 @@ GRANT EXECUTE ON FUNCTION gstjobs.set_notification_choice(bigint, bigint, text, 
                           gstjobs.set_digest_time(bigint, bigint, jsonb, text)
     TO gstjobs_operator;
 GRANT SELECT ON gstjobs.notification_choices TO gstjobs_operator;
--- the view calls it as its reader: the consent rule, over the row it is given, and nothing else
-GRANT EXECUTE ON FUNCTION gstjobs.whatsapp_consented(litigation.whatsapp_consents) TO gstjobs_operator;
+-- the view calls them as its reader: the consent rule, over the row it is given, and whether a
+-- kind may go by WhatsApp; nothing else
+GRANT EXECUTE ON FUNCTION gstjobs.whatsapp_consented(litigation.whatsapp_consents),
+                          gstjobs.goes_by_whatsapp(text)
+    TO gstjobs_operator;

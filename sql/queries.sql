@@ -250,7 +250,8 @@ SELECT gstjobs.set_digest_time(%(tenant_id)s, %(member_id)s, %(times)s, %(reason
 
 -- name: notification-kinds
 -- The kinds of notification a member may choose channels for.
-SELECT kind, about FROM gstjobs.notification_kinds ORDER BY kind;
+SELECT kind, about, gstjobs.goes_by_whatsapp(kind) AS by_whatsapp
+FROM gstjobs.notification_kinds ORDER BY kind;
 
 -- ================================================================ dashboard =================
 

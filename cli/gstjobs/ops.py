@@ -489,8 +489,9 @@ def choices(conn: Connection, tenant_id: int, member_id: int | None) -> list[Row
     return query(conn, "prefs-show", tenant_id=tenant_id, member_id=member_id)
 
 
-def notification_kinds(conn: Connection) -> list[str]:
-    return [row["kind"] for row in query(conn, "notification-kinds")]
+def notification_kinds(conn: Connection) -> dict[str, bool]:
+    """The kinds a member may choose channels for, each with whether it may go by WhatsApp."""
+    return {row["kind"]: row["by_whatsapp"] for row in query(conn, "notification-kinds")}
 
 
 def set_choice(

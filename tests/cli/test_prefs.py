@@ -28,6 +28,9 @@ def test_show_says_what_applies_and_whose_choice_it_is(
     assert "hearing-reminder" in shown.stdout and "21:00-08:00" in shown.stdout
     rows = kinds_of(as_json(gstjobs("prefs", "show", "--tenant", "1", "3", "--format", "json")))
     assert len(rows) == 10
+    # the weekly summary, a list, is no WhatsApp template message: never WhatsApp
+    summary = rows.pop("deadlines-ahead")
+    assert (summary["email"], summary["whatsapp"], summary["chosen_by"]) == (True, False, "default")
     assert {(r["email"], r["whatsapp"], r["chosen_by"]) for r in rows.values()} == {
         (True, True, "default")
     }
@@ -101,6 +104,51 @@ def test_set_changes_the_firm_and_a_member_and_each_change_is_audited(
     assert {r["chosen_by"] for r in rows.values()} == {"default", "firm"}
     assert {r["quiet_hours"] for r in rows.values()} == {"21:00-08:00"}
     assert len(audit(firm)) == 5 + 10 + 1
+
+
+def test_whatsapp_for_every_kind_leaves_the_weekly_summary_to_email(
+    gstjobs: Invoke, firm: psycopg.Connection[Any]
+) -> None:
+    """--kind all --whatsapp chooses WhatsApp for every kind that may go by it; the weekly
+    summary (a list) keeps its choice, and says so by leaving it out. Switching WhatsApp off
+    for all includes it."""
+    done = gstjobs(
+        "prefs", "set", "--tenant", "1", "3", "--kind", "all", "--whatsapp", "--no-email"
+    )
+    assert done.exit_code == 0, done.output
+    assert "member 3, overdue: whatsapp, email instead" in done.stdout
+    assert "member 3, deadlines-ahead: unchanged (never goes by WhatsApp)" in done.stdout
+    rows = kinds_of(as_json(gstjobs("prefs", "show", "--tenant", "1", "3", "--format", "json")))
+    summary = rows.pop("deadlines-ahead")
+    assert (summary["email"], summary["whatsapp"], summary["chosen_by"]) == (True, False, "default")
+    assert {(r["email"], r["whatsapp"], r["chosen_by"]) for r in rows.values()} == {
+        (False, True, "member")
+    }
+    off = gstjobs("prefs", "set", "--tenant", "1", "3", "--kind", "all", "--no-whatsapp")
+    assert off.exit_code == 0, off.output
+    assert "member 3, deadlines-ahead: email, email instead" in off.stdout
+    assert firm.execute(
+        "SELECT count(*) FROM litigation.notification_preferences WHERE whatsapp"
+    ).fetchone() == (0,)
+
+
+def test_the_summary_shows_as_it_goes_when_whatsapp_was_chosen_for_it(
+    gstjobs: Invoke, firm: psycopg.Connection[Any]
+) -> None:
+    """A choice of WhatsApp only, kept from before the summary could not be chosen so: the
+    summary goes by email instead (or not at all, with no email instead), and prefs show
+    says that, not WhatsApp."""
+    firm.execute(
+        "INSERT INTO litigation.notification_preferences (tenant_id, member_id, kind, email,"
+        " whatsapp, email_instead) VALUES (1, 3, 'deadlines-ahead', false, true, true),"
+        " (1, 2, 'deadlines-ahead', false, true, false)"
+    )
+    shown = {}
+    for member in ("3", "2"):
+        rows = as_json(gstjobs("prefs", "show", "--tenant", "1", member, "--format", "json"))
+        shown[member] = kinds_of(rows)["deadlines-ahead"]
+    assert (shown["3"]["email"], shown["3"]["whatsapp"]) == (True, False)
+    assert (shown["2"]["email"], shown["2"]["whatsapp"]) == (False, False)
 
 
 def test_digest_times_as_the_operator_sets_them(
@@ -188,6 +236,10 @@ def test_digest_times_as_the_operator_sets_them(
             ),
             "at most 1000",
         ),
+        (
+            ("set", "--tenant", "1", "3", "--kind", "deadlines-ahead", "--whatsapp"),
+            "deadlines-ahead does not go by WhatsApp",
+        ),
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(
@@ -215,6 +267,13 @@ def test_the_functions_refuse_what_the_command_would_not_send(
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="a choice is a JSON object"):
             operator.execute(
                 "SELECT gstjobs.set_notification_choice(1, 3, 'overdue', %s::jsonb)", (choice,)
+            )
+    for member in (3, None):  # a member's choice, the firm's
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="does not go by WhatsApp"):
+            operator.execute(
+                "SELECT gstjobs.set_notification_choice(1, %s, 'deadlines-ahead',"
+                """ '{"email": false, "whatsapp": true}')""",
+                (member,),
             )
     for quiet in (("21:00", None), (None, None)):
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="quiet hours are two times"):

@@ -167,6 +167,8 @@ FUNCTIONS: dict[str, str] = {
     "gstjobs.honour_consent(bigint,bigint)": "",
     # the consent rule over a row it is given: gstjobs.notification_choices calls it as its reader
     "gstjobs.whatsapp_consented(litigation.whatsapp_consents)": "gstjobs_operator",
+    # whether a kind may go by WhatsApp: the same view calls it as its reader
+    "gstjobs.goes_by_whatsapp(text)": "gstjobs_operator",
     "litigation.event_changed()": "",
     "litigation.forget_detection()": "",
     "litigation.gstin_check_character(text)": "gstjobs_app",

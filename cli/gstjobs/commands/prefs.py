@@ -238,13 +238,21 @@ def prefs_set(
     results: list[dict[str, Any]] = []
     with ctx.database() as conn:
         known = ops.notification_kinds(conn)
-        chosen = known if "all" in kinds else list(dict.fromkeys(kinds))
+        chosen = list(known) if "all" in kinds else list(dict.fromkeys(kinds))
         unknown = [k for k in chosen if k not in known]
         if unknown:
             fail(f"no kind of notification {unknown[0]!r}; the kinds: {', '.join(known)}")
+        email_only = [k for k in chosen if not known[k]]
+        if choice.get("whatsapp") and email_only and "all" not in kinds:
+            fail(f"{email_only[0]} does not go by WhatsApp (a list): choose --email or --digest")
         # one transaction: every change is made, or none
         with conn.transaction():
             for kind in chosen:
+                if choice.get("whatsapp") and kind in email_only:
+                    # --kind all --whatsapp: every kind that may go by WhatsApp; the others
+                    # keep their choice (--no-email with it would switch them off)
+                    results.append({"kind": kind, "unchanged": "never goes by WhatsApp"})
+                    continue
                 wanted = None if reset else choice
                 results.append(ops.set_choice(conn, tenant_id, member_id, kind, wanted, reason))
             if quiet is not None:
@@ -255,7 +263,9 @@ def prefs_set(
         return
     who = "the firm" if member_id is None else f"member {member_id}"
     for result in results:
-        if "kind" in result:
+        if "unchanged" in result:
+            click.echo(f"{who}, {result['kind']}: unchanged ({result['unchanged']})")
+        elif "kind" in result:
             channels = [name for name in ("email", "whatsapp") if result[name]] or ["none"]
             click.echo(
                 f"{who}, {result['kind']}: {' and '.join(channels)}"
