@@ -61,14 +61,16 @@ class Accepted:
         self.lock = threading.Lock()
         self.times: dict[str, list[float]] = {}
         self.refused = 0
+        self.refused_at: list[float] = []  # when each 429 was answered (epoch seconds)
 
     def add(self, key: str, at: float) -> None:
         with self.lock:
             self.times.setdefault(key, []).append(at)
 
-    def refuse(self) -> None:
+    def refuse(self, at: float) -> None:
         with self.lock:
             self.refused += 1
+            self.refused_at.append(at)
 
 
 class Reporter:
@@ -182,7 +184,7 @@ def sink(kind: str) -> Iterator[tuple[int, Accepted]]:
         while (event := events.get()) is not None:
             key, at = event
             if key is None:
-                accepted.refuse()
+                accepted.refuse(at)
             else:
                 accepted.add(key, at)
 
@@ -360,6 +362,10 @@ def measure(dsn: str, admin_dsn: str, restart: Any, day: datetime) -> dict[str, 
             "dead": sum(c["dead"] for c in totals["counts"]),
         }
     result["whatsapp"]["answered_429"] = chat.refused
+    # when in its minute each came (pg_cron's tick is at :00): at a handover, or anywhere
+    result["whatsapp"]["answered_429_s_after_tick"] = sorted(
+        round(at % 60, 2) for at in chat.refused_at
+    )
     if runs:
         result["dispatch_runs"] = {
             "count": runs[0],
