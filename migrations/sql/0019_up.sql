@@ -3,7 +3,7 @@
 -- each message at its time; two runs side by side (a tick's handover) send on the one
 -- schedule. The sliding window of grants goes: it kept the grants within the rate, but each
 -- run's sender spaced its sends on its own, and at a handover the draining run's sends went
--- between the new run's, over the provider's rate. The pace starts afresh.
+-- between the new run's, closer than the rate allows. The pace starts afresh.
 SET ROLE gstjobs_owner;
 
 ALTER TABLE gstjobs.send_rates

@@ -1,6 +1,6 @@
 """Each channel's rate as one schedule of send times shared by every dispatcher, instead of a
 window of grants each run's sender then spaced on its own (docs/DELIVERY.md, "Rates, not
-caps"): at a tick's handover the two runs' senders sent side by side, over the provider's rate.
+caps"): at a tick's handover the two runs' senders sent closer together than the rate allows.
 
 Revision ID: 0019
 Revises: 0018

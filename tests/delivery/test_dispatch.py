@@ -774,10 +774,10 @@ def test_the_runs_at_a_handover_keep_one_schedule(
     """The handover at each tick: a run past its claiming time still has messages it took and
     has not sent when the next run begins beside it. The two send on one schedule, each
     message at its own time a rate's interval after the one before, whichever run sends it:
-    never more than the rate in a second, the window a provider counts in. (At the 08:00 peak
-    the provider answered 429 at the ticks: each run's sender spaced its own sends, and at a
-    handover the draining run's sends went between the new run's.) A provider answering in
-    0.2 s, as WhatsApp does; 20 a second, one every 51 ms."""
+    never more than the rate in a second, the window a provider counts in. (Each run's sender
+    spaced its own sends before, and at a handover the draining run's sends went between the
+    new run's, 8 ms apart.) A provider answering in 0.2 s, as WhatsApp does; 20 a second, one
+    every 51 ms."""
     whatsapp.delay = 0.2
     outbox.execute(
         'SELECT gstjobs.set_settings(\'{"whatsapp.rate_per_second": "20",'
