@@ -13,8 +13,9 @@ never on a command line or in the environment, which other processes can read), 
 notification a line, with its send_at: the time it may go (epoch seconds). Out (stdout): one
 line a notification, in the order they finish: {"id", "outcome", "detail", "after", "down"},
 outcome one of sent (detail: the server's answer), refused (permanent), retry, throttled
-(HTTP 429; after: its Retry-After), untried (the channel went down before its turn). Ends when stdin ends, after the messages under way
-(those handed over and not started are dropped: the run that handed them over is gone).
+(HTTP 429; after: its Retry-After), untried (the channel went down before its turn). Ends
+when stdin ends, after the messages under way (those handed over and not started are
+dropped: the run that handed them over is gone).
 Only the standard library: the database server's Python needs nothing installed.
 """
 
@@ -53,8 +54,9 @@ LONGEST_WAIT = 2.0
 def wait_until(send_at):
     """Wait for a message's time (epoch seconds, the database server's clock, which is this
     process's): the channel's schedule, shared by every run's sender, spaces the sends a rate's
-    interval apart, so the provider never gets more than the rate in a second, whichever run
-    sends. A message whose time has passed (a thread busy with the one before) goes at once."""
+    interval apart, whichever run sends them. A message whose time has passed goes at once:
+    after a stall of this process, several go together, which a provider may answer with 429
+    (docs/BENCHMARKS.md, 2026-12-02 18:13)."""
     import time
 
     delay = send_at - time.time()
