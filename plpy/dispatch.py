@@ -619,7 +619,7 @@ def claim(channel, state, tenant_id, counts):
     # now, that is the time now)
     arguments = [state.as_of, state.started_at, channel.name, tenant_id, full_firms]
     if not plpy.execute(plan("anything due", ANY_DUE, DUE_TYPES), arguments).nrows():
-        return False  # most minutes: nothing is taken from the window, nothing is written
+        return False  # most minutes: nothing is taken from the schedule, nothing is written
     taken = plpy.execute(
         plan("take", TAKE, TAKE_TYPES),
         [channel.name, room, channel.rate, PACE_RECOVERY, None, HORIZON],

@@ -242,15 +242,15 @@ def prefs_set(
         unknown = [k for k in chosen if k not in known]
         if unknown:
             fail(f"no kind of notification {unknown[0]!r}; the kinds: {', '.join(known)}")
-        email_only = [k for k in chosen if not known[k]]
-        if choice.get("whatsapp") and email_only and "all" not in kinds:
-            fail(f"{email_only[0]} does not go by WhatsApp (a list): choose --email or --digest")
+        # WhatsApp chosen for a kind that never goes by it: refused when named; with --kind all,
+        # the kind keeps its choice (--no-email with it would switch the kind off)
+        left_as_is = [k for k in chosen if not known[k]] if choice.get("whatsapp") else []
+        if left_as_is and "all" not in kinds:
+            fail(f"{left_as_is[0]} does not go by WhatsApp (a list): choose --email or --digest")
         # one transaction: every change is made, or none
         with conn.transaction():
             for kind in chosen:
-                if choice.get("whatsapp") and kind in email_only:
-                    # --kind all --whatsapp: every kind that may go by WhatsApp; the others
-                    # keep their choice (--no-email with it would switch them off)
+                if kind in left_as_is:
                     results.append({"kind": kind, "unchanged": "never goes by WhatsApp"})
                     continue
                 wanted = None if reset else choice
