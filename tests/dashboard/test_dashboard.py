@@ -77,7 +77,7 @@ def act(browser: WebDriver, row: WebElement, action: str, reason: str) -> None:
     """Give a reason and press an action's button; returns once the next page has loaded."""
     row.find_element(By.NAME, "reason").send_keys(reason)
     row.find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]').click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(row))
+    wait_until_replaced(browser, row)
     WebDriverWait(browser, 30).until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".flash"))
     )
@@ -258,10 +258,15 @@ def sign_in(browser: WebDriver, token: str) -> None:
     form = browser.find_element(By.CSS_SELECTOR, "form.login")
     form.find_element(By.NAME, "token").send_keys(token)
     form.find_element(By.TAG_NAME, "button").click()
-    # while the page is replaced, chromedriver may answer a look at the old form with an
-    # "unknown error" (its node no longer in the document) before "stale": look again
+    wait_until_replaced(browser, form)
+
+
+def wait_until_replaced(browser: WebDriver, element: WebElement) -> None:
+    """Returns once the page that held element has been replaced. While it is replaced,
+    chromedriver may answer a look at the old element with an "unknown error" (its node no
+    longer in the document) before "stale": look again."""
     WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(
-        expected_conditions.staleness_of(form)
+        expected_conditions.staleness_of(element)
     )
 
 
