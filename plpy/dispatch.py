@@ -645,6 +645,7 @@ def claim(channel, state, tenant_id, counts):
         return False
     for number, note in enumerate(notes):
         note["send_at"] = first + number * spacing
+        note["spacing"] = spacing
     problem = channel_problem(channel.name, state)
     if problem:
         # nothing is attempted: the messages wait, and the run fails saying why
