@@ -224,9 +224,13 @@ CREATE OR REPLACE VIEW gstjobs.outbox_metrics AS
            -- the backlog threshold health-check reports by (setting health.backlog_minutes)
            60 * (SELECT coalesce(s.value, d.default_value)
                  FROM gstjobs.setting_defaults AS d LEFT JOIN gstjobs.settings AS s ON s.key = d.key
-                 WHERE d.key = 'health.backlog_minutes')::integer AS backlog_after_seconds
+                 WHERE d.key = 'health.backlog_minutes')::integer AS backlog_after_seconds,
+           -- when the provider last answered "too many requests" (HTTP 429), epoch seconds, 0:
+           -- never; dispatch slows the channel for it, at most once a second (plpy/dispatch.py)
+           coalesce((SELECT extract(epoch FROM r.slowed_at) FROM gstjobs.send_rates AS r
+                     WHERE r.channel = ch.channel), 0)::float8 AS last_throttled_timestamp_seconds
     FROM (VALUES ('email'), ('whatsapp')) AS ch (channel);
-COMMENT ON VIEW gstjobs.outbox_metrics IS 'per channel: notifications pending (of which held: due later), failed (to retry), sending, dead, sent and suppressed in 24 h, and how long the oldest due one has waited (Prometheus)';
+COMMENT ON VIEW gstjobs.outbox_metrics IS 'per channel: notifications pending (of which held: due later), failed (to retry), sending, dead, sent and suppressed in 24 h, how long the oldest due one has waited, and when the provider last answered 429 (Prometheus)';
 
 CREATE OR REPLACE VIEW gstjobs.slot_metrics AS
     -- each firm's latest slot of each local-time job in the last 24 h, when it was late or

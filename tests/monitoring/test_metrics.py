@@ -27,7 +27,7 @@ def test_the_alert_rules_are_valid_and_fire_as_their_tests_say() -> None:
         text=True,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 7 rules found" in checked.stdout
+    assert "SUCCESS: 8 rules found" in checked.stdout
     tested = subprocess.run(
         [PROMTOOL, "test", "rules", "alerts_test.yml"],
         cwd=ROOT / "monitoring",
@@ -147,6 +147,12 @@ def test_the_exporter_shows_each_job_channel_and_late_firm_after_known_runs(
     ).fetchone()
     assert heartbeat is not None
 
+    throttled = conn.execute(
+        "UPDATE gstjobs.send_rates SET pace = 0.95, slowed_at = now() - interval '90 s'"
+        " WHERE channel = 'whatsapp' RETURNING extract(epoch FROM slowed_at)"
+    ).fetchone()
+    assert throttled is not None
+
     found = scrape()
     assert metric(found, "pg_exporter_user_queries_load_error", filename=str(QUERIES)) == 0
     # per job: every job, its state, last success and duration, runs by outcome, timeout
@@ -198,6 +204,11 @@ def test_the_exporter_shows_each_job_channel_and_late_firm_after_known_runs(
     assert metric(found, "gstjobs_outbox_suppressed_24h", channel="whatsapp") == 1
     assert 600 <= metric(found, "gstjobs_outbox_oldest_due_seconds", channel="email") < 700
     assert metric(found, "gstjobs_outbox_backlog_after_seconds", channel="email") == 1800
+    # WhatsApp's provider answered 429 (the dispatch run slowed the channel then); email's never
+    assert metric(
+        found, "gstjobs_outbox_last_throttled_timestamp_seconds", channel="whatsapp"
+    ) == pytest.approx(float(throttled[0]), abs=0.01)
+    assert metric(found, "gstjobs_outbox_last_throttled_timestamp_seconds", channel="email") == 0
     # per firm: the late slot, 40 minutes
     assert metric(
         found,
