@@ -11,8 +11,9 @@ pair of pipes; when the backend goes, the sender finishes the messages under way
 Protocol, one JSON object a line. In (stdin): {"settings": {...}} first (secrets included:
 never on a command line or in the environment, which other processes can read), then one
 notification a line, with its send_at: the time it may go (epoch seconds), and its spacing:
-the schedule's interval, one send every so many seconds. Out (stdout): one line a notification, in the order they finish: {"id", "outcome", "detail", "after", "down"},
-outcome one of sent (detail: the server's answer), refused (permanent), retry, throttled
+the schedule's interval, one send every so many seconds. Out (stdout): one line a
+notification, in the order they finish: {"id", "outcome", "detail", "after", "down"}, outcome
+one of sent (detail: the server's answer), refused (permanent), retry, throttled
 (HTTP 429; after: its Retry-After), untried (the channel went down before its turn). Ends
 when stdin ends, after the messages under way (those handed over and not started are
 dropped: the run that handed them over is gone).
