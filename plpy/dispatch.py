@@ -370,14 +370,18 @@ class Sender:
     def __init__(self, settings):
         import subprocess
         import sys
+        import tempfile
 
+        # its stderr goes to a file (unlinked), not a pipe: nobody reads it while the sender
+        # runs, and a pipe that filled would stop the sender in the middle of a write
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the sender: close)
         # the server's own Python (sys.executable in PL/Python), isolated from the
         # environment and the user's site packages
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", SENDER_PROGRAM],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.errors,
             close_fds=True,
         )
         self.pending = b""
@@ -415,8 +419,17 @@ class Sender:
         return [json.loads(line) for line in lines if line]
 
     def why_ended(self):
-        error = self.process.stderr.read(2000).decode(errors="replace").strip()
-        return f"the sender ended (exit {self.process.poll()}): {error[-300:] or 'no message'}"
+        """Why the sender ended before the run did: its exit status, and the end of what it
+        wrote to stderr (a traceback ends with the error)."""
+        import contextlib
+        import os
+        import subprocess
+
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=1)  # its output ended: the exit follows
+        self.errors.seek(max(0, self.errors.seek(0, os.SEEK_END) - 300))
+        error = self.errors.read().decode(errors="replace").strip()
+        return f"the sender ended (exit {self.process.returncode}): {error or 'no message'}"
 
     def close(self):
         """No more messages: the sender finishes what it has and ends."""
@@ -426,6 +439,8 @@ class Sender:
             self.process.stdin.close()
         with contextlib.suppress(Exception):
             self.process.wait(timeout=5)
+        self.process.stdout.close()
+        self.errors.close()
 
 
 class Run:
@@ -447,6 +462,7 @@ class Run:
         self.firms = {}
         self.problems = None
         self.assembled = False  # the digests due were made (once a run, first)
+        self.died = None  # why the sender ended before the run did (killed, crashed)
 
     def elapsed(self):
         import time
@@ -488,7 +504,7 @@ class Run:
                     found.append((channel, note, outcome))
         if self.sender.ended:
             # every message it had is unaccounted for: tried, perhaps sent; tried again later
-            reason = self.sender.why_ended()
+            reason = self.died = self.sender.why_ended()
             for channel in self.channels.values():
                 for note in channel.in_flight.values():
                     found.append((channel, note, {"outcome": "retry", "detail": reason}))
@@ -726,6 +742,9 @@ def record(state, counts):
             when = now + timedelta(seconds=after) if after else backoff(attempts, now)
             rows.append((note["id"], "failed", when, f"{detail} (attempt {attempts})", None))
         counts[{"sent": "sent", "failed": "retried", "dead": "dead"}[rows[-1][1]]] += 1
+    if state.died:
+        # the run fails with why, so that it shows (gstjobs history, GstjobsRunsFailing)
+        counts["error"] = state.died
     if rows:
         record_plan = plan(
             "record", RECORD, ["bigint[]", "text[]", "timestamptz[]", "text[]", "text[]", "bigint"]

@@ -4,6 +4,8 @@ import bisect
 import contextlib
 import hashlib
 import itertools
+import os
+import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -340,6 +342,59 @@ def test_a_dispatcher_killed_mid_run_loses_nothing_and_sends_again_only_what_was
         "SELECT status FROM gstjobs.runs WHERE job = 'dispatch-notifications' ORDER BY id"
     ).fetchall()
     assert [c[0] for c in crashed] == ["crashed", "succeeded"]
+
+
+def test_a_sender_killed_mid_run_loses_nothing_and_the_run_says_why(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """The sender process killed (the OOM killer, a kill -9) while the server holds the 4th of
+    6 messages, 2 connections: the run does not hang; the messages it had handed over and not
+    heard back about wait for a retry, an attempt spent, saying why; the run fails saying so
+    (gstjobs history, the GstjobsRunsFailing alert); nothing is marked sent that the server
+    had not accepted; and the next run sends the rest, only those in flight going twice."""
+    add(outbox, 6)
+    outbox.execute("SELECT gstjobs.set_setting('smtp.connections', '2')")
+    smtp.block_from = 4
+    smtp.block.set()
+    errors: list[BaseException] = []
+
+    def dispatcher() -> None:
+        try:
+            with psycopg.connect(db, autocommit=True) as conn:
+                conn.execute("CALL gstjobs.run_job('dispatch-notifications')")
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=dispatcher)
+    thread.start()
+    assert smtp.blocked.wait(30), "the dispatcher never reached the server"
+    [sender] = senders()
+    os.kill(sender, signal.SIGKILL)
+    thread.join(30)
+    assert not thread.is_alive() and errors == []
+    smtp.block.clear()  # the server accepts the messages it held, for nobody now
+    deadline = time.monotonic() + 10
+    while smtp.active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    why = "the sender ended (exit -9): no message"
+    run = outbox.execute(
+        "SELECT status, error, (counts ->> 'retried')::int FROM gstjobs.runs"
+        " WHERE job = 'dispatch-notifications'"
+    ).fetchone()
+    assert run is not None and run[:2] == ("failed", why)
+    waiting = outbox.execute(
+        "SELECT last_error, attempts FROM gstjobs.notifications WHERE status = 'failed'"
+    ).fetchall()
+    assert len(waiting) == run[2] >= 1
+    assert set(waiting) == {(f"{why} (attempt 1)", 1)}
+    # the rest were sent, or never handed over (pending, no attempt spent)
+    left = statuses(outbox)
+    assert left["failed"] == len(waiting) and set(left) <= {"sent", "failed", "pending"}
+    # a minute on, their retry is due
+    outbox.execute(
+        "UPDATE gstjobs.notifications SET next_attempt_at = now() WHERE status = 'failed'"
+    )
+    copies_after_a_crash(outbox, smtp, connections=2)
 
 
 def test_login_from_and_reply_to_per_firm(outbox: psycopg.Connection[Any], smtp: SmtpSink) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from gstjobs.resources import plpy_source
+from gstjobs.resources import load_plpy_module, plpy_source
 
 from tests.delivery.conftest import WhatsAppApi
 from tests.delivery.test_dispatch import most_in_a_second
@@ -85,3 +85,28 @@ def test_on_time_the_window_holds_nothing_back(whatsapp: type[WhatsAppApi]) -> N
     # the last of 40 goes 39 intervals after the first: 1.99 s, a little later on a busy
     # machine, never much (each late send would push every later one on)
     assert 39 * SPACING - 0.05 <= arrived[-1] - arrived[0] <= 39 * SPACING + 0.25
+
+
+def test_a_sender_that_writes_much_to_stderr_ends_and_its_last_words_are_kept() -> None:
+    """The run starts the sender (plpy/dispatch.py, Sender) and reads its stderr only once it
+    has ended. A sender that writes more there than a pipe holds (64 KiB) must not stop in the
+    middle of a write, and the run must say what it wrote last: a traceback's last line is its
+    error. Here a stand-in program: 300 KB of noise, then its last words, then exit 3."""
+    dispatch = load_plpy_module("dispatch")
+    dispatch.SENDER_PROGRAM = (
+        "import sys\n"
+        "sys.stdin.readline()\n"
+        "sys.stderr.write('noise\\n' * 50000)\n"
+        "sys.stderr.write('RuntimeError: the last words\\n')\n"
+        "sys.exit(3)\n"
+    )
+    sender = dispatch.Sender({"smtp.connections": "1"})
+    try:
+        assert sender.process.wait(timeout=10) == 3
+        assert sender.outcomes(1) == [] and sender.ended
+        why = sender.why_ended()
+        assert why.startswith("the sender ended (exit 3): ")
+        assert why.endswith("noise\nRuntimeError: the last words"), why
+        assert len(why) < 400
+    finally:
+        sender.close()
