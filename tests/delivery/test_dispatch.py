@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,19 @@ def senders() -> list[int]:
     return found
 
 
+def dispatch_in_thread(db: str, errors: list[BaseException]) -> Callable[[], None]:
+    """A dispatch run in a session of its own, for a thread: what it raises goes to errors."""
+
+    def dispatcher() -> None:
+        try:
+            with psycopg.connect(db, autocommit=True) as conn:
+                conn.execute("CALL gstjobs.run_job('dispatch-notifications')")
+        except BaseException as error:
+            errors.append(error)
+
+    return dispatcher
+
+
 def copies_after_a_crash(conn: psycopg.Connection[Any], smtp: SmtpSink, connections: int) -> int:
     """After a dispatcher died: the next run sends what was not marked sent, each message ends
     sent once in the outbox, and the only copies the server receives are of messages it had
@@ -357,14 +371,7 @@ def test_a_sender_killed_mid_run_loses_nothing_and_the_run_says_why(
     smtp.block_from = 4
     smtp.block.set()
     errors: list[BaseException] = []
-
-    def dispatcher() -> None:
-        try:
-            with psycopg.connect(db, autocommit=True) as conn:
-                conn.execute("CALL gstjobs.run_job('dispatch-notifications')")
-        except BaseException as error:
-            errors.append(error)
-
+    dispatcher = dispatch_in_thread(db, errors)
     thread = threading.Thread(target=dispatcher)
     thread.start()
     assert smtp.blocked.wait(30), "the dispatcher never reached the server"
@@ -840,14 +847,7 @@ def test_the_runs_at_a_handover_keep_one_schedule(
     )
     add(outbox, 150, channel="whatsapp")
     errors: list[BaseException] = []
-
-    def dispatcher() -> None:
-        try:
-            with psycopg.connect(db, autocommit=True) as conn:
-                conn.execute("CALL gstjobs.run_job('dispatch-notifications')")
-        except BaseException as error:
-            errors.append(error)
-
+    dispatcher = dispatch_in_thread(db, errors)
     first = threading.Thread(target=dispatcher)
     first.start()
     wait_until(
