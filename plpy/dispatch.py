@@ -386,13 +386,20 @@ class Sender:
         )
         self.pending = b""
         self.ended = False
+        self.gone = False  # its input is closed: it was killed or crashed
         self.write({"settings": settings})
 
     def write(self, message):
+        """False when the sender is gone (killed, crashed): nothing was handed over."""
         import json
 
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self.gone = True
+            return False
+        return True
 
     def outcomes(self, seconds):
         """The outcomes the sender reports in the next `seconds` (all of them: a call of the
@@ -479,9 +486,14 @@ class Run:
     def hand_out(self, notes):
         if self.sender is None:
             self.sender = Sender(self.settings)
-        for note in notes:
-            self.channels[note["channel"]].in_flight[note["id"]] = note
-            self.sender.write(dict(note))
+        for number, note in enumerate(notes):
+            channel = self.channels[note["channel"]]
+            if not self.sender.write(dict(note)):
+                # these were never handed over: back, untried; outcomes() says why from the
+                # end of the sender's output
+                give_back(channel, self, [n["id"] for n in notes[number:]])
+                return
+            channel.in_flight[note["id"]] = note
 
     def outcomes(self):
         """What came back: (channel, notification, outcome) each. Waits up to TICK while
@@ -489,7 +501,7 @@ class Run:
         again."""
         import time
 
-        if not self.in_flight():
+        if not self.in_flight() and not (self.sender and self.sender.gone):
             ready = [c.ready_at for c in self.channels.values() if c.ready_at]
             if ready:
                 time.sleep(min(max(min(ready) - time.monotonic(), 0), TICK * 10))

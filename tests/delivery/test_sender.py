@@ -110,3 +110,19 @@ def test_a_sender_that_writes_much_to_stderr_ends_and_its_last_words_are_kept() 
         assert len(why) < 400
     finally:
         sender.close()
+
+
+def test_a_message_for_a_sender_that_is_gone_is_not_handed_over() -> None:
+    """The sender killed while the run hands it the next message: the write finds its input
+    closed. It must not raise (the run would fail with "BrokenPipeError", its messages left
+    claimed, as a CI run showed): the run gives the message back untried and learns why the
+    sender ended from the end of its output."""
+    dispatch = load_plpy_module("dispatch")
+    dispatch.SENDER_PROGRAM = "import sys; sys.exit(0)"  # ends at once, its input unread
+    sender = dispatch.Sender({"smtp.connections": "1"})
+    try:
+        assert sender.process.wait(timeout=10) == 0
+        assert sender.write({"id": 1, "channel": "email"}) is False
+        assert sender.gone
+    finally:
+        sender.close()
