@@ -627,7 +627,11 @@ WRITING_JOBS = ["sla-check", "hearing-reminders", "deadline-alerts", "health-che
 
 
 def writers_at_work(state):
-    if not any(configured(name, state.settings) for name in CHANNELS):
+    # waiting is for sending what a writer writes: pointless when no channel may send
+    if not any(
+        configured(c.name, state.settings) and not (c.stopped or c.down)
+        for c in state.channels.values()
+    ):
         return False
     return plpy.execute(plan("writers", WRITERS, ["text[]"]), [WRITING_JOBS])[0]["at_work"]
 

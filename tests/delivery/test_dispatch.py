@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -906,12 +906,11 @@ def test_a_run_stops_claiming_after_its_time_and_the_next_goes_on(
     assert len(set(smtp.message_ids())) == first + second == len(smtp.received)
 
 
-def test_with_nothing_due_a_run_waits_for_a_job_at_work_and_sends_what_it_writes(
-    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
-) -> None:
-    """At 09:00 deadline-alerts and dispatch start at one tick: the dispatch run finds nothing
-    due yet. It waits while a job that writes notifications is at work (here sla-check, held
-    at its first notification), and sends what it wrote in the same run, not a minute later."""
+@contextlib.contextmanager
+def writer_held(db: str, outbox: psycopg.Connection[Any]) -> Iterator[Callable[[str], None]]:
+    """sla-check at work, held at its first notification (one task due at 10:00 on
+    2026-11-20) until the block ends; yields a function that runs a statement in a thread of
+    its own. Errors of either thread are asserted empty at the end."""
     from tests.integration.conftest import at
     from tests.integration.test_sla_check import add_task
 
@@ -925,6 +924,7 @@ def test_with_nothing_due_a_run_waits_for_a_job_at_work_and_sends_what_it_writes
     holder = psycopg.connect(db, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (TRIP_LOCK,))
     errors: list[BaseException] = []
+    threads: list[threading.Thread] = []
 
     def call(statement: str, *params: Any) -> None:
         try:
@@ -933,33 +933,73 @@ def test_with_nothing_due_a_run_waits_for_a_job_at_work_and_sends_what_it_writes
         except BaseException as error:
             errors.append(error)
 
-    writer = threading.Thread(
-        target=call,
-        args=("CALL gstjobs.run_job('sla-check', as_of => %s)", due + timedelta(seconds=30)),
-    )
-    writer.start()
+    def start(statement: str, *params: Any) -> None:
+        threads.append(threading.Thread(target=call, args=(statement, *params)))
+        threads[-1].start()
+
+    start("CALL gstjobs.run_job('sla-check', as_of => %s)", due + timedelta(seconds=30))
     wait_until(db, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory'")
-    dispatcher = threading.Thread(
-        target=call, args=("CALL gstjobs.run_job('dispatch-notifications')",)
-    )
-    dispatcher.start()
-    wait_until(
-        db,
-        "SELECT 1 FROM gstjobs.runs WHERE job = 'dispatch-notifications' AND status = 'running'",
-    )
-    time.sleep(1)
-    assert dispatcher.is_alive(), "the dispatch run ended with a writer at work"
-    holder.execute("SELECT pg_advisory_unlock(%s)", (TRIP_LOCK,))
-    writer.join(30)
-    dispatcher.join(30)
-    holder.close()
+    try:
+        yield start
+    finally:
+        holder.execute("SELECT pg_advisory_unlock(%s)", (TRIP_LOCK,))
+        for thread in threads:
+            thread.join(30)
+        holder.close()
     assert errors == []
+
+
+def test_with_nothing_due_a_run_waits_for_a_job_at_work_and_sends_what_it_writes(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """At 09:00 deadline-alerts and dispatch start at one tick: the dispatch run finds nothing
+    due yet. It waits while a job that writes notifications is at work (here sla-check, held
+    at its first notification), and sends what it wrote in the same run, not a minute later."""
+    with writer_held(db, outbox) as start:
+        start("CALL gstjobs.run_job('dispatch-notifications')")
+        wait_until(
+            db,
+            "SELECT 1 FROM gstjobs.runs"
+            " WHERE job = 'dispatch-notifications' AND status = 'running'",
+        )
+        time.sleep(1)
+        assert outbox.execute(
+            "SELECT status FROM gstjobs.runs WHERE job = 'dispatch-notifications'"
+        ).fetchall() == [("running",)], "the dispatch run ended with a writer at work"
     runs = outbox.execute(
         "SELECT (counts ->> 'sent')::int FROM gstjobs.runs"
         " WHERE job = 'dispatch-notifications' ORDER BY id"
     ).fetchall()
     # one run sent what sla-check wrote: the assignee's email and WhatsApp message
     assert runs == [(2,)] and statuses(outbox) == {"sent": 2} and len(smtp.received) == 1
+
+
+def test_a_run_that_may_send_on_no_channel_does_not_wait_for_a_job_at_work(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink
+) -> None:
+    """Waiting for a writer is for sending what it writes: a run whose every channel is
+    stopped (here email by a login without a password, WhatsApp not set up) ends at once,
+    failed and saying why, though sla-check is at work; it does not sit out its time."""
+    outbox.execute(
+        'SELECT gstjobs.set_settings(\'{"dispatch.run_seconds": "40", "smtp.user": "alerts",'
+        ' "whatsapp.url": ""}\')'
+    )
+    (waiting,) = add(outbox, 1)
+    with writer_held(db, outbox):
+        started = time.monotonic()
+        run_id = outbox.execute(
+            "CALL gstjobs.run_job('dispatch-notifications', as_of => %s)", (datetime.now(UTC),)
+        ).fetchone()
+        took = time.monotonic() - started
+    ended = outbox.execute(
+        "SELECT status, error FROM gstjobs.runs WHERE id = %s", (run_id[0] if run_id else None,)
+    ).fetchone()
+    assert ended == ("failed", "email not sent: smtp.user is set but smtp.password is not")
+    # the run's time was 40 s: it ended long before, while the writer was still held
+    assert took < 20, f"the run waited {took:.1f} s for a writer with no channel to send on"
+    assert smtp.received == [] and outbox.execute(
+        "SELECT status, attempts FROM gstjobs.notifications WHERE id = %s", (waiting,)
+    ).fetchone() == ("pending", 0)
 
 
 def test_a_run_finishing_its_messages_in_flight_does_not_hold_up_the_next(
