@@ -191,3 +191,24 @@ inserted AS (
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING 1
 )"""
+
+
+def sender_python():
+    """(path, None) of the interpreter dispatch's sender (plpy/sender.py, a process of its own)
+    runs on, or (None, why) when the server has none. The server's own Python, found beside
+    Python's library (sys.base_prefix) before sys.executable, which PL/Python takes from the
+    server's PATH: a service manager may start the server without python3 on it. Debian's
+    postgresql-plpython3-15 needs only the library, so the interpreter may not be installed."""
+    import os
+    import sys
+
+    name = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    beside = os.path.join(sys.base_prefix, "bin", name)
+    for path in (beside, sys.executable):
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, None
+    return None, (
+        f"the sender cannot start: this server has no {name} interpreter ({beside};"
+        f" PL/Python needs only Python's library): install it (Debian: apt-get install"
+        f" {name}-minimal)"
+    )

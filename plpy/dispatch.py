@@ -27,7 +27,7 @@ only the owner may call, and they appear in no error, log line or ledger row.
 # The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
 # these names come from there. Never run, so nothing is imported in a new session.
 if False:
-    from common import EMAIL_PART, enter_run, one, plan
+    from common import EMAIL_PART, enter_run, one, plan, sender_python
 
     SENDER_PROGRAM = ""  # plpy/sender.py's text, put here by the rendering (resources.py)
 
@@ -369,16 +369,18 @@ class Sender:
 
     def __init__(self, settings):
         import subprocess
-        import sys
         import tempfile
 
+        # the server's own Python, isolated from the environment and the user's site packages
+        # (without one, a channel problem stops the run before anything is handed out)
+        python, missing = sender_python()
+        if python is None:
+            raise RuntimeError(missing)
         # its stderr goes to a file (unlinked), not a pipe: nobody reads it while the sender
         # runs, and a pipe that filled would stop the sender in the middle of a write
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the sender: close)
-        # the server's own Python (sys.executable in PL/Python), isolated from the
-        # environment and the user's site packages
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-c", SENDER_PROGRAM],
+            [python, "-I", "-c", SENDER_PROGRAM],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,

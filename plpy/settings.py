@@ -10,7 +10,7 @@ address. Both return a sentence for a person, or None.
 # The server compiles plpy/common.py into this module's namespace (cli/gstjobs/resources.py):
 # these names come from there. Never run, so nothing is imported in a new session.
 if False:
-    from common import plan
+    from common import plan, sender_python
 
 KIND = "SELECT kind, minimum, maximum FROM gstjobs.setting_defaults WHERE key = $1"
 SETTING = "SELECT gstjobs.setting($1) AS value"
@@ -240,6 +240,10 @@ def delivery_problems(resolve):
             if not whatsapp and resolve:
                 default = 443 if parts.scheme == "https" else 80
                 whatsapp = resolved_problem(parts.hostname, parts.port or default)
+    if (host and not email) or (url and not whatsapp):
+        _, missing = sender_python()
+        email = email or (host and missing)
+        whatsapp = whatsapp or (url and missing)
     # a copy of the database (restored elsewhere, or renamed) sends nothing, whatever is set
     copy = plpy.execute(plan("copy", COPY, []))[0]["problem"]
     if copy:

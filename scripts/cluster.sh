@@ -9,6 +9,8 @@
 #   GSTJOBS_CRON_DB       database pg_cron works in, cron.database_name (default gstjobs)
 #   GSTJOBS_CLUSTER_ROOT  where clusters live (root: /var/lib/postgresql/gstjobs,
 #                         others: ~/.local/state/gstjobs)
+#   GSTJOBS_SERVER_ENV    the server's whole environment, as a service manager gives it
+#                         (e.g. "PATH=/usr/bin"); unset, the server inherits this script's
 set -euo pipefail
 
 action=${1:?usage: cluster.sh start|stop|restart|status|dsn NAME}
@@ -97,7 +99,7 @@ start() {
   # TIME_WAIT (its local port, e.g. a test's connection to another cluster): nothing listens,
   # yet the bind fails. Wait that out; any other failure stops at once.
   for attempt in $(seq 40); do
-    as_server $bindir/pg_ctl -D "$data" -l "$log" -w -t 60 start >/dev/null && break
+    as_server ${GSTJOBS_SERVER_ENV:+env -i $GSTJOBS_SERVER_ENV} $bindir/pg_ctl -D "$data" -l "$log" -w -t 60 start >/dev/null && break
     if [ "$attempt" -lt 40 ] && tail -n 5 "$log" | grep -q 'could not bind .*Address already in use' && ! port_taken; then
       sleep 2
       continue

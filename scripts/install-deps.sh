@@ -2,7 +2,9 @@
 # Installs the Debian packages gstjobs needs, only those that are missing.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-15-cron postgresql-plpython3-15 postgresql-client-15 openssl)
+# python3.11-minimal: the server's interpreter, which dispatch's sender runs on (PL/Python's
+# package brings only the library)
+packages=(postgresql-15 postgresql-15-cron postgresql-plpython3-15 python3.11-minimal postgresql-client-15 openssl)
 # the tests': the metrics exporter DBAs run and promtool (monitoring/), a browser for the
 # dashboard's tests
 packages+=(prometheus-postgres-exporter prometheus chromium chromium-driver)
