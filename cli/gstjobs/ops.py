@@ -118,16 +118,23 @@ def run_job(
     """Run a job now through CALL gstjobs.run_job, as pg_cron does; the run as recorded:
     {job, run_id, status, counts, started_at, finished_at, duration} with error when it failed
     and would_notify for a dry run."""
-    called = query(
-        conn,
-        "run-job",
-        job=job,
-        as_of=as_of,
-        tenant_id=tenant_id,
-        dry_run=dry_run,
-        reason=reason,
-        wait=wait,
-    )
+    # A run stops at its job's own timeout (timeout.<job>); a statement_timeout of the
+    # database's or the login's, meant for queries, would cut it short (it counts the whole
+    # CALL), as it would pg_cron's if the runner's role did not set it aside (revision 0020).
+    conn.execute("SET statement_timeout = 0")
+    try:
+        called = query(
+            conn,
+            "run-job",
+            job=job,
+            as_of=as_of,
+            tenant_id=tenant_id,
+            dry_run=dry_run,
+            reason=reason,
+            wait=wait,
+        )
+    finally:
+        conn.execute("RESET statement_timeout")
     result = query(conn, "run-result", run_id=called[0]["run_id"])[0]
     counts = dict(result["counts"] or {})
     would = counts.pop("would_notify", None)

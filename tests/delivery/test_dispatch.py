@@ -15,9 +15,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from gstjobs import ops
 from gstjobs.resources import load_plpy_module
+from psycopg.rows import dict_row
 
-from tests.conftest import CRON_DB, OPERATOR, cluster, wait_until
+from tests.conftest import CRON_DB, OPERATOR, as_login, as_operator, cluster, wait_until
 from tests.delivery.conftest import TOKEN, SmtpSink, WhatsAppApi, add, statuses
 from tests.integration.conftest import run
 from tests.reliability.tripwire import TRIP_LOCK, TRIPWIRE
@@ -1035,3 +1037,36 @@ def test_a_run_finishing_its_messages_in_flight_does_not_hold_up_the_next(
     assert statuses(outbox) == {"sent": sent} | ({"pending": 6 - sent} if sent < 6 else {})
     assert len(smtp.received) == sent and len(set(smtp.message_ids())) == sent
     assert smtp.most_active == 2  # one session each, side by side
+
+
+def test_a_statement_timeout_of_the_database_does_not_cut_a_run_short(
+    db: str, outbox: psycopg.Connection[Any], smtp: SmtpSink, operator_role: str
+) -> None:
+    """A DBA's statement_timeout for the database, meant for the firms' queries, counts the
+    whole CALL of a run, across its commits: a dispatch run longer than it was cut short in the
+    middle of its sending. gstjobs stops its runs at their own timeouts (timeout.<job>): a run
+    by pg_cron's role, or by hand through gstjobs (CLI, dashboard), is not subject to it. And
+    the jobs are written for READ COMMITTED (the claims skip locked rows): the runner's
+    sessions read committed whatever the database's default."""
+    name = psycopg.conninfo.conninfo_to_dict(db)["dbname"]
+    outbox.execute(f"ALTER DATABASE {name} SET statement_timeout = '1s'")
+    outbox.execute(f"ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'")
+    outbox.execute("SELECT gstjobs.set_setting('smtp.connections', '1')")
+    smtp.delay = 0.5  # three messages, one at a time: 1.5 s
+    add(outbox, 3)
+    # a session of the runner, as pg_cron's background worker opens it
+    with psycopg.connect(as_login(db, "gstjobs_runner"), autocommit=True) as runner:
+        assert runner.execute("SHOW default_transaction_isolation").fetchone() == (
+            "read committed",
+        )
+        called = runner.execute("CALL gstjobs.run_job('dispatch-notifications')").fetchone()
+    assert called is not None and outbox.execute(
+        "SELECT status, (counts ->> 'sent')::int FROM gstjobs.runs WHERE id = %s", called
+    ).fetchone() == ("succeeded", 3)
+    add(outbox, 3, start=100)
+    with psycopg.connect(as_operator(db), autocommit=True, row_factory=dict_row) as operator:
+        report = ops.run_job(operator, "dispatch-notifications")  # type: ignore[arg-type]
+        assert (report["status"], report["counts"]["sent"]) == ("succeeded", 3)
+        # the operator's session keeps the database's timeout for what it does next
+        assert operator.execute("SHOW statement_timeout").fetchone() == {"statement_timeout": "1s"}
+    assert statuses(outbox) == {"sent": 6} and len(smtp.received) == 6
