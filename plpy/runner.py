@@ -74,9 +74,16 @@ def begin_as_caller(args):
 
 START = "SELECT run_id, acquired FROM gstjobs.start_run($1, $2, $3, $4, $5, $6)"
 
+# With the run's row, the batch's text styles: a date or a time in text (a notification's key
+# is format('...%s', day); Python gets as_of as text) is written the same way whatever the
+# caller's session has (a DBA's datestyle 'SQL, DMY', a client's PGDATESTYLE wrote 20/11/2026
+# where other runs wrote 2026-11-20). Local to the batch's transaction; set as this statement
+# runs, before its row reaches Python as text.
 RUN = """
 SELECT r.job, j.body::text AS body, r.as_of, r.tenant_id, r.dry_run
-FROM gstjobs.runs AS r
+FROM (SELECT pg_catalog.set_config('datestyle', 'ISO, YMD', true),
+             pg_catalog.set_config('intervalstyle', 'postgres', true)) AS styles,
+     gstjobs.runs AS r
 JOIN gstjobs.jobs AS j ON j.name = r.job
 WHERE r.id = $1 AND r.status = 'running' AND r.backend_pid = pg_backend_pid()
   AND r.backend_start = (SELECT a.backend_start FROM pg_stat_get_activity(pg_backend_pid()) AS a)

@@ -279,3 +279,29 @@ def test_a_late_reminder_says_so_and_counts_days_from_when_it_is_sent(
         if n["channel"] == "email" and "27 Nov" in n["body"]
     ]
     assert on_time and "sent late" not in on_time[0]["body"]
+
+
+def test_what_a_run_writes_does_not_depend_on_the_sessions_date_style(
+    firm: psycopg.Connection[Any],
+) -> None:
+    """A date in a notification's key went through the session's DateStyle: a run in a session
+    with another (a DBA's `datestyle = 'SQL, DMY'`, a client's PGDATESTYLE) wrote 20/11/2026
+    where the others write 2026-11-20, and the same reminder would not be recognised as one."""
+    add_hearing(firm, 1, at("2026-11-20 10:30"))
+
+    def written(datestyle: str, intervalstyle: str) -> list[tuple[str, str, str]]:
+        firm.execute("DELETE FROM gstjobs.notifications")
+        firm.execute("DELETE FROM gstjobs.slots")
+        firm.execute(f"SET DateStyle = '{datestyle}'")
+        firm.execute(f"SET IntervalStyle = '{intervalstyle}'")
+        try:
+            run(firm, "hearing-reminders", at("2026-11-19 08:05"))
+        finally:
+            firm.execute("RESET DateStyle")
+            firm.execute("RESET IntervalStyle")
+        return sorted((r["dedupe_key"], r["subject"], r["body"]) for r in notifications(firm))
+
+    iso = written("ISO, MDY", "postgres")
+    assert iso and all(":2026-11-20:" in key for key, _, _ in iso)
+    assert written("SQL, DMY", "sql_standard") == iso
+    assert written("German", "iso_8601") == iso
