@@ -118,10 +118,11 @@ def run_job(
     """Run a job now through CALL gstjobs.run_job, as pg_cron does; the run as recorded:
     {job, run_id, status, counts, started_at, finished_at, duration} with error when it failed
     and would_notify for a dry run."""
-    # A run stops at its job's own timeout (timeout.<job>); a statement_timeout of the
-    # database's or the login's, meant for queries, would cut it short (it counts the whole
-    # CALL), as it would pg_cron's if the runner's role did not set it aside (revision 0020).
-    conn.execute("SET statement_timeout = 0")
+    # What a run needs of its session, as the runner's role has it (revision 0020), whatever
+    # the database's or the login's defaults: no statement_timeout, which counts the whole CALL
+    # (a run stops at its job's own timeout, timeout.<job>), and READ COMMITTED, which the jobs'
+    # claims and guards are written for. Back to the session's defaults after the run.
+    conn.execute("SET statement_timeout = 0; SET default_transaction_isolation = 'read committed'")
     try:
         called = query(
             conn,
@@ -134,7 +135,7 @@ def run_job(
             wait=wait,
         )
     finally:
-        conn.execute("RESET statement_timeout")
+        conn.execute("RESET statement_timeout; RESET default_transaction_isolation")
     result = query(conn, "run-result", run_id=called[0]["run_id"])[0]
     counts = dict(result["counts"] or {})
     would = counts.pop("would_notify", None)
