@@ -354,11 +354,15 @@ class Channel:
         self.stopped = None  # why this run may not send on the channel
         self.ready_at = 0.0  # time.monotonic() when the window grants again, while it is full
 
+    def halted(self):
+        """This run sends no more on the channel (a problem, the server gone, the sender dead)."""
+        return bool(self.stopped or self.down)
+
     def room(self):
         """How many more may be handed out now: one until the server has accepted a message
         in this run (a dead server costs one attempt, not one per connection), then two per
         connection (each has the next message ready as it finishes one)."""
-        if self.stopped or self.down:
+        if self.halted():
             return 0
         return (2 * self.width if self.proven else 1) - len(self.in_flight)
 
@@ -631,8 +635,7 @@ WRITING_JOBS = ["sla-check", "hearing-reminders", "deadline-alerts", "health-che
 def writers_at_work(state):
     # waiting is for sending what a writer writes: pointless when no channel may send
     if not any(
-        configured(c.name, state.settings) and not (c.stopped or c.down)
-        for c in state.channels.values()
+        configured(c.name, state.settings) and not c.halted() for c in state.channels.values()
     ):
         return False
     return plpy.execute(plan("writers", WRITERS, ["text[]"]), [WRITING_JOBS])[0]["at_work"]
