@@ -853,12 +853,15 @@ def run_size(size_name: str, args: argparse.Namespace, proxy: DelayProxy) -> dic
         "proxy_rtt_ms": round_trip_ms(net_dsn),
     }
     print(f"  round trips: {entry['network']}", flush=True)
-    entry["fixed_cost"] = fixed_cost(base, args.repeat or 5)
+    # the fixed cost and the runs judged after it are a few tens of milliseconds each, and two
+    # medians are subtracted: more runs of them, so the hour's noise weighs less
+    entry["fixed_cost"] = fixed_cost(base, args.repeat or SMALL_RUN_REPEAT)
     print(f"  fixed cost of a run: {entry['fixed_cost']}", flush=True)
-    repeat = args.repeat or REPEAT.get(size_name, 5)
     for job, case in cases(base).items():
         if args.only and args.only != case.job:
             continue
+        small = (size_name, job) in SMALLER_THAN_A_RUN
+        repeat = args.repeat or (SMALL_RUN_REPEAT if small else REPEAT.get(size_name, 5))
         relayed = proxy.relayed.value
         # before the measured runs, whose undoing leaves dead index entries behind
         touched = buffers(case)
@@ -905,6 +908,7 @@ SMALLER_THAN_A_RUN = {("seed", job) for job in (*JOBS, SLA_EVERY_MINUTE)} | {
     ("l", SLA_EVERY_MINUTE)
 }
 FIXED_COST_MS = 25
+SMALL_RUN_REPEAT = 15
 PEAK_P99_S = 120
 PEAK_PER_S = {"email": 200, "whatsapp": 75}
 
@@ -980,15 +984,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     work * 100 <= REPLACED_REPORTED[job] * 1000,
                 )
         if size_name == "l":
-            # 50 ms at its schedule's load: one minute of new breaches
+            # 50 ms at its schedule's load, one minute of new breaches: work smaller than a run's
+            # fixed cost, judged after it (issue 22, point 5), as its job/limit is. The whole
+            # run cannot be 50 ms while pg_cron starts a new session for each: its statements
+            # alone, bare, take about that long in one (the limit, reported beside it)
             sla = entry["jobs"].get(SLA_EVERY_MINUTE)
             if sla:
                 ms = sla["ways"]["job"]["median_ms"]
+                work = round(ms - heartbeat, 2)
                 tasks = effects_counts(sla)[1]
                 check(
-                    f"l sla-check <= 50 ms at its schedule (one minute: {tasks} newly detected)",
-                    ms,
-                    ms <= 50,
+                    f"l sla-check <= 50 ms at its schedule after a run's fixed cost ({ms} -"
+                    f" {heartbeat} ms; one minute: {tasks} newly detected)",
+                    work,
+                    work <= 50,
                 )
             analytics = entry["jobs"].get("analytics-snapshot")
             if analytics:

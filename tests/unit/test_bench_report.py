@@ -3,7 +3,7 @@ and the factor over the size before (docs/BENCHMARKS.md, "Growth: seed, L, XL").
 
 from typing import Any
 
-from bench.run import size_growth
+from bench.run import SLA_EVERY_MINUTE, size_growth, targets
 
 
 def measured(ms: float, buffers: int | None, **counts: int) -> dict[str, Any]:
@@ -40,3 +40,42 @@ def test_sla_check_grows_with_what_it_found_and_one_size_makes_no_table() -> Non
     [_, xl] = size_growth(results)
     assert xl == ["sla-check", "xl", "", 9000, 13000, 2700, 51000, 9.0, 10.2, 9.0]
     assert size_growth({"sizes": {"l": results["sizes"]["l"]}}) == []
+
+
+def run(job_ms: float, limit_ms: float, notified: int = 57, state: int = 17) -> dict[str, Any]:
+    """A job measured the job way and the limit way, with the same effects."""
+    effects = f"{notified}:digest:{state}"
+    return {
+        "ways": {
+            "job": {"median_ms": job_ms, "effects": effects},
+            "limit": {"median_ms": limit_ms, "effects": effects},
+        },
+        "same_effects": True,
+        "job_over_limit": round(job_ms / limit_ms, 2),
+    }
+
+
+def verdicts(heartbeat: float, sla_minute: tuple[float, float]) -> dict[str, Any]:
+    """The verdict of each target about the one-minute sla-check at L, by its name without the figures in its last parentheses."""
+    results = {
+        "sizes": {
+            "l": {
+                "fixed_cost": {"heartbeat_ms": heartbeat},
+                "jobs": {SLA_EVERY_MINUTE: run(*sla_minute)},
+            }
+        }
+    }
+    return {t["target"].rsplit(" (", 1)[0]: (t["value"], t["pass"]) for t in targets(results)}
+
+
+def test_the_one_minute_sla_check_is_judged_after_a_runs_fixed_cost() -> None:
+    # 75 ms in all: 49 ms after a run's fixed cost of 26 ms, its bare statements 55 ms
+    found = verdicts(26.0, (75.0, 55.0))
+    assert found["l sla-check <= 50 ms at its schedule after a run's fixed cost"] == (49.0, True)
+    assert found["l sla-check (1 min): job/limit <= 1.3 after a run's fixed cost"] == (0.89, True)
+    # the same run with a fixed cost of 20 ms has 55 ms of work: over the 50
+    found = verdicts(20.0, (75.0, 55.0))
+    assert found["l sla-check <= 50 ms at its schedule after a run's fixed cost"] == (55.0, False)
+    # and work slower than its bare statements fails job/limit too: (95 - 20) / 55
+    found = verdicts(20.0, (95.0, 55.0))
+    assert found["l sla-check (1 min): job/limit <= 1.3 after a run's fixed cost"] == (1.36, False)
