@@ -42,7 +42,14 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
     assert set(network) == {"delay_ms", "loopback_rtt_ms", "proxy_rtt_ms"}, network
     # a run's fixed cost, each part measured (the bench checked that the dispatch runs were idle)
     fixed = results["sizes"]["tiny"]["fixed_cost"]
-    assert set(fixed) == {"select_1_ms", "python_start_ms", "heartbeat_ms", "dispatch_idle_ms"}
+    assert set(fixed) == {
+        "select_1_ms",
+        "python_start_ms",
+        "heartbeat_ms",
+        "heartbeat_runs_ms",
+        "dispatch_idle_ms",
+    }
+    assert len(fixed["heartbeat_runs_ms"]) == 1  # --repeat 1
     compared = {
         "sla-check",
         "sla-check (1 min)",
@@ -60,6 +67,9 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
     replaced_ways = {"replaced", "replaced_1tx", "replaced_net"}
     for job, measured in jobs.items():
         assert measured["same_effects"], job
+        # at this size every job's work is smaller than a run's fixed cost: a run with nothing
+        # to do took its turn beside it, and it is judged after that
+        assert len(measured["heartbeat"]["runs_ms"]) == 1, job
         ways = {"job", "limit"} | replaced_ways if job in compared else {"job"}
         assert set(measured["ways"]) == ways, job
         if job in compared:
@@ -90,6 +100,9 @@ def test_bench_runs_and_the_ways_agree(tmp_path: Path) -> None:
         sla = entry["sla-check"]
         assert sla["buffers"] > sla["tasks_detected"] + sla["notifications"], sla
     assert "target" in result.stdout and "same effects" in result.stdout
+    # the fixed cost judged over every heartbeat: its own one and one beside each of six cases
+    [fixed_target] = [t for t in results["targets"] if "nothing to do" in t["target"]]
+    assert "(median of 7, in turns with the jobs)" in fixed_target["target"], fixed_target
     # the plans of the hot statements, as BENCHMARKS.md shows them for L
     plans = subprocess.run(
         [sys.executable, str(ROOT / "bench/plans.py"), "--size", "tiny"],

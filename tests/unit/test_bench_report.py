@@ -79,3 +79,38 @@ def test_the_one_minute_sla_check_is_judged_after_a_runs_fixed_cost() -> None:
     # and work slower than its bare statements fails job/limit too: (95 - 20) / 55
     found = verdicts(20.0, (95.0, 55.0))
     assert found["l sla-check (1 min): job/limit <= 1.3 after a run's fixed cost"] == (1.36, False)
+
+
+def test_a_run_judged_after_the_fixed_cost_is_judged_after_its_own_heartbeat() -> None:
+    # the fixed cost was 30 ms at the size's start; beside the job, 20 ms: 55 ms of work
+    sla = run(75.0, 55.0) | {"heartbeat": {"median_ms": 20.0, "runs_ms": [19.0, 20.0, 21.0]}}
+    results = {
+        "sizes": {
+            "l": {
+                "fixed_cost": {"heartbeat_ms": 30.0, "heartbeat_runs_ms": [29.0, 30.0, 31.0]},
+                "jobs": {SLA_EVERY_MINUTE: sla},
+            }
+        }
+    }
+    found = {t["target"].rsplit(" (", 1)[0]: (t["value"], t["pass"]) for t in targets(results)}
+    assert found["l sla-check <= 50 ms at its schedule after a run's fixed cost"] == (55.0, False)
+
+
+def test_the_fixed_cost_is_the_median_of_every_heartbeat_the_size_measured() -> None:
+    # three slow heartbeats at the start (a machine still busy), five fast ones beside the jobs
+    beats = {"median_ms": 21.0, "runs_ms": [20.0, 21.0, 22.0, 21.5, 20.5]}
+    results = {
+        "sizes": {
+            "seed": {
+                "fixed_cost": {"heartbeat_ms": 30.0, "heartbeat_runs_ms": [29.0, 30.0, 31.0]},
+                "jobs": {"sla-check": run(40.0, 20.0) | {"heartbeat": beats}},
+            }
+        }
+    }
+    [fixed] = [t for t in targets(results) if "nothing to do" in t["target"]]
+    assert (fixed["value"], fixed["pass"]) == (21.75, True)
+    assert "median of 8" in fixed["target"]
+    # the same heartbeats all slow fail it
+    beats["runs_ms"] = [26.0, 27.0, 28.0, 26.5, 27.5]
+    [fixed] = [t for t in targets(results) if "nothing to do" in t["target"]]
+    assert (fixed["value"], fixed["pass"]) == (27.75, False)
