@@ -55,45 +55,35 @@ def run(job_ms: float, limit_ms: float, notified: int = 57, state: int = 17) -> 
     }
 
 
-def verdicts(heartbeat: float, sla_minute: tuple[float, float]) -> dict[str, Any]:
-    """The verdict of each target about the one-minute sla-check at L, by its name without the figures in its last parentheses."""
-    results = {
-        "sizes": {
-            "l": {
-                "fixed_cost": {"heartbeat_ms": heartbeat},
-                "jobs": {SLA_EVERY_MINUTE: run(*sla_minute)},
-            }
-        }
-    }
+def at_l(fixed_cost: dict[str, Any], sla_minute: dict[str, Any]) -> dict[str, Any]:
+    return {"sizes": {"l": {"fixed_cost": fixed_cost, "jobs": {SLA_EVERY_MINUTE: sla_minute}}}}
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, Any]:
+    """(value, pass) of each target, by its name without the figures in its last parentheses."""
     return {t["target"].rsplit(" (", 1)[0]: (t["value"], t["pass"]) for t in targets(results)}
+
+
+FIFTY_MS = "l sla-check <= 50 ms at its schedule after a run's fixed cost"
+AFTER_LIMIT = "l sla-check (1 min): job/limit <= 1.3 after a run's fixed cost"
 
 
 def test_the_one_minute_sla_check_is_judged_after_a_runs_fixed_cost() -> None:
     # 75 ms in all: 49 ms after a run's fixed cost of 26 ms, its bare statements 55 ms
-    found = verdicts(26.0, (75.0, 55.0))
-    assert found["l sla-check <= 50 ms at its schedule after a run's fixed cost"] == (49.0, True)
-    assert found["l sla-check (1 min): job/limit <= 1.3 after a run's fixed cost"] == (0.89, True)
+    found = verdicts(at_l({"heartbeat_ms": 26.0}, run(75.0, 55.0)))
+    assert found[FIFTY_MS] == (49.0, True)
+    assert found[AFTER_LIMIT] == (0.89, True)
     # the same run with a fixed cost of 20 ms has 55 ms of work: over the 50
-    found = verdicts(20.0, (75.0, 55.0))
-    assert found["l sla-check <= 50 ms at its schedule after a run's fixed cost"] == (55.0, False)
+    assert verdicts(at_l({"heartbeat_ms": 20.0}, run(75.0, 55.0)))[FIFTY_MS] == (55.0, False)
     # and work slower than its bare statements fails job/limit too: (95 - 20) / 55
-    found = verdicts(20.0, (95.0, 55.0))
-    assert found["l sla-check (1 min): job/limit <= 1.3 after a run's fixed cost"] == (1.36, False)
+    assert verdicts(at_l({"heartbeat_ms": 20.0}, run(95.0, 55.0)))[AFTER_LIMIT] == (1.36, False)
 
 
 def test_a_run_judged_after_the_fixed_cost_is_judged_after_its_own_heartbeat() -> None:
     # the fixed cost was 30 ms at the size's start; beside the job, 20 ms: 55 ms of work
     sla = run(75.0, 55.0) | {"heartbeat": {"median_ms": 20.0, "runs_ms": [19.0, 20.0, 21.0]}}
-    results = {
-        "sizes": {
-            "l": {
-                "fixed_cost": {"heartbeat_ms": 30.0, "heartbeat_runs_ms": [29.0, 30.0, 31.0]},
-                "jobs": {SLA_EVERY_MINUTE: sla},
-            }
-        }
-    }
-    found = {t["target"].rsplit(" (", 1)[0]: (t["value"], t["pass"]) for t in targets(results)}
-    assert found["l sla-check <= 50 ms at its schedule after a run's fixed cost"] == (55.0, False)
+    fixed_cost = {"heartbeat_ms": 30.0, "heartbeat_runs_ms": [29.0, 30.0, 31.0]}
+    assert verdicts(at_l(fixed_cost, sla))[FIFTY_MS] == (55.0, False)
 
 
 def test_the_fixed_cost_is_the_median_of_every_heartbeat_the_size_measured() -> None:
